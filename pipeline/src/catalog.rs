@@ -1,0 +1,377 @@
+//! The catalog: databases, their tables and each table's typed columns.
+//!
+//! One writer, many readers. Readers take a lock-free `Arc` snapshot (arc-swap); every change
+//! goes through [`Catalog::update`], which builds the next version, persists it (write to a
+//! temporary file, fdatasync, rename, fsync the directory) and only then publishes it. So a
+//! column that a WAL record relies on is always durable before the record is acked.
+//!
+//! It never holds row data, and it never lets a column change type: the first write fixes it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+
+/// The type of a field column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FieldType {
+    Float,
+    Integer,
+    UInteger,
+    String,
+    Boolean,
+}
+
+impl FieldType {
+    pub fn name(self) -> &'static str {
+        match self {
+            FieldType::Float => "float",
+            FieldType::Integer => "integer",
+            FieldType::UInteger => "uinteger",
+            FieldType::String => "string",
+            FieldType::Boolean => "boolean",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<FieldType> {
+        Some(match s {
+            "float" | "float64" | "f64" => FieldType::Float,
+            "integer" | "int64" | "i64" | "int" => FieldType::Integer,
+            "uinteger" | "uint64" | "u64" => FieldType::UInteger,
+            "string" | "utf8" | "str" => FieldType::String,
+            "boolean" | "bool" => FieldType::Boolean,
+            _ => return None,
+        })
+    }
+}
+
+/// What a column is: a tag, a typed field, or the time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", tag = "kind", content = "type")]
+pub enum ColumnKind {
+    Tag,
+    Field(FieldType),
+    Time,
+}
+
+impl ColumnKind {
+    pub fn describe(self) -> String {
+        match self {
+            ColumnKind::Tag => "tag".into(),
+            ColumnKind::Field(t) => format!("{} field", t.name()),
+            ColumnKind::Time => "time".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Column {
+    pub name: String,
+    pub kind: ColumnKind,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Table {
+    pub id: u32,
+    pub name: String,
+    /// In order of first appearance; `time` is always present.
+    pub columns: Vec<Column>,
+}
+
+impl Table {
+    pub fn column(&self, name: &str) -> Option<&Column> {
+        self.columns.iter().find(|c| c.name == name)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Database {
+    pub id: u32,
+    pub name: String,
+    pub tables: BTreeMap<String, Arc<Table>>,
+    pub next_table_id: u32,
+}
+
+impl Database {
+    pub fn table(&self, name: &str) -> Option<&Arc<Table>> {
+        self.tables.get(name)
+    }
+}
+
+/// One immutable version of the catalog.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct CatalogSnapshot {
+    pub version: u64,
+    pub next_db_id: u32,
+    pub databases: BTreeMap<String, Arc<Database>>,
+}
+
+impl CatalogSnapshot {
+    pub fn db(&self, name: &str) -> Option<&Arc<Database>> {
+        self.databases.get(name)
+    }
+
+    pub fn db_by_id(&self, id: u32) -> Option<&Arc<Database>> {
+        self.databases.values().find(|d| d.id == id)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error("database '{0}' already exists")]
+    DatabaseExists(String),
+    #[error("database '{0}' not found")]
+    DatabaseNotFound(String),
+    #[error("table '{0}' already exists")]
+    TableExists(String),
+    #[error("table '{0}' not found")]
+    TableNotFound(String),
+    #[error("invalid name: {0}")]
+    InvalidName(String),
+    #[error("column '{column}' is a {existing}, not a {wanted}")]
+    ColumnConflict { column: String, existing: String, wanted: String },
+    #[error("catalog storage failed: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("catalog file is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// Checks a database name: 1–64 characters of letters, digits, `_` and `-`, starting with a
+/// letter or digit (what InfluxDB 3 accepts).
+pub fn validate_db_name(name: &str) -> Result<(), CatalogError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(CatalogError::InvalidName(format!(
+            "database name '{name}' must be 1-64 letters, digits, '_' or '-', starting with a letter or digit"
+        )))
+    }
+}
+
+/// Changes one update can ask for. Applying one is idempotent where that makes sense
+/// (creating what already exists with the same shape succeeds), so racing shards agree.
+#[derive(Debug, Clone)]
+pub enum CatalogOp {
+    /// Create the database if it is missing.
+    EnsureDatabase(String),
+    /// Create a database; an error if it exists.
+    CreateDatabase(String),
+    DeleteDatabase(String),
+    /// Add a table (if missing) and any missing columns; an error if a column has another kind.
+    EnsureColumns { db: String, table: String, columns: Vec<Column> },
+    /// Create a table; an error if it exists.
+    CreateTable { db: String, table: String, columns: Vec<Column> },
+    DeleteTable { db: String, table: String },
+}
+
+/// The catalog: current snapshot plus the single writer.
+pub struct Catalog {
+    current: ArcSwap<CatalogSnapshot>,
+    writer: Mutex<()>,
+    path: Option<PathBuf>,
+}
+
+const FILE_NAME: &str = "catalog.json";
+
+impl Catalog {
+    /// A catalog kept only in memory.
+    pub fn in_memory() -> Catalog {
+        Catalog { current: ArcSwap::from_pointee(CatalogSnapshot::default()), writer: Mutex::new(()), path: None }
+    }
+
+    /// Loads the catalog from `dir`, or starts an empty one there.
+    pub fn open(dir: &Path) -> Result<Catalog, CatalogError> {
+        std::fs::create_dir_all(dir)?;
+        let path = dir.join(FILE_NAME);
+        let snapshot = match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| CatalogError::Corrupt(e.to_string()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => CatalogSnapshot::default(),
+            Err(e) => return Err(e.into()),
+        };
+        Ok(Catalog { current: ArcSwap::from_pointee(snapshot), writer: Mutex::new(()), path: Some(path) })
+    }
+
+    /// The current version, lock-free.
+    pub fn snapshot(&self) -> Arc<CatalogSnapshot> {
+        self.current.load_full()
+    }
+
+    /// Applies `ops` in order as one new version, persisted before it is published. If nothing
+    /// changes, no version is written.
+    pub fn update(&self, ops: &[CatalogOp]) -> Result<Arc<CatalogSnapshot>, CatalogError> {
+        let _guard = self.writer.lock();
+        let old = self.current.load_full();
+        let mut next = (*old).clone();
+        let mut changed = false;
+        for op in ops {
+            changed |= apply(&mut next, op)?;
+        }
+        if !changed {
+            return Ok(old);
+        }
+        next.version = old.version + 1;
+        if let Some(path) = &self.path {
+            persist(path, &next)?;
+        }
+        let next = Arc::new(next);
+        self.current.store(next.clone());
+        Ok(next)
+    }
+}
+
+fn apply(cat: &mut CatalogSnapshot, op: &CatalogOp) -> Result<bool, CatalogError> {
+    match op {
+        CatalogOp::EnsureDatabase(name) | CatalogOp::CreateDatabase(name) => {
+            validate_db_name(name)?;
+            if cat.databases.contains_key(name) {
+                return match op {
+                    CatalogOp::CreateDatabase(_) => Err(CatalogError::DatabaseExists(name.clone())),
+                    _ => Ok(false),
+                };
+            }
+            let id = cat.next_db_id;
+            cat.next_db_id += 1;
+            cat.databases.insert(
+                name.clone(),
+                Arc::new(Database { id, name: name.clone(), tables: BTreeMap::new(), next_table_id: 0 }),
+            );
+            Ok(true)
+        }
+        CatalogOp::DeleteDatabase(name) => {
+            cat.databases.remove(name).ok_or_else(|| CatalogError::DatabaseNotFound(name.clone()))?;
+            Ok(true)
+        }
+        CatalogOp::EnsureColumns { db, table, columns } | CatalogOp::CreateTable { db, table, columns } => {
+            let create = matches!(op, CatalogOp::CreateTable { .. });
+            let dbm = cat.databases.get_mut(db).ok_or_else(|| CatalogError::DatabaseNotFound(db.clone()))?;
+            let dbm = Arc::make_mut(dbm);
+            if create && dbm.tables.contains_key(table) {
+                return Err(CatalogError::TableExists(table.clone()));
+            }
+            if table.is_empty() {
+                return Err(CatalogError::InvalidName("table name must not be empty".into()));
+            }
+            let mut changed = false;
+            if !dbm.tables.contains_key(table) {
+                let id = dbm.next_table_id;
+                dbm.next_table_id += 1;
+                let t = Table { id, name: table.clone(), columns: vec![Column { name: "time".into(), kind: ColumnKind::Time }] };
+                dbm.tables.insert(table.clone(), Arc::new(t));
+                changed = true;
+            }
+            let t = Arc::make_mut(dbm.tables.get_mut(table).ok_or_else(|| CatalogError::TableNotFound(table.clone()))?);
+            for col in columns {
+                match t.column(&col.name) {
+                    Some(existing) if existing.kind == col.kind => {}
+                    Some(existing) => {
+                        return Err(CatalogError::ColumnConflict {
+                            column: col.name.clone(),
+                            existing: existing.kind.describe(),
+                            wanted: col.kind.describe(),
+                        })
+                    }
+                    None => {
+                        t.columns.push(col.clone());
+                        changed = true;
+                    }
+                }
+            }
+            Ok(changed)
+        }
+        CatalogOp::DeleteTable { db, table } => {
+            let dbm = cat.databases.get_mut(db).ok_or_else(|| CatalogError::DatabaseNotFound(db.clone()))?;
+            let dbm = Arc::make_mut(dbm);
+            dbm.tables.remove(table).ok_or_else(|| CatalogError::TableNotFound(table.clone()))?;
+            Ok(true)
+        }
+    }
+}
+
+fn persist(path: &Path, snapshot: &CatalogSnapshot) -> Result<(), CatalogError> {
+    use std::io::Write;
+    let bytes = serde_json::to_vec_pretty(snapshot).map_err(|e| CatalogError::Corrupt(e.to_string()))?;
+    let tmp = path.with_extension("json.tmp");
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(&bytes)?;
+    f.sync_data()?;
+    drop(f);
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cols(list: &[(&str, ColumnKind)]) -> Vec<Column> {
+        list.iter().map(|(n, k)| Column { name: n.to_string(), kind: *k }).collect()
+    }
+
+    #[test]
+    fn persists_and_reloads() {
+        let dir = tempfile::tempdir().unwrap();
+        let cat = Catalog::open(dir.path()).unwrap();
+        cat.update(&[
+            CatalogOp::EnsureDatabase("db".into()),
+            CatalogOp::EnsureColumns {
+                db: "db".into(),
+                table: "cpu".into(),
+                columns: cols(&[("host", ColumnKind::Tag), ("u", ColumnKind::Field(FieldType::Float))]),
+            },
+        ])
+        .unwrap();
+        let again = Catalog::open(dir.path()).unwrap().snapshot();
+        let t = again.db("db").unwrap().table("cpu").unwrap();
+        assert_eq!(t.columns.len(), 3);
+        assert_eq!(t.column("u").unwrap().kind, ColumnKind::Field(FieldType::Float));
+        assert_eq!(again.version, 1);
+    }
+
+    #[test]
+    fn column_type_is_fixed_by_first_write() {
+        let cat = Catalog::in_memory();
+        let add = |k| CatalogOp::EnsureColumns { db: "d".into(), table: "t".into(), columns: cols(&[("f", k)]) };
+        cat.update(&[CatalogOp::EnsureDatabase("d".into()), add(ColumnKind::Field(FieldType::Integer))]).unwrap();
+        let e = cat.update(&[add(ColumnKind::Field(FieldType::Float))]).unwrap_err();
+        assert!(matches!(e, CatalogError::ColumnConflict { .. }), "{e}");
+        // A failed update publishes nothing.
+        assert_eq!(cat.snapshot().version, 1);
+    }
+
+    #[test]
+    fn unchanged_update_writes_no_version() {
+        let cat = Catalog::in_memory();
+        cat.update(&[CatalogOp::EnsureDatabase("d".into())]).unwrap();
+        cat.update(&[CatalogOp::EnsureDatabase("d".into())]).unwrap();
+        assert_eq!(cat.snapshot().version, 1);
+    }
+
+    #[test]
+    fn deleted_database_id_is_never_reused() {
+        let cat = Catalog::in_memory();
+        cat.update(&[CatalogOp::CreateDatabase("a".into())]).unwrap();
+        let first = cat.snapshot().db("a").unwrap().id;
+        cat.update(&[CatalogOp::DeleteDatabase("a".into())]).unwrap();
+        cat.update(&[CatalogOp::CreateDatabase("a".into())]).unwrap();
+        assert_ne!(cat.snapshot().db("a").unwrap().id, first);
+    }
+
+    #[test]
+    fn rejects_bad_database_names() {
+        for bad in ["", "-x", "a b", "a/b", &"x".repeat(65)] {
+            assert!(validate_db_name(bad).is_err(), "{bad}");
+        }
+        validate_db_name("my_db-1").unwrap();
+    }
+}

@@ -1,0 +1,19 @@
+//! Weir's data path: line protocol in, durable WAL records and Arrow batches out.
+//!
+//! The road a write travels, in module order: [`lp`] parses the body in place, [`write`] checks
+//! it against the [`catalog`], [`shard`] appends it to the shard's open [`wal`] record and Arrow
+//! builders ([`batch`]), and each flush moves the batches into the [`buffer`] (what queries read)
+//! and onto the [`queue`] (what the processing engine reads). [`replay`] rebuilds the buffer from
+//! the WAL at start-up.
+//!
+//! This crate knows nothing of HTTP, Python or SQL, so it builds and benches on its own.
+
+pub mod batch;
+pub mod buffer;
+pub mod catalog;
+pub mod lp;
+pub mod queue;
+pub mod replay;
+pub mod shard;
+pub mod wal;
+pub mod write;

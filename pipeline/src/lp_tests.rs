@@ -1,0 +1,236 @@
+use super::*;
+use proptest::prelude::*;
+
+fn one(body: &str) -> ParsedLine<'_> {
+    let mut it = parse_lines(body.as_bytes());
+    let item = it.next().expect("a line");
+    assert!(it.next().is_none(), "exactly one line");
+    item.parsed.expect("parses")
+}
+
+fn err(body: &str) -> String {
+    let item = parse_lines(body.as_bytes()).next().expect("a line");
+    item.parsed.expect_err("must fail")
+}
+
+#[test]
+fn parses_basic_line() {
+    let l = one("cpu,host=a,region=west usage=1.5,count=3i,ok=t,name=\"x y\",big=7u 1700000000");
+    assert_eq!(l.measurement, "cpu");
+    assert_eq!(l.tags, vec![("host".into(), "a".into()), ("region".into(), "west".into())]);
+    assert_eq!(
+        l.fields,
+        vec![
+            ("usage".into(), FieldValue::Float(1.5)),
+            ("count".into(), FieldValue::Integer(3)),
+            ("ok".into(), FieldValue::Boolean(true)),
+            ("name".into(), FieldValue::String("x y".into())),
+            ("big".into(), FieldValue::UInteger(7)),
+        ]
+    );
+    assert_eq!(l.timestamp, Some(1_700_000_000));
+}
+
+#[test]
+fn all_boolean_spellings() {
+    for t in ["t", "T", "true", "True", "TRUE"] {
+        assert_eq!(one(&format!("m f={t}")).fields[0].1, FieldValue::Boolean(true));
+    }
+    for f in ["f", "F", "false", "False", "FALSE"] {
+        assert_eq!(one(&format!("m f={f}")).fields[0].1, FieldValue::Boolean(false));
+    }
+}
+
+#[test]
+fn floats_in_every_syntax() {
+    assert_eq!(one("m f=1").fields[0].1, FieldValue::Float(1.0));
+    assert_eq!(one("m f=-1e3").fields[0].1, FieldValue::Float(-1000.0));
+    assert_eq!(one("m f=.5").fields[0].1, FieldValue::Float(0.5));
+}
+
+#[test]
+fn escapes_in_names_values_and_strings() {
+    let l = one(r#"my\ meas\,ure,ta\=g\ k=v\,a\ l\=ue fi\ eld="a \"q\" \\ b" -5"#);
+    assert_eq!(l.measurement, "my meas,ure");
+    assert_eq!(l.tags[0], ("ta=g k".into(), "v,a l=ue".into()));
+    assert_eq!(l.fields[0], ("fi eld".into(), FieldValue::String(r#"a "q" \ b"#.into())));
+    assert_eq!(l.timestamp, Some(-5));
+}
+
+#[test]
+fn comments_blank_lines_and_line_numbers() {
+    let body = "# comment\n\ncpu f=1\n   \r\ncpu f=2 10\r\n# x\ncpu f=";
+    let items: Vec<_> = parse_lines(body.as_bytes()).collect();
+    assert_eq!(items.len(), 3);
+    assert_eq!(items[0].line_number, 3);
+    assert_eq!(items[1].line_number, 5);
+    assert_eq!(items[1].text, b"cpu f=2 10");
+    assert_eq!(items[2].line_number, 7);
+    assert!(items[2].parsed.is_err());
+}
+
+#[test]
+fn newline_inside_string_field_counts_lines() {
+    let body = "m s=\"a\nb\" 1\nm f=1 2\nbad";
+    let items: Vec<_> = parse_lines(body.as_bytes()).collect();
+    assert_eq!(items[0].parsed.as_ref().unwrap().fields[0].1, FieldValue::String("a\nb".into()));
+    assert_eq!(items[1].line_number, 3);
+    assert_eq!(items[2].line_number, 4);
+}
+
+#[test]
+fn unterminated_string_does_not_swallow_next_lines() {
+    let body = "m s=\"abc\nm f=1 2";
+    let items: Vec<_> = parse_lines(body.as_bytes()).collect();
+    // The first line's quote runs to the end: an error; the second line is still its own line.
+    assert_eq!(items.len(), 2);
+    assert!(items[0].parsed.is_err());
+    assert_eq!(items[1].line_number, 2);
+    assert!(items[1].parsed.is_ok());
+}
+
+#[test]
+fn malformed_corpus_gives_errors_not_panics() {
+    let corpus = [
+        "cpu",
+        "cpu ",
+        "cpu,",
+        "cpu,host",
+        "cpu,host=",
+        "cpu,=a f=1",
+        "cpu,host=a",
+        "cpu f",
+        "cpu f=",
+        "cpu =1",
+        "cpu f=1,",
+        "cpu f=1,,g=2",
+        "cpu f=abc",
+        "cpu f=1x",
+        "cpu f=nan",
+        "cpu f=inf",
+        "cpu f=NaN",
+        "cpu f=1e999",
+        "cpu f=99999999999999999999i",
+        "cpu f=-1u",
+        "cpu f=\"unterminated",
+        "cpu f=1 notatime",
+        "cpu f=1 1 2",
+        "cpu f=1 99999999999999999999",
+        ",tag=a f=1",
+        " f=1",
+        "cpu f=1i f=2",
+        "cpu,a=b,c f=1",
+        "cpu f=tru",
+        "cpu\\",
+        "\\",
+        "cpu f=\"\\",
+        "cpu f=1\\ 2",
+        "cpu\u{0}\u{1} f=\u{7f}",
+    ];
+    for line in corpus {
+        let item = parse_lines(line.as_bytes()).next();
+        match item {
+            Some(item) => assert!(item.parsed.is_err(), "{line:?} must be an error, got {:?}", item.parsed),
+            None => panic!("{line:?} yielded nothing"),
+        }
+    }
+    assert!(err("cpu f=1 abc").contains("timestamp"));
+    assert!(err("cpu,host= f=1").contains("empty value"));
+}
+
+#[test]
+fn invalid_utf8_is_an_error() {
+    let body = b"cpu,h=\xff f=1";
+    let item = parse_lines(body).next().unwrap();
+    assert!(item.parsed.is_err());
+}
+
+fn render(m: &str, tags: &[(String, String)], fields: &[(String, FieldValue<'static>)], ts: Option<i64>) -> String {
+    let mut s = escape_measurement(m);
+    for (k, v) in tags {
+        s.push(',');
+        s.push_str(&escape_key(k));
+        s.push('=');
+        s.push_str(&escape_key(v));
+    }
+    s.push(' ');
+    for (i, (k, v)) in fields.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        s.push_str(&escape_key(k));
+        s.push('=');
+        match v {
+            FieldValue::Float(f) => s.push_str(&format!("{f:?}")),
+            FieldValue::Integer(i) => s.push_str(&format!("{i}i")),
+            FieldValue::UInteger(u) => s.push_str(&format!("{u}u")),
+            FieldValue::Boolean(b) => s.push_str(if *b { "true" } else { "false" }),
+            FieldValue::String(t) => {
+                s.push('"');
+                s.push_str(&escape_string_field(t));
+                s.push('"');
+            }
+        }
+    }
+    if let Some(t) = ts {
+        s.push(' ');
+        s.push_str(&t.to_string());
+    }
+    s
+}
+
+fn name() -> impl Strategy<Value = String> {
+    // Any printable text, including the characters that need escaping, but no leading '#'
+    // (a comment) and no newline (names cannot hold one).
+    "[^\n\r#\t][^\n\r\t]{0,12}".prop_filter("not blank", |s| !s.trim().is_empty() && !s.starts_with(' '))
+}
+
+fn field_value() -> impl Strategy<Value = FieldValue<'static>> {
+    prop_oneof![
+        any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(FieldValue::Float),
+        any::<i64>().prop_map(FieldValue::Integer),
+        any::<u64>().prop_map(FieldValue::UInteger),
+        any::<bool>().prop_map(FieldValue::Boolean),
+        ".{0,20}".prop_map(|s| FieldValue::String(s.into())),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn round_trip(
+        m in name(),
+        tags in proptest::collection::vec((name(), name()), 0..4),
+        fields in proptest::collection::vec((name(), field_value()), 1..4),
+        ts in proptest::option::of(any::<i64>()),
+    ) {
+        let text = render(&m, &tags, &fields, ts);
+        let body = format!("{text}\n{text}\n");
+        let items: Vec<_> = parse_lines(body.as_bytes()).collect();
+        prop_assert_eq!(items.len(), 2, "{}", text);
+        for item in items {
+            let line = item.parsed.map_err(|e| TestCaseError::fail(format!("{e}: {text}")))?;
+            prop_assert_eq!(line.measurement.as_ref(), m.as_str());
+            let got_tags: Vec<(String, String)> = line.tags.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+            prop_assert_eq!(&got_tags, &tags);
+            prop_assert_eq!(line.fields.len(), fields.len());
+            for ((gk, gv), (k, v)) in line.fields.iter().zip(fields.iter()) {
+                prop_assert_eq!(gk.as_ref(), k.as_str());
+                prop_assert_eq!(gv, v);
+            }
+            prop_assert_eq!(line.timestamp, ts);
+        }
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic(body in proptest::collection::vec(any::<u8>(), 0..200)) {
+        for item in parse_lines(&body) {
+            prop_assert!(item.line_number >= 1);
+        }
+    }
+
+    #[test]
+    fn arbitrary_lp_like_text_never_panics(body in "[a-z ,=\"\\\\\n0-9.ituf#-]{0,120}") {
+        let n = parse_lines(body.as_bytes()).count();
+        prop_assert!(n <= body.len());
+    }
+}

@@ -1,0 +1,347 @@
+//! The write-ahead log: record format, segment files, replay and torn-tail repair.
+//!
+//! What it keeps durable: every acknowledged write, as the line-protocol text of its accepted
+//! lines plus what is needed to read them back the same way (database id, precision, the server
+//! time given to lines without a timestamp). One record per shard per flush (group commit), one
+//! `fdatasync` per record. Replaying a record re-parses its lines, which is cheap (the parser
+//! runs at hundreds of MB/s) and keeps the record format as simple as the wire format.
+//!
+//! Layout: `ROOT/shard-NNN/SSSSSSSSSSSSSSSSSSSS.wal`, segments numbered from 1 and rotated at
+//! [`SEGMENT_BYTES`]. A record is
+//!
+//! ```text
+//! magic u32 | payload_len u32 | crc32c(payload) u32 | payload
+//! payload = epoch u64 | entry_count u32 | entries
+//! entry   = db_id u32 | precision u8 | default_time_ns i64 | lines_len u32 | lines
+//! ```
+//! all little-endian. Replay stops a segment at the first record whose header, length or checksum
+//! is wrong, truncates the file there and says so in the log: the tail of a crash is cut, never
+//! fatal. It never deletes a segment; persistence to Parquet (later) will.
+
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
+
+use crate::write::Precision;
+
+pub const MAGIC: u32 = 0x3143_5257; // "WRC1"
+pub const HEADER_BYTES: usize = 12;
+const PAYLOAD_PREFIX_BYTES: usize = 12; // epoch + entry count
+/// A record larger than this is corrupt by definition (bodies are limited far below it).
+pub const MAX_RECORD_BYTES: usize = 1 << 30;
+/// A segment is rotated once it grows past this.
+pub const SEGMENT_BYTES: u64 = 64 << 20;
+
+/// One write's accepted lines, as logged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WalEntry<'a> {
+    pub db_id: u32,
+    pub precision: Precision,
+    pub default_time_ns: i64,
+    pub lines: Cow<'a, [u8]>,
+}
+
+/// A record being filled: header space is reserved up front so the finished record goes to
+/// disk from this one buffer, with no copy.
+pub struct RecordBuf {
+    buf: Vec<u8>,
+    entries: u32,
+}
+
+impl Default for RecordBuf {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl RecordBuf {
+    pub fn new() -> RecordBuf {
+        RecordBuf { buf: vec![0; HEADER_BYTES + PAYLOAD_PREFIX_BYTES], entries: 0 }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries == 0
+    }
+
+    pub fn len_bytes(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Starts an entry; the caller then appends its lines with [`RecordBuf::push_line`] and
+    /// closes it with [`RecordBuf::end_entry`].
+    pub fn begin_entry(&mut self, db_id: u32, precision: Precision, default_time_ns: i64) -> usize {
+        self.buf.extend_from_slice(&db_id.to_le_bytes());
+        self.buf.push(precision.code());
+        self.buf.extend_from_slice(&default_time_ns.to_le_bytes());
+        let len_at = self.buf.len();
+        self.buf.extend_from_slice(&0u32.to_le_bytes());
+        len_at
+    }
+
+    pub fn push_line(&mut self, line: &[u8]) {
+        self.buf.extend_from_slice(line);
+        self.buf.push(b'\n');
+    }
+
+    pub fn end_entry(&mut self, len_at: usize) {
+        let len = (self.buf.len() - len_at - 4) as u32;
+        self.buf[len_at..len_at + 4].copy_from_slice(&len.to_le_bytes());
+        self.entries += 1;
+    }
+
+    /// Seals the record for `epoch`: fills the header and checksum.
+    pub fn seal(mut self, epoch: u64) -> Vec<u8> {
+        let p = HEADER_BYTES;
+        self.buf[p..p + 8].copy_from_slice(&epoch.to_le_bytes());
+        self.buf[p + 8..p + 12].copy_from_slice(&self.entries.to_le_bytes());
+        let payload_len = (self.buf.len() - HEADER_BYTES) as u32;
+        let crc = crc32c::crc32c(&self.buf[HEADER_BYTES..]);
+        self.buf[0..4].copy_from_slice(&MAGIC.to_le_bytes());
+        self.buf[4..8].copy_from_slice(&payload_len.to_le_bytes());
+        self.buf[8..12].copy_from_slice(&crc.to_le_bytes());
+        // Check the record right before it leaves, as replay checks it right after it is read.
+        debug_assert!(decode_record(&self.buf).is_ok());
+        self.buf
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum RecordError {
+    #[error("record is truncated")]
+    Truncated,
+    #[error("bad magic number")]
+    BadMagic,
+    #[error("record length {0} is impossible")]
+    BadLength(usize),
+    #[error("checksum mismatch")]
+    BadChecksum,
+    #[error("malformed payload: {0}")]
+    Malformed(&'static str),
+}
+
+/// A decoded record, borrowing its lines from the segment bytes.
+#[derive(Debug)]
+pub struct Record<'a> {
+    pub epoch: u64,
+    pub entries: Vec<WalEntry<'a>>,
+    /// Bytes the record occupies, header included.
+    pub size: usize,
+}
+
+fn take<'a>(b: &mut &'a [u8], n: usize) -> Result<&'a [u8], RecordError> {
+    if b.len() < n {
+        return Err(RecordError::Malformed("entry runs past the payload"));
+    }
+    let (h, t) = b.split_at(n);
+    *b = t;
+    Ok(h)
+}
+
+fn u32_at(b: &[u8]) -> u32 {
+    u32::from_le_bytes([b[0], b[1], b[2], b[3]])
+}
+
+/// Decodes the record at the start of `bytes`.
+pub fn decode_record(bytes: &[u8]) -> Result<Record<'_>, RecordError> {
+    if bytes.len() < HEADER_BYTES {
+        return Err(RecordError::Truncated);
+    }
+    if u32_at(&bytes[0..4]) != MAGIC {
+        return Err(RecordError::BadMagic);
+    }
+    let len = u32_at(&bytes[4..8]) as usize;
+    if !(PAYLOAD_PREFIX_BYTES..=MAX_RECORD_BYTES).contains(&len) {
+        return Err(RecordError::BadLength(len));
+    }
+    if bytes.len() < HEADER_BYTES + len {
+        return Err(RecordError::Truncated);
+    }
+    let payload = &bytes[HEADER_BYTES..HEADER_BYTES + len];
+    if crc32c::crc32c(payload) != u32_at(&bytes[8..12]) {
+        return Err(RecordError::BadChecksum);
+    }
+    let mut p = payload;
+    let epoch = u64::from_le_bytes(take(&mut p, 8)?.try_into().map_err(|_| RecordError::Malformed("epoch"))?);
+    let count = u32_at(take(&mut p, 4)?);
+    let mut entries = Vec::with_capacity(count.min(1 << 16) as usize);
+    for _ in 0..count {
+        let db_id = u32_at(take(&mut p, 4)?);
+        let precision = Precision::from_code(take(&mut p, 1)?[0]).ok_or(RecordError::Malformed("precision"))?;
+        let default_time_ns =
+            i64::from_le_bytes(take(&mut p, 8)?.try_into().map_err(|_| RecordError::Malformed("time"))?);
+        let n = u32_at(take(&mut p, 4)?) as usize;
+        let lines = Cow::Borrowed(take(&mut p, n)?);
+        entries.push(WalEntry { db_id, precision, default_time_ns, lines });
+    }
+    if !p.is_empty() {
+        return Err(RecordError::Malformed("bytes after the last entry"));
+    }
+    Ok(Record { epoch, entries, size: HEADER_BYTES + len })
+}
+
+/// What replay found.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ReplayStats {
+    pub segments: usize,
+    pub records: usize,
+    pub entries: usize,
+    /// Segments cut at a bad record, with the offset and reason.
+    pub truncated: Vec<(PathBuf, u64, String)>,
+    pub max_epoch: u64,
+}
+
+pub fn shard_dir(root: &Path, shard: usize) -> PathBuf {
+    root.join(format!("shard-{shard:03}"))
+}
+
+pub fn segment_path(dir: &Path, seq: u64) -> PathBuf {
+    dir.join(format!("{seq:020}.wal"))
+}
+
+/// Segment numbers present in a shard directory, ascending.
+pub fn segments(dir: &Path) -> std::io::Result<Vec<u64>> {
+    let mut seqs = Vec::new();
+    let rd = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(seqs),
+        Err(e) => return Err(e),
+    };
+    for ent in rd {
+        let name = ent?.file_name();
+        let name = name.to_string_lossy();
+        if let Some(num) = name.strip_suffix(".wal") {
+            if let Ok(seq) = num.parse::<u64>() {
+                seqs.push(seq);
+            }
+        }
+    }
+    seqs.sort_unstable();
+    Ok(seqs)
+}
+
+/// Replays every segment under `root` (all shard directories), calling `f` for each entry in
+/// record order within a shard. Cuts a bad tail off the segment that holds it.
+pub fn replay(root: &Path, mut f: impl FnMut(u64, &WalEntry<'_>)) -> std::io::Result<ReplayStats> {
+    let mut stats = ReplayStats::default();
+    let mut dirs = Vec::new();
+    match std::fs::read_dir(root) {
+        Ok(rd) => {
+            for ent in rd {
+                let ent = ent?;
+                if ent.file_type()?.is_dir() && ent.file_name().to_string_lossy().starts_with("shard-") {
+                    dirs.push(ent.path());
+                }
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(stats),
+        Err(e) => return Err(e),
+    }
+    dirs.sort();
+    for dir in dirs {
+        for seq in segments(&dir)? {
+            let path = segment_path(&dir, seq);
+            let bytes = std::fs::read(&path)?;
+            stats.segments += 1;
+            let mut off = 0usize;
+            while off < bytes.len() {
+                match decode_record(&bytes[off..]) {
+                    Ok(rec) => {
+                        stats.records += 1;
+                        stats.max_epoch = stats.max_epoch.max(rec.epoch);
+                        for e in &rec.entries {
+                            stats.entries += 1;
+                            f(rec.epoch, e);
+                        }
+                        off += rec.size;
+                    }
+                    Err(err) => {
+                        tracing::warn!(
+                            segment = %path.display(),
+                            offset = off,
+                            error = %err,
+                            "WAL segment has a bad record; cutting it and everything after it"
+                        );
+                        let file = std::fs::OpenOptions::new().write(true).open(&path)?;
+                        file.set_len(off as u64)?;
+                        file.sync_all()?;
+                        stats.truncated.push((path.clone(), off as u64, err.to_string()));
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    Ok(stats)
+}
+
+/// Appends records to one shard's segments on a glommio executor, with one `fdatasync` per
+/// record. Must only be used on the executor that created it.
+pub struct SegmentWriter {
+    dir: PathBuf,
+    seq: u64,
+    file: glommio::io::BufferedFile,
+    pos: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WalError {
+    #[error("WAL I/O failed: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("WAL I/O failed: {0}")]
+    Glommio(String),
+}
+
+impl From<glommio::GlommioError<()>> for WalError {
+    fn from(e: glommio::GlommioError<()>) -> Self {
+        WalError::Glommio(e.to_string())
+    }
+}
+
+impl SegmentWriter {
+    /// Opens a new segment after the shard's existing ones.
+    pub async fn open(root: &Path, shard: usize) -> Result<SegmentWriter, WalError> {
+        let dir = shard_dir(root, shard);
+        std::fs::create_dir_all(&dir)?;
+        let seq = segments(&dir)?.last().copied().unwrap_or(0) + 1;
+        let file = Self::create(&dir, seq).await?;
+        Ok(SegmentWriter { dir, seq, file, pos: 0 })
+    }
+
+    async fn create(dir: &Path, seq: u64) -> Result<glommio::io::BufferedFile, WalError> {
+        // Read+write, not `BufferedFile::create` (write-only), per the DESIGN notes on glommio.
+        let file = glommio::io::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .buffered_open(segment_path(dir, seq))
+            .await?;
+        // The new name must be durable before any record in it is acked.
+        std::fs::File::open(dir)?.sync_all()?;
+        Ok(file)
+    }
+
+    /// Writes one sealed record and makes it durable.
+    pub async fn append(&mut self, record: Vec<u8>) -> Result<(), WalError> {
+        if self.pos >= SEGMENT_BYTES {
+            let next = Self::create(&self.dir, self.seq + 1).await?;
+            let old = std::mem::replace(&mut self.file, next);
+            self.seq += 1;
+            self.pos = 0;
+            old.fdatasync().await?;
+            old.close().await?;
+        }
+        let len = record.len();
+        let written = self.file.write_at(record, self.pos).await?;
+        if written < len {
+            // A short write means a full or failing disk. The partial bytes lie past `pos` and
+            // the next record overwrites them; replay would cut them as a torn tail.
+            return Err(WalError::Glommio(format!("short write: {written} of {len} bytes")));
+        }
+        self.file.fdatasync().await?;
+        self.pos += len as u64;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[path = "wal_tests.rs"]
+mod tests;

@@ -1,0 +1,340 @@
+//! Validating a write: from a line-protocol body to lines that fit the catalog.
+//!
+//! Owns the per-line rules beyond the grammar: timestamp precision, reserved and duplicate
+//! column names, and a column's type being fixed by the first write (a conflicting line is an
+//! error for that line alone). New tables and columns are made durable in the catalog here,
+//! before any WAL record can depend on them. It never writes row data anywhere.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::catalog::{Catalog, CatalogError, CatalogOp, CatalogSnapshot, Column, ColumnKind, FieldType, Table};
+use crate::lp::{parse_lines, FieldValue, ParsedLine};
+
+/// Timestamp precision of a write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Precision {
+    /// Guess from the magnitude of each timestamp (InfluxDB 3's `auto`).
+    Auto,
+    Nanosecond,
+    Microsecond,
+    Millisecond,
+    Second,
+}
+
+impl Precision {
+    /// Parses any spelling the v1, v2 and v3 write APIs accept.
+    pub fn parse(s: &str) -> Option<Precision> {
+        Some(match s {
+            "auto" => Precision::Auto,
+            "n" | "ns" | "nanosecond" => Precision::Nanosecond,
+            "u" | "us" | "µ" | "microsecond" => Precision::Microsecond,
+            "ms" | "millisecond" => Precision::Millisecond,
+            "s" | "second" => Precision::Second,
+            _ => return None,
+        })
+    }
+
+    pub fn code(self) -> u8 {
+        match self {
+            Precision::Auto => 0,
+            Precision::Nanosecond => 1,
+            Precision::Microsecond => 2,
+            Precision::Millisecond => 3,
+            Precision::Second => 4,
+        }
+    }
+
+    pub fn from_code(c: u8) -> Option<Precision> {
+        Some(match c {
+            0 => Precision::Auto,
+            1 => Precision::Nanosecond,
+            2 => Precision::Microsecond,
+            3 => Precision::Millisecond,
+            4 => Precision::Second,
+            _ => return None,
+        })
+    }
+
+    /// Converts a timestamp to nanoseconds; `None` if it overflows.
+    pub fn to_ns(self, ts: i64) -> Option<i64> {
+        let p = match self {
+            Precision::Auto => guess_precision(ts),
+            p => p,
+        };
+        match p {
+            Precision::Nanosecond | Precision::Auto => Some(ts),
+            Precision::Microsecond => ts.checked_mul(1_000),
+            Precision::Millisecond => ts.checked_mul(1_000_000),
+            Precision::Second => ts.checked_mul(1_000_000_000),
+        }
+    }
+}
+
+/// InfluxDB 3's rule: the magnitude tells the unit (a timestamp in seconds is < 5e9 until 2128).
+fn guess_precision(ts: i64) -> Precision {
+    let v = ts.unsigned_abs();
+    if v < 5_000_000_000 {
+        Precision::Second
+    } else if v < 5_000_000_000_000 {
+        Precision::Millisecond
+    } else if v < 5_000_000_000_000_000 {
+        Precision::Microsecond
+    } else {
+        Precision::Nanosecond
+    }
+}
+
+/// A line that was refused, as the API reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineReject {
+    pub line_number: usize,
+    pub original_line: String,
+    pub error_message: String,
+}
+
+/// A line that fits the catalog, with its time resolved to nanoseconds.
+#[derive(Debug)]
+pub struct GoodLine<'a> {
+    pub text: &'a [u8],
+    pub line: ParsedLine<'a>,
+    pub time_ns: i64,
+    pub table: Arc<Table>,
+}
+
+/// The outcome of validation: lines to write and lines refused.
+#[derive(Debug)]
+pub struct PreparedWrite<'a> {
+    pub db_id: u32,
+    pub db_name: String,
+    pub good: Vec<GoodLine<'a>>,
+    pub rejects: Vec<LineReject>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PrepareError {
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+}
+
+/// Validates `body` for database `db`, creating the database, tables and columns it needs.
+///
+/// With `accept_partial == false` and any bad line, nothing is created and `good` is empty.
+pub fn prepare<'a>(
+    catalog: &Catalog,
+    db: &str,
+    body: &'a [u8],
+    precision: Precision,
+    default_time_ns: i64,
+    accept_partial: bool,
+) -> Result<PreparedWrite<'a>, PrepareError> {
+    crate::catalog::validate_db_name(db)?;
+    let mut rejects = Vec::new();
+    let mut lines = Vec::new();
+    for item in parse_lines(body) {
+        let reject = |msg: String| LineReject {
+            line_number: item.line_number,
+            original_line: String::from_utf8_lossy(item.text).into_owned(),
+            error_message: msg,
+        };
+        let line = match item.parsed {
+            Ok(l) => l,
+            Err(e) => {
+                rejects.push(reject(e));
+                continue;
+            }
+        };
+        if let Err(e) = check_names(&line) {
+            rejects.push(reject(e));
+            continue;
+        }
+        let time_ns = match line.timestamp {
+            None => default_time_ns,
+            Some(ts) => match precision.to_ns(ts) {
+                Some(t) => t,
+                None => {
+                    rejects.push(reject(format!("timestamp {ts} overflows nanoseconds")));
+                    continue;
+                }
+            },
+        };
+        lines.push((item.line_number, item.text, line, time_ns));
+    }
+
+    // Check types against the catalog; a catalog update can race another shard's, so on a
+    // conflict the check is redone against the newer snapshot (bounded).
+    let mut snapshot = catalog.snapshot();
+    for _attempt in 0..4 {
+        let (typed_rejects, new_columns) = check_types(&snapshot, db, &lines);
+        let all_rejects = rejects.iter().cloned().chain(typed_rejects.iter().map(|(i, msg)| {
+            let (n, text, _, _) = &lines[*i];
+            LineReject { line_number: *n, original_line: String::from_utf8_lossy(text).into_owned(), error_message: msg.clone() }
+        }));
+        let mut all_rejects: Vec<LineReject> = all_rejects.collect();
+        all_rejects.sort_by_key(|r| r.line_number);
+        if !accept_partial && !all_rejects.is_empty() {
+            return Ok(PreparedWrite { db_id: 0, db_name: db.to_string(), good: Vec::new(), rejects: all_rejects });
+        }
+        let good_count = lines.len() - typed_rejects.len();
+        if good_count > 0 && (snapshot.db(db).is_none() || !new_columns.is_empty()) {
+            let mut ops = vec![CatalogOp::EnsureDatabase(db.to_string())];
+            let mut by_table: HashMap<&str, Vec<Column>> = HashMap::new();
+            for ((table, col), kind) in &new_columns {
+                by_table.entry(table.as_str()).or_default().push(Column { name: col.clone(), kind: *kind });
+            }
+            for (table, columns) in by_table {
+                ops.push(CatalogOp::EnsureColumns { db: db.to_string(), table: table.to_string(), columns });
+            }
+            snapshot = match catalog.update(&ops) {
+                Ok(s) => s,
+                Err(CatalogError::ColumnConflict { .. }) => catalog.snapshot(),
+                Err(e) => return Err(e.into()),
+            };
+            continue; // re-check against the snapshot that now holds the new columns
+        }
+        let Some(dbm) = snapshot.db(db).cloned() else {
+            return Ok(PreparedWrite { db_id: 0, db_name: db.to_string(), good: Vec::new(), rejects: all_rejects });
+        };
+        let rejected: std::collections::HashSet<usize> = typed_rejects.iter().map(|(i, _)| *i).collect();
+        let mut good = Vec::with_capacity(good_count);
+        for (i, (_, text, line, time_ns)) in lines.into_iter().enumerate() {
+            if rejected.contains(&i) {
+                continue;
+            }
+            let table = match dbm.table(&line.measurement) {
+                Some(t) => t.clone(),
+                None => continue, // unreachable: the table was just ensured
+            };
+            good.push(GoodLine { text, line, time_ns, table });
+        }
+        return Ok(PreparedWrite { db_id: dbm.id, db_name: db.to_string(), good, rejects: all_rejects });
+    }
+    Err(PrepareError::Catalog(CatalogError::Corrupt("catalog kept changing under a write; try again".into())))
+}
+
+fn check_names(line: &ParsedLine<'_>) -> Result<(), String> {
+    let mut seen: Vec<&str> = Vec::with_capacity(line.tags.len() + line.fields.len());
+    let keys = line.tags.iter().map(|(k, _)| k.as_ref()).chain(line.fields.iter().map(|(k, _)| k.as_ref()));
+    for k in keys {
+        if k == "time" {
+            return Err("'time' is reserved and cannot be a tag or field name".into());
+        }
+        if seen.contains(&k) {
+            return Err(format!("column '{k}' appears more than once in the line"));
+        }
+        seen.push(k);
+    }
+    Ok(())
+}
+
+pub fn field_type(v: &FieldValue<'_>) -> FieldType {
+    match v {
+        FieldValue::Float(_) => FieldType::Float,
+        FieldValue::Integer(_) => FieldType::Integer,
+        FieldValue::UInteger(_) => FieldType::UInteger,
+        FieldValue::String(_) => FieldType::String,
+        FieldValue::Boolean(_) => FieldType::Boolean,
+    }
+}
+
+type NewColumns = HashMap<(String, String), ColumnKind>;
+
+/// Returns (index of bad line, reason) pairs and the columns the good lines add.
+fn check_types(
+    snapshot: &CatalogSnapshot,
+    db: &str,
+    lines: &[(usize, &[u8], ParsedLine<'_>, i64)],
+) -> (Vec<(usize, String)>, NewColumns) {
+    let dbm = snapshot.db(db);
+    let mut rejects = Vec::new();
+    let mut new_columns: NewColumns = HashMap::new();
+    let mut line_new: Vec<((String, String), ColumnKind)> = Vec::new();
+    for (i, (_, _, line, _)) in lines.iter().enumerate() {
+        let table = dbm.and_then(|d| d.table(&line.measurement));
+        line_new.clear();
+        let cols = line
+            .tags
+            .iter()
+            .map(|(k, _)| (k.as_ref(), ColumnKind::Tag))
+            .chain(line.fields.iter().map(|(k, v)| (k.as_ref(), ColumnKind::Field(field_type(v)))));
+        let mut conflict = None;
+        for (name, kind) in cols {
+            let existing = table
+                .and_then(|t| t.column(name).map(|c| c.kind))
+                .or_else(|| new_columns.get(&(line.measurement.to_string(), name.to_string())).copied());
+            match existing {
+                Some(k) if k == kind => {}
+                Some(k) => {
+                    conflict = Some(format!(
+                        "column '{name}' of table '{}' is a {}, but this line writes a {}",
+                        line.measurement,
+                        k.describe(),
+                        kind.describe()
+                    ));
+                    break;
+                }
+                None => line_new.push(((line.measurement.to_string(), name.to_string()), kind)),
+            }
+        }
+        match conflict {
+            Some(msg) => rejects.push((i, msg)),
+            None => {
+                for (k, v) in line_new.drain(..) {
+                    new_columns.insert(k, v);
+                }
+            }
+        }
+    }
+    (rejects, new_columns)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn type_conflict_is_per_line() {
+        let cat = Catalog::in_memory();
+        let body = b"cpu f=1i 1\ncpu f=1.5 2\ncpu f=2i 3\n";
+        let p = prepare(&cat, "db", body, Precision::Nanosecond, 0, true).unwrap();
+        assert_eq!(p.good.len(), 2);
+        assert_eq!(p.rejects.len(), 1);
+        assert_eq!(p.rejects[0].line_number, 2);
+        assert!(p.rejects[0].error_message.contains("integer field"), "{}", p.rejects[0].error_message);
+        let snap = cat.snapshot();
+        assert_eq!(snap.db("db").unwrap().table("cpu").unwrap().column("f").unwrap().kind, ColumnKind::Field(FieldType::Integer));
+    }
+
+    #[test]
+    fn accept_partial_false_writes_and_creates_nothing() {
+        let cat = Catalog::in_memory();
+        let p = prepare(&cat, "db", b"cpu f=1\nbad\n", Precision::Auto, 0, false).unwrap();
+        assert!(p.good.is_empty());
+        assert_eq!(p.rejects.len(), 1);
+        assert!(cat.snapshot().db("db").is_none());
+    }
+
+    #[test]
+    fn precision_auto_guesses_unit() {
+        assert_eq!(Precision::Auto.to_ns(1_700_000_000), Some(1_700_000_000_000_000_000));
+        assert_eq!(Precision::Auto.to_ns(1_700_000_000_000), Some(1_700_000_000_000_000_000));
+        assert_eq!(Precision::Auto.to_ns(1_700_000_000_000_000), Some(1_700_000_000_000_000_000));
+        assert_eq!(Precision::Auto.to_ns(1_700_000_000_000_000_000), Some(1_700_000_000_000_000_000));
+        assert_eq!(Precision::Second.to_ns(i64::MAX), None);
+    }
+
+    #[test]
+    fn reserved_and_duplicate_names_are_rejected() {
+        let cat = Catalog::in_memory();
+        let p = prepare(&cat, "db", b"m time=1\nm,a=1 a=2\nm f=1,f=2\nm ok=1", Precision::Auto, 0, true).unwrap();
+        assert_eq!(p.rejects.iter().map(|r| r.line_number).collect::<Vec<_>>(), vec![1, 2, 3]);
+        assert_eq!(p.good.len(), 1);
+    }
+
+    #[test]
+    fn missing_timestamp_uses_default_time() {
+        let cat = Catalog::in_memory();
+        let p = prepare(&cat, "db", b"m f=1", Precision::Auto, 42, true).unwrap();
+        assert_eq!(p.good[0].time_ns, 42);
+    }
+}
