@@ -266,7 +266,7 @@ fn check_types(
                 Some(k) if k == kind => {}
                 Some(k) => {
                     conflict = Some(format!(
-                        "column '{name}' of table '{}' is a {}, but this line writes a {}",
+                        "column '{name}' of table '{}' was first written as {}, but this line writes it as {}",
                         line.measurement,
                         k.describe(),
                         kind.describe()

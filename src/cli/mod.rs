@@ -1,0 +1,152 @@
+//! The `weir` command line: `serve`, and client commands that talk to a server over HTTP,
+//! mirroring `influxdb3`'s commands and flags.
+
+mod client;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::ServeConfig;
+
+#[derive(Debug, Parser)]
+#[command(name = "weir", version, about = "A time-series database with an embedded Python processing engine")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Where the server is, for client commands.
+#[derive(Debug, Clone, Args)]
+pub struct ClientArgs {
+    /// The server's URL.
+    #[arg(long = "host", env = "WEIR_HOST_URL", default_value = "http://127.0.0.1:8181", global = true)]
+    pub host: String,
+    /// Auth token, sent as `Authorization: Bearer TOKEN`.
+    #[arg(long, env = "WEIR_AUTH_TOKEN", global = true)]
+    pub token: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server.
+    Serve(Box<ServeConfig>),
+    /// Write line protocol from a file, stdin (`-`) or the argument itself.
+    Write(WriteArgs),
+    /// Run a SQL query.
+    Query(QueryArgs),
+    /// Create a resource.
+    Create {
+        #[command(subcommand)]
+        what: CreateCommand,
+    },
+    /// Delete a resource.
+    Delete {
+        #[command(subcommand)]
+        what: DeleteCommand,
+    },
+    /// List resources.
+    Show {
+        #[command(subcommand)]
+        what: ShowCommand,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct WriteArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    #[arg(short = 'd', long = "database", env = "WEIR_DATABASE_NAME")]
+    pub database: String,
+    /// Read line protocol from this file (`-` for stdin).
+    #[arg(short = 'f', long = "file")]
+    pub file: Option<String>,
+    #[arg(long)]
+    pub precision: Option<String>,
+    /// Refuse the whole write if any line is bad.
+    #[arg(long)]
+    pub no_accept_partial: bool,
+    /// Answer before the WAL is durable.
+    #[arg(long)]
+    pub no_sync: bool,
+    /// Line protocol given inline.
+    pub lines: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    #[arg(short = 'd', long = "database", env = "WEIR_DATABASE_NAME")]
+    pub database: String,
+    /// json, jsonl, csv, pretty or parquet.
+    #[arg(long, default_value = "pretty")]
+    pub format: String,
+    /// Write the answer to this file instead of stdout.
+    #[arg(short = 'o', long)]
+    pub output: Option<String>,
+    /// Read the query from this file.
+    #[arg(short = 'f', long = "file")]
+    pub file: Option<String>,
+    /// `$name` parameters as a JSON object.
+    #[arg(long)]
+    pub params: Option<String>,
+    pub query: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CreateCommand {
+    Database {
+        #[command(flatten)]
+        client: ClientArgs,
+        name: String,
+    },
+    Table {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[arg(short = 'd', long = "database")]
+        database: String,
+        /// Tag columns, comma separated.
+        #[arg(long, value_delimiter = ',')]
+        tags: Vec<String>,
+        /// Field columns as name:type, comma separated.
+        #[arg(long, value_delimiter = ',')]
+        fields: Vec<String>,
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeleteCommand {
+    Database {
+        #[command(flatten)]
+        client: ClientArgs,
+        name: String,
+    },
+    Table {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[arg(short = 'd', long = "database")]
+        database: String,
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ShowCommand {
+    Databases {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[arg(long, default_value = "pretty")]
+        format: String,
+    },
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(cfg) => crate::server::run(*cfg),
+        Command::Write(a) => client::write(a),
+        Command::Query(a) => client::query(a),
+        Command::Create { what } => client::create(what),
+        Command::Delete { what } => client::delete(what),
+        Command::Show { what } => client::show(what),
+    }
+}

@@ -1,0 +1,132 @@
+//! Server configuration: the flags of `weir serve`, each also read from a `WEIR_*` variable.
+//!
+//! It only describes; `server` acts on it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ObjectStoreKind {
+    /// Files under `--data-dir`.
+    File,
+    /// A temporary directory removed at exit: nothing survives a restart.
+    Memory,
+    /// S3-compatible storage (not yet supported).
+    S3,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeConfig {
+    /// Names this node; prefix of its files in the object store.
+    #[arg(long, env = "WEIR_NODE_ID", default_value = "weir")]
+    pub node_id: String,
+
+    /// Where WAL, catalog and Parquet live.
+    #[arg(long, env = "WEIR_OBJECT_STORE", value_enum, default_value = "file")]
+    pub object_store: ObjectStoreKind,
+
+    /// Root directory for the `file` object store.
+    #[arg(long, env = "WEIR_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// Plugin files; relative plugin filenames resolve here.
+    #[arg(long, env = "WEIR_PLUGIN_DIR", default_value = "./plugins")]
+    pub plugin_dir: PathBuf,
+
+    /// HTTP listen address.
+    #[arg(long, env = "WEIR_HTTP_BIND", default_value = "127.0.0.1:8181")]
+    pub http_bind: SocketAddr,
+
+    /// Group-commit period; WAL triggers fire after each flush.
+    #[arg(long, env = "WEIR_WAL_FLUSH_INTERVAL", default_value = "1s", value_parser = parse_duration)]
+    pub wal_flush_interval: Duration,
+
+    /// Accept requests without a token. (Token auth is not implemented yet; every request is
+    /// accepted either way.)
+    #[arg(long, env = "WEIR_WITHOUT_AUTH")]
+    pub without_auth: bool,
+
+    /// Ingest shards (threads, one per core). Default: half the cores, at least one.
+    #[arg(long, env = "WEIR_SHARDS")]
+    pub shards: Option<usize>,
+
+    /// Python executor threads. Default: one per four cores, at least one.
+    #[arg(long, env = "WEIR_PY_EXECUTORS")]
+    pub py_executors: Option<usize>,
+
+    /// Threads of the query runtime. Default: half the cores, at least one.
+    #[arg(long, env = "WEIR_QUERY_THREADS")]
+    pub query_threads: Option<usize>,
+
+    /// Largest request body accepted, in bytes (also bounds a gzip body once decompressed).
+    #[arg(long, env = "WEIR_MAX_HTTP_REQUEST_SIZE", default_value_t = 10 * 1024 * 1024)]
+    pub max_http_request_size: usize,
+
+    /// Base URL for `gh:` plugin names.
+    #[arg(
+        long,
+        env = "WEIR_PLUGIN_REPO",
+        default_value = "https://raw.githubusercontent.com/influxdata/influxdb3_plugins/main/"
+    )]
+    pub plugin_repo: String,
+
+    /// Log filter (tracing's EnvFilter syntax).
+    #[arg(long, env = "WEIR_LOG_FILTER", default_value = "info")]
+    pub log_filter: String,
+}
+
+impl ServeConfig {
+    pub fn shard_count(&self) -> usize {
+        self.shards.unwrap_or_else(|| (cores() / 2).max(1)).max(1)
+    }
+
+    pub fn query_thread_count(&self) -> usize {
+        self.query_threads.unwrap_or_else(|| (cores() / 2).max(1)).max(1)
+    }
+}
+
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Parses `10ms`, `1s`, `5m`, `1h`, `1d` (and `500us`, `100ns`). Zero is refused.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.parse().map_err(|_| format!("invalid duration '{s}': expected a number and a unit like 10ms, 1s, 5m"))?;
+    let d = match unit {
+        "ns" => Duration::from_nanos(n),
+        "us" | "µs" => Duration::from_micros(n),
+        "ms" => Duration::from_millis(n),
+        "s" | "" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n.saturating_mul(60)),
+        "h" => Duration::from_secs(n.saturating_mul(3600)),
+        "d" => Duration::from_secs(n.saturating_mul(86400)),
+        _ => return Err(format!("invalid duration '{s}': unknown unit '{unit}' (use ns, us, ms, s, m, h or d)")),
+    };
+    if d.is_zero() {
+        return Err(format!("invalid duration '{s}': must be greater than zero"));
+    }
+    Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("10ms"), Ok(Duration::from_millis(10)));
+        assert_eq!(parse_duration("1s"), Ok(Duration::from_secs(1)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("1d"), Ok(Duration::from_secs(86400)));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("s").is_err());
+        assert!(parse_duration("10x").is_err());
+    }
+}

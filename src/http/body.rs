@@ -1,0 +1,93 @@
+//! Reading request bodies and query strings, with every size bounded.
+//!
+//! A body over the limit is refused with 413, whether it says so in `Content-Length`, streams
+//! past it, or inflates past it from gzip. Nothing here interprets the bytes.
+
+use std::collections::HashMap;
+use std::io::Read;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::http::request::Parts;
+use hyper::Request;
+
+use super::error::ApiError;
+
+/// Reads the whole body, refusing more than `limit` bytes, and inflates gzip.
+pub async fn read_body(req: Request<Incoming>, limit: usize) -> Result<(Parts, Bytes), ApiError> {
+    let (parts, body) = req.into_parts();
+    if let Some(len) = parts.headers.get(hyper::header::CONTENT_LENGTH) {
+        if len.to_str().ok().and_then(|s| s.parse::<u64>().ok()).is_some_and(|n| n > limit as u64) {
+            return Err(ApiError::TooLarge(limit));
+        }
+    }
+    let bytes = match Limited::new(body, limit).collect().await {
+        Ok(c) => c.to_bytes(),
+        Err(e) => {
+            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+                return Err(ApiError::TooLarge(limit));
+            }
+            return Err(ApiError::BadRequest(format!("could not read the request body: {e}")));
+        }
+    };
+    let gzip = parts
+        .headers
+        .get(hyper::header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("gzip"));
+    if !gzip {
+        return Ok((parts, bytes));
+    }
+    Ok((parts, gunzip(&bytes, limit)?))
+}
+
+/// Inflates a gzip body, refusing more than `limit` bytes of output.
+pub fn gunzip(bytes: &[u8], limit: usize) -> Result<Bytes, ApiError> {
+    let mut out = Vec::with_capacity(bytes.len().saturating_mul(4).min(limit));
+    let mut dec = flate2::read::GzDecoder::new(bytes).take(limit as u64 + 1);
+    dec.read_to_end(&mut out).map_err(|e| ApiError::BadRequest(format!("invalid gzip body: {e}")))?;
+    if out.len() > limit {
+        return Err(ApiError::TooLarge(limit));
+    }
+    Ok(Bytes::from(out))
+}
+
+/// The query string as a map (last value wins).
+pub fn query_params(parts: &Parts) -> HashMap<String, String> {
+    parts
+        .uri
+        .query()
+        .map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default()
+}
+
+/// Parses a boolean parameter; absent means `default`.
+pub fn bool_param(params: &HashMap<String, String>, name: &str, default: bool) -> Result<bool, ApiError> {
+    match params.get(name).map(|s| s.as_str()) {
+        None | Some("") => Ok(default),
+        Some("true") | Some("1") => Ok(true),
+        Some("false") | Some("0") => Ok(false),
+        Some(v) => Err(ApiError::BadRequest(format!("invalid value '{v}' for '{name}': expected true or false"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn gz(data: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    #[test]
+    fn gunzip_inflates_and_bounds_output() {
+        assert_eq!(&gunzip(&gz(b"m f=1"), 100).unwrap()[..], b"m f=1");
+        let bomb = gz(&vec![b'a'; 10_000]);
+        assert!(matches!(gunzip(&bomb, 1000), Err(ApiError::TooLarge(1000))));
+        assert!(matches!(gunzip(b"not gzip", 1000), Err(ApiError::BadRequest(_))));
+    }
+}

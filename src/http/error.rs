@@ -1,0 +1,113 @@
+//! API errors and the one place they become HTTP status codes and JSON bodies.
+//!
+//! Every handler returns `Result<Response, ApiError>`; units below (catalog, write path, query)
+//! keep their own error enums and convert here. A client mistake is always 4xx with a body that
+//! names the problem; 5xx is only for our own failures.
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{Response, StatusCode};
+use pipeline::catalog::CatalogError;
+use pipeline::write::LineReject;
+use serde_json::json;
+
+pub type Resp = Response<Full<Bytes>>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("method {method} is not allowed on {path}")]
+    MethodNotAllowed { method: String, path: String },
+    #[error("request body is larger than the limit of {0} bytes")]
+    TooLarge(usize),
+    #[error("{error}")]
+    LineErrors { error: String, data: Vec<LineReject> },
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) | ApiError::LineErrors { .. } => StatusCode::BAD_REQUEST,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn into_response(self) -> Resp {
+        let status = self.status();
+        let body = match &self {
+            ApiError::LineErrors { error, data } => json!({
+                "error": error,
+                "data": data.iter().map(|r| json!({
+                    "original_line": r.original_line,
+                    "line_number": r.line_number,
+                    "error_message": r.error_message,
+                })).collect::<Vec<_>>(),
+            }),
+            other => json!({ "error": other.to_string() }),
+        };
+        if status.is_server_error() {
+            tracing::error!(status = status.as_u16(), error = %self, "request failed");
+        }
+        json_response(status, &body)
+    }
+}
+
+pub fn json_response(status: StatusCode, body: &serde_json::Value) -> Resp {
+    let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
+    let mut r = Response::new(Full::new(Bytes::from(bytes)));
+    *r.status_mut() = status;
+    r.headers_mut().insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("application/json"));
+    r
+}
+
+pub fn empty_response(status: StatusCode) -> Resp {
+    let mut r = Response::new(Full::new(Bytes::new()));
+    *r.status_mut() = status;
+    r
+}
+
+impl From<CatalogError> for ApiError {
+    fn from(e: CatalogError) -> Self {
+        match e {
+            CatalogError::DatabaseExists(_) | CatalogError::TableExists(_) => ApiError::Conflict(e.to_string()),
+            CatalogError::DatabaseNotFound(_) | CatalogError::TableNotFound(_) => ApiError::NotFound(e.to_string()),
+            CatalogError::InvalidName(_) | CatalogError::ColumnConflict { .. } => ApiError::BadRequest(e.to_string()),
+            CatalogError::Io(_) | CatalogError::Corrupt(_) => ApiError::Internal(e.to_string()),
+        }
+    }
+}
+
+impl From<pipeline::shard::WriteError> for ApiError {
+    fn from(e: pipeline::shard::WriteError) -> Self {
+        match e {
+            pipeline::shard::WriteError::Prepare(pipeline::write::PrepareError::Catalog(c)) => c.into(),
+            pipeline::shard::WriteError::Busy(_) => ApiError::Unavailable(e.to_string()),
+        }
+    }
+}
+
+impl From<crate::query::QueryError> for ApiError {
+    fn from(e: crate::query::QueryError) -> Self {
+        use crate::query::QueryError as Q;
+        match e {
+            Q::DatabaseNotFound(_) => ApiError::NotFound(e.to_string()),
+            Q::Invalid(_) => ApiError::BadRequest(e.to_string()),
+            Q::ResourcesExhausted(_) => ApiError::Unavailable(e.to_string()),
+            Q::Internal(_) => ApiError::Internal(e.to_string()),
+        }
+    }
+}

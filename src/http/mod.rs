@@ -1,0 +1,140 @@
+//! The HTTP API: routing, and the split between the shard and the query runtime.
+//!
+//! Every request arrives on a shard (glommio). Writes are served right there, on the shard that
+//! owns the WAL they go to. Everything else is read off the socket by the shard and handed to
+//! the query runtime (tokio), whose answer comes back on a one-shot channel: the shard never
+//! blocks on a query, and DataFusion never runs on a shard.
+
+pub mod body;
+mod configure;
+pub mod error;
+pub mod io;
+pub mod paths;
+mod query;
+pub mod write;
+
+use std::rc::Rc;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::http::request::Parts;
+use hyper::{Method, Request, Response, StatusCode};
+use pipeline::buffer::WriteBuffer;
+use pipeline::catalog::Catalog;
+use pipeline::shard::Shard;
+use serde_json::json;
+
+use self::body::{query_params, read_body};
+use self::error::{json_response, ApiError, Resp};
+use self::write::Flavor;
+use crate::query::QueryEngine;
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// What the query runtime needs to answer non-write requests. Shared by all shards.
+pub struct Api {
+    pub catalog: Arc<Catalog>,
+    pub buffer: Arc<WriteBuffer>,
+    pub query: QueryEngine,
+    pub max_body_bytes: usize,
+}
+
+/// What one shard's connections share.
+pub struct ShardContext {
+    pub shard: Rc<Shard>,
+    pub api: Arc<Api>,
+    pub runtime: tokio::runtime::Handle,
+}
+
+fn write_flavor(method: &Method, path: &str) -> Option<Flavor> {
+    if method != Method::POST {
+        return None;
+    }
+    match path {
+        paths::WRITE_V3 => Some(Flavor::V3),
+        paths::WRITE_V2 => Some(Flavor::V2),
+        paths::WRITE_V1 => Some(Flavor::V1),
+        _ => None,
+    }
+}
+
+/// Serves one request on a shard.
+pub async fn serve(ctx: Rc<ShardContext>, req: Request<Incoming>) -> Result<Resp, std::convert::Infallible> {
+    let started = std::time::Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let resp = match route(&ctx, req).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    };
+    tracing::debug!(%method, %path, status = resp.status().as_u16(), elapsed_us = started.elapsed().as_micros() as u64, "request");
+    Ok(resp)
+}
+
+async fn route(ctx: &Rc<ShardContext>, req: Request<Incoming>) -> Result<Resp, ApiError> {
+    let limit = ctx.api.max_body_bytes;
+    if let Some(flavor) = write_flavor(req.method(), req.uri().path()) {
+        let (parts, body) = read_body(req, limit).await?;
+        let params = write::parse_params(flavor, &query_params(&parts))?;
+        return write::write(&ctx.shard, params, &body).await;
+    }
+    let (parts, body) = read_body(req, limit).await?;
+    let (tx, rx) = futures_channel::oneshot::channel();
+    let api = ctx.api.clone();
+    ctx.runtime.spawn(async move {
+        let r = match handle(&api, parts, body).await {
+            Ok(r) => r,
+            Err(e) => e.into_response(),
+        };
+        let _ = tx.send(r);
+    });
+    rx.await.map_err(|_| ApiError::Internal("the query runtime dropped the request".into()))
+}
+
+/// Serves a non-write request on the query runtime.
+pub async fn handle(api: &Api, parts: Parts, body: Bytes) -> Result<Resp, ApiError> {
+    let qs = query_params(&parts);
+    let path = parts.uri.path();
+    let m = &parts.method;
+    match path {
+        paths::HEALTH if m == Method::GET || m == Method::HEAD => Ok(text(StatusCode::OK, "OK")),
+        paths::PING if m == Method::GET || m == Method::POST || m == Method::HEAD => Ok(ping()),
+        paths::QUERY_SQL if m == Method::GET || m == Method::POST => query::query_sql(&api.query, &parts, &qs, &body).await,
+        paths::CONFIGURE_DATABASE => match *m {
+            Method::GET => configure::list_databases(&api.catalog, &qs),
+            Method::POST => configure::create_database(&api.catalog, &body, &qs),
+            Method::DELETE => configure::delete_database(&api.catalog, &api.buffer, &body, &qs),
+            _ => Err(not_allowed(&parts)),
+        },
+        paths::CONFIGURE_TABLE => match *m {
+            Method::POST => configure::create_table(&api.catalog, &body),
+            Method::DELETE => configure::delete_table(&api.catalog, &api.buffer, &body, &qs),
+            _ => Err(not_allowed(&parts)),
+        },
+        paths::HEALTH | paths::PING | paths::QUERY_SQL | paths::WRITE_V1 | paths::WRITE_V2 | paths::WRITE_V3 => {
+            Err(not_allowed(&parts))
+        }
+        _ => Err(ApiError::NotFound(format!("no route for {} {}", parts.method, path))),
+    }
+}
+
+fn not_allowed(parts: &Parts) -> ApiError {
+    ApiError::MethodNotAllowed { method: parts.method.to_string(), path: parts.uri.path().to_string() }
+}
+
+fn text(status: StatusCode, s: &'static str) -> Resp {
+    let mut r = Response::new(Full::new(Bytes::from_static(s.as_bytes())));
+    *r.status_mut() = status;
+    r.headers_mut().insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("text/plain; charset=utf-8"));
+    r
+}
+
+fn ping() -> Resp {
+    let mut r = json_response(StatusCode::OK, &json!({ "version": VERSION, "revision": "weir", "product": "weir" }));
+    let h = r.headers_mut();
+    h.insert("x-influxdb-version", hyper::header::HeaderValue::from_static(VERSION));
+    h.insert("x-influxdb-build", hyper::header::HeaderValue::from_static("weir"));
+    r
+}

@@ -1,0 +1,10 @@
+//! Weir: a time-series database that speaks InfluxDB 3 Core's HTTP API.
+//!
+//! Where things live: [`server`] wires the threads, [`http`] routes requests, [`query`] runs
+//! SQL, [`cli`] is the command line; the data path itself is the `pipeline` crate.
+
+pub mod cli;
+pub mod config;
+pub mod http;
+pub mod query;
+pub mod server;

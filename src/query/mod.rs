@@ -1,0 +1,124 @@
+//! SQL over the write buffer and the catalog, on DataFusion.
+//!
+//! Owns turning `(database, SQL, params)` into Arrow batches: one DataFusion session per query,
+//! with the database's tables as the default schema (`public.iox`, as in InfluxDB 3), the
+//! `system` tables, and `information_schema`. Runs only on the query runtime (tokio), never on
+//! a shard thread. It never writes.
+
+pub mod format;
+mod schema;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use datafusion::error::DataFusionError;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::scalar::ScalarValue;
+use pipeline::buffer::WriteBuffer;
+use pipeline::catalog::Catalog;
+
+pub use schema::batches_for;
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    #[error("database '{0}' not found")]
+    DatabaseNotFound(String),
+    /// The query is wrong: bad SQL, unknown table or column, a bad parameter.
+    #[error("{0}")]
+    Invalid(String),
+    #[error("query needs more resources than allowed: {0}")]
+    ResourcesExhausted(String),
+    #[error("query failed: {0}")]
+    Internal(String),
+}
+
+impl From<DataFusionError> for QueryError {
+    fn from(e: DataFusionError) -> Self {
+        match e.find_root() {
+            DataFusionError::ResourcesExhausted(m) => QueryError::ResourcesExhausted(m.clone()),
+            DataFusionError::Internal(m) => QueryError::Internal(m.clone()),
+            DataFusionError::IoError(err) => QueryError::Internal(err.to_string()),
+            _ => QueryError::Invalid(e.strip_backtrace()),
+        }
+    }
+}
+
+/// A query's answer: its schema (kept even when there are no rows) and batches.
+pub struct QueryOutput {
+    pub schema: SchemaRef,
+    pub batches: Vec<RecordBatch>,
+}
+
+pub struct QueryEngine {
+    catalog: Arc<Catalog>,
+    buffer: Arc<WriteBuffer>,
+    target_partitions: usize,
+}
+
+impl QueryEngine {
+    pub fn new(catalog: Arc<Catalog>, buffer: Arc<WriteBuffer>, target_partitions: usize) -> QueryEngine {
+        QueryEngine { catalog, buffer, target_partitions: target_partitions.max(1) }
+    }
+
+    fn context(&self, db: &str) -> Result<SessionContext, QueryError> {
+        let snapshot = self.catalog.snapshot();
+        let dbm = snapshot.db(db).cloned().ok_or_else(|| QueryError::DatabaseNotFound(db.to_string()))?;
+        let cfg = SessionConfig::new()
+            .with_information_schema(true)
+            .with_default_catalog_and_schema("public", "iox")
+            .with_target_partitions(self.target_partitions);
+        let ctx = SessionContext::new_with_config(cfg);
+        let catalog = ctx
+            .catalog("public")
+            .ok_or_else(|| QueryError::Internal("the default catalog is missing".into()))?;
+        catalog.register_schema("iox", Arc::new(schema::DbSchema::new(dbm, self.buffer.clone(), self.target_partitions)))?;
+        catalog.register_schema("system", Arc::new(schema::SystemSchema::new(snapshot)))?;
+        Ok(ctx)
+    }
+
+    /// Runs `sql` against database `db` with `$name` parameters.
+    pub async fn sql(
+        &self,
+        db: &str,
+        sql: &str,
+        params: Option<&serde_json::Map<String, serde_json::Value>>,
+    ) -> Result<QueryOutput, QueryError> {
+        let ctx = self.context(db)?;
+        let mut df = ctx.sql(sql).await?;
+        if let Some(params) = params {
+            let mut values = HashMap::new();
+            for (k, v) in params {
+                values.insert(k.trim_start_matches('$').to_string(), json_to_scalar(k, v)?);
+            }
+            df = df.with_param_values(values)?;
+        }
+        let schema = Arc::new(df.schema().as_arrow().clone());
+        let batches = df.collect().await?;
+        Ok(QueryOutput { schema, batches })
+    }
+}
+
+fn json_to_scalar(name: &str, v: &serde_json::Value) -> Result<ScalarValue, QueryError> {
+    use serde_json::Value;
+    Ok(match v {
+        Value::Null => ScalarValue::Null,
+        Value::Bool(b) => ScalarValue::Boolean(Some(*b)),
+        Value::String(s) => ScalarValue::Utf8(Some(s.clone())),
+        Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                ScalarValue::Int64(Some(i))
+            } else if let Some(u) = n.as_u64() {
+                ScalarValue::UInt64(Some(u))
+            } else {
+                ScalarValue::Float64(n.as_f64())
+            }
+        }
+        Value::Array(_) | Value::Object(_) => {
+            return Err(QueryError::Invalid(format!(
+                "parameter '{name}' must be a string, number, boolean or null"
+            )))
+        }
+    })
+}

@@ -1,0 +1,193 @@
+//! `weir serve`: builds the threads of DESIGN.md and wires them together.
+//!
+//! Start-up order matters: the catalog is loaded and the WAL replayed into the write buffer
+//! before any shard listens, so the first query after a restart already sees every acked write.
+//! Then the query runtime, the flush merger, and one glommio executor per shard, each with its
+//! own SO_REUSEPORT listener on the same address. It owns no request logic.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use pipeline::buffer::WriteBuffer;
+use pipeline::catalog::Catalog;
+use pipeline::queue::{run_merger, Subscribers, MERGER_QUEUE_FLUSHES};
+use pipeline::shard::Shard;
+use pipeline::wal::SegmentWriter;
+
+use crate::config::{ObjectStoreKind, ServeConfig};
+use crate::http::io::GlommioIo;
+use crate::http::{Api, ShardContext};
+use crate::query::QueryEngine;
+
+/// glommio's registered I/O buffers; the default (10 MiB) exceeds a common 8 MiB memlock limit.
+const SHARD_IO_MEMORY_BYTES: usize = 512 << 10;
+
+pub fn run(cfg: ServeConfig) -> anyhow::Result<()> {
+    init_logging(&cfg.log_filter);
+    // Kept alive until exit for the `memory` store.
+    let mut _temp = None;
+    let root: PathBuf = match cfg.object_store {
+        ObjectStoreKind::File => cfg.data_dir.join(&cfg.node_id),
+        ObjectStoreKind::Memory => {
+            let t = tempfile::Builder::new().prefix("weir-memory-").tempdir()?;
+            let p = t.path().join(&cfg.node_id);
+            _temp = Some(t);
+            p
+        }
+        ObjectStoreKind::S3 => bail!("--object-store s3 is not supported yet; use file or memory"),
+    };
+    std::fs::create_dir_all(&root).with_context(|| format!("creating data directory {}", root.display()))?;
+    std::fs::create_dir_all(&cfg.plugin_dir)
+        .with_context(|| format!("creating plugin directory {}", cfg.plugin_dir.display()))?;
+
+    let catalog = Arc::new(Catalog::open(&root.join("catalog")).context("loading the catalog")?);
+    let buffer = Arc::new(WriteBuffer::new());
+    let wal_root = root.join("wal");
+    let replay_started = Instant::now();
+    let stats = pipeline::replay::replay_into(&wal_root, &catalog, &buffer).context("replaying the WAL")?;
+    tracing::info!(
+        segments = stats.segments,
+        records = stats.records,
+        entries = stats.entries,
+        truncated = stats.truncated.len(),
+        elapsed_ms = replay_started.elapsed().as_millis() as u64,
+        "WAL replayed"
+    );
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cfg.query_thread_count())
+        .thread_name("weir-query")
+        .enable_all()
+        .build()?;
+    let api = Arc::new(Api {
+        catalog: catalog.clone(),
+        buffer: buffer.clone(),
+        query: QueryEngine::new(catalog.clone(), buffer.clone(), cfg.query_thread_count()),
+        max_body_bytes: cfg.max_http_request_size,
+    });
+
+    let shards = cfg.shard_count();
+    let subscribers = Subscribers::default();
+    let (merger_tx, merger_rx) = crossbeam_channel::bounded(MERGER_QUEUE_FLUSHES);
+    {
+        let subscribers = subscribers.clone();
+        std::thread::Builder::new()
+            .name("weir-merger".into())
+            .spawn(move || run_merger(merger_rx, shards, subscribers))?;
+    }
+
+    // Shard 0 binds first so that a port of 0 resolves to one port all shards then share.
+    let clock_start = Instant::now();
+    let mut addr = cfg.http_bind;
+    for id in 0..shards {
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<anyhow::Result<SocketAddr>>();
+        let shard_cfg = ShardStart {
+            id,
+            addr,
+            catalog: catalog.clone(),
+            buffer: buffer.clone(),
+            api: api.clone(),
+            runtime: runtime.handle().clone(),
+            wal_root: wal_root.clone(),
+            clock_start,
+            flush_interval: cfg.wal_flush_interval,
+            first_epoch: stats.max_epoch,
+            merger: merger_tx.clone(),
+        };
+        glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+            .name(&format!("weir-shard-{id}"))
+            .io_memory(SHARD_IO_MEMORY_BYTES)
+            .spawn(move || run_shard(shard_cfg, ready_tx))
+            .map_err(|e| anyhow::anyhow!("starting shard {id}: {e}"))?;
+        addr = ready_rx.recv().context("a shard died while starting")??;
+    }
+    drop(merger_tx);
+    // Tests and scripts wait for this line.
+    println!("weir listening on http://{addr} ({shards} shards)");
+    tracing::info!(%addr, shards, data = %root.display(), "weir is ready");
+
+    runtime.block_on(wait_for_signal());
+    tracing::info!("shutting down");
+    drop(_temp);
+    // Every acked write is already durable; nothing else needs an orderly stop.
+    std::process::exit(0);
+}
+
+struct ShardStart {
+    id: usize,
+    addr: SocketAddr,
+    catalog: Arc<Catalog>,
+    buffer: Arc<WriteBuffer>,
+    api: Arc<Api>,
+    runtime: tokio::runtime::Handle,
+    wal_root: PathBuf,
+    clock_start: Instant,
+    flush_interval: Duration,
+    first_epoch: u64,
+    merger: crossbeam_channel::Sender<pipeline::queue::ShardFlush>,
+}
+
+async fn run_shard(s: ShardStart, ready: std::sync::mpsc::Sender<anyhow::Result<SocketAddr>>) {
+    let started = async {
+        let listener = glommio::net::TcpListener::bind(s.addr).map_err(|e| anyhow::anyhow!("binding {}: {e}", s.addr))?;
+        let wal = SegmentWriter::open(&s.wal_root, s.id).await.context("opening the WAL")?;
+        anyhow::Ok((listener, wal))
+    };
+    let (listener, wal) = match started.await {
+        Ok(v) => v,
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
+    let local = listener.local_addr().unwrap_or(s.addr);
+    let shard = Rc::new(Shard::new(s.id, s.catalog, s.buffer));
+    glommio::spawn_local(shard.clone().run_flusher(wal, s.clock_start, s.flush_interval, s.first_epoch, s.merger))
+        .detach();
+    let ctx = Rc::new(ShardContext { shard, api: s.api, runtime: s.runtime });
+    let _ = ready.send(Ok(local));
+    loop {
+        let stream = match listener.accept().await {
+            Ok(st) => st,
+            Err(e) => {
+                // Out of file descriptors and the like: pause, do not spin or die.
+                tracing::warn!(shard = s.id, error = %e, "accept failed");
+                glommio::timer::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let ctx = ctx.clone();
+        glommio::spawn_local(async move {
+            let svc = service_fn(move |req| crate::http::serve(ctx.clone(), req));
+            if let Err(e) = http1::Builder::new().serve_connection(GlommioIo(stream), svc).await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        })
+        .detach();
+    }
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+fn init_logging(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
