@@ -1,0 +1,159 @@
+//! Starts the real `weir` binary on a free loopback port and talks to it over HTTP.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_weir");
+
+static STARTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+pub struct Server {
+    child: Child,
+    pub base: String,
+    pub data_dir: PathBuf,
+    /// Held so the directory lives as long as the server (None when the caller owns it).
+    _temp: Option<tempfile::TempDir>,
+    pub stderr_path: PathBuf,
+}
+
+impl Server {
+    /// A server on a fresh data directory.
+    pub fn start(extra: &[&str]) -> Server {
+        let temp = tempfile::tempdir().expect("tempdir");
+        let mut s = Server::start_in(temp.path(), extra);
+        s._temp = Some(temp);
+        s
+    }
+
+    /// A server on `dir` (which may hold an earlier server's data).
+    pub fn start_in(dir: &Path, extra: &[&str]) -> Server {
+        let data = dir.join("data");
+        let plugins = dir.join("plugins");
+        let n = STARTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let stderr_path = dir.join(format!("weir-{n}.log"));
+        let stderr = std::fs::File::create(&stderr_path).expect("stderr log");
+        let mut cmd = Command::new(BIN);
+        cmd.arg("serve")
+            .arg("--http-bind")
+            .arg("127.0.0.1:0")
+            .arg("--data-dir")
+            .arg(&data)
+            .arg("--plugin-dir")
+            .arg(&plugins)
+            .arg("--wal-flush-interval")
+            .arg("10ms")
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(stderr);
+        let mut child = cmd.spawn().expect("start weir");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            while let Some(Ok(line)) = lines.next() {
+                if let Some(rest) = line.strip_prefix("weir listening on ") {
+                    let url = rest.split_whitespace().next().unwrap_or_default().to_string();
+                    let _ = tx.send(url);
+                }
+            }
+        });
+        let base = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(url) => url,
+            Err(_) => {
+                let _ = child.kill();
+                let log = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+                panic!("weir did not start within 60 s; its log:\n{log}");
+            }
+        };
+        Server { child, base, data_dir: data, _temp: None, stderr_path }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    /// SIGKILL: no chance to flush anything.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM and wait.
+    pub fn stop(&mut self) {
+        sigterm(self.child.id());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.kill9();
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// POSTs line protocol to `path` (with its query string); returns status and body.
+    pub fn post(&self, path: &str, body: &[u8]) -> (u16, String) {
+        send(ureq::post(&self.url(path)), Some(body))
+    }
+
+    pub fn write(&self, db: &str, body: &str) -> (u16, String) {
+        self.post(&format!("/api/v3/write_lp?db={db}"), body.as_bytes())
+    }
+
+    pub fn get(&self, path: &str) -> (u16, String) {
+        send(ureq::get(&self.url(path)), None)
+    }
+
+    /// Runs SQL and returns the JSON rows; panics on an error status.
+    pub fn query(&self, db: &str, sql: &str) -> Vec<serde_json::Value> {
+        let body = serde_json::json!({ "db": db, "q": sql }).to_string();
+        let (status, text) = send(ureq::post(&self.url("/api/v3/query_sql")).set("Content-Type", "application/json"), Some(body.as_bytes()));
+        assert_eq!(status, 200, "query {sql:?} failed: {text}");
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("bad JSON {text:?}: {e}"))
+    }
+
+    pub fn count(&self, db: &str, table: &str) -> i64 {
+        let rows = self.query(db, &format!("SELECT count(*) AS n FROM {table}"));
+        rows[0]["n"].as_i64().expect("count")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+pub fn send(req: ureq::Request, body: Option<&[u8]>) -> (u16, String) {
+    let req = req.timeout(Duration::from_secs(60));
+    let res = match body {
+        Some(b) => req.send_bytes(b),
+        None => req.call(),
+    };
+    match res {
+        Ok(r) => {
+            let status = r.status();
+            let mut s = String::new();
+            let _ = r.into_reader().read_to_string(&mut s);
+            (status, s)
+        }
+        Err(ureq::Error::Status(code, r)) => (code, r.into_string().unwrap_or_default()),
+        Err(e) => panic!("request failed: {e}"),
+    }
+}
+
+fn sigterm(pid: u32) {
+    let _ = Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
+}
