@@ -240,6 +240,11 @@ pub fn replay(root: &Path, mut f: impl FnMut(u64, &WalEntry<'_>)) -> std::io::Re
         for seq in segments(&dir)? {
             let path = segment_path(&dir, seq);
             let bytes = std::fs::read(&path)?;
+            if bytes.is_empty() {
+                // A segment opened by a run that then wrote nothing: no reason to keep it.
+                std::fs::remove_file(&path)?;
+                continue;
+            }
             stats.segments += 1;
             let mut off = 0usize;
             while off < bytes.len() {
