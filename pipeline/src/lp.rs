@@ -107,7 +107,7 @@ impl<'a> Iterator for Lines<'a> {
                 self.pos = end;
                 continue;
             }
-            let mut p = Parser { b: self.body, pos: start, newlines: 0, utf8: self.utf8, detail: (0, 0) };
+            let mut p = Parser { b: self.body, pos: start, newlines: 0, utf8: self.utf8, detail: (0, 0), key: (0, 0) };
             let parsed = p.line(self.hint).map_err(|f| p.message(f));
             if let Ok(l) = &parsed {
                 self.hint = (l.tags.len(), l.fields.len());
@@ -139,6 +139,8 @@ struct Parser<'a> {
     /// a one-byte [`Fail`] and are rendered into a message only when a line is refused: moving a
     /// `String` error through every token's `Result` cost ~40% of parse time.
     detail: (usize, usize),
+    /// The field key being parsed, for messages about its value.
+    key: (usize, usize),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -203,6 +205,7 @@ impl<'a> Parser<'a> {
     fn message(&self, f: Fail) -> String {
         let (a, b) = self.detail;
         let d = String::from_utf8_lossy(self.b.get(a..b).unwrap_or_default());
+        let key = String::from_utf8_lossy(self.b.get(self.key.0..self.key.1).unwrap_or_default());
         match f {
             Fail::NoMeasurement => "missing measurement name".into(),
             Fail::EmptyTagKey => "empty tag key".into(),
@@ -212,9 +215,9 @@ impl<'a> Parser<'a> {
             Fail::NoFields => "no fields".into(),
             Fail::EmptyFieldKey => "empty field key".into(),
             Fail::FieldWithoutValue => format!("field '{d}' has no '=' and value"),
-            Fail::FieldValueMissing => format!("field '{d}' has no value"),
-            Fail::InvalidFieldValue => format!("invalid field value '{d}'"),
-            Fail::UnterminatedString => format!("unterminated string for field '{d}'"),
+            Fail::FieldValueMissing => format!("field '{key}' has no value"),
+            Fail::InvalidFieldValue => format!("invalid value '{d}' for field '{key}'"),
+            Fail::UnterminatedString => format!("unterminated string for field '{key}'"),
             Fail::InvalidUtf8 => "invalid UTF-8".into(),
             Fail::UnexpectedAfterFields => format!("unexpected character '{d}' after fields"),
             Fail::InvalidTimestamp => format!("invalid timestamp '{d}'"),
@@ -255,6 +258,7 @@ impl<'a> Parser<'a> {
             let key_start = self.pos;
             let key = self.name(NameKind::Key)?;
             self.detail = (key_start, self.pos);
+            self.key = self.detail;
             if key.is_empty() {
                 return Err(if fields.is_empty() { Fail::NoFields } else { Fail::EmptyFieldKey });
             }

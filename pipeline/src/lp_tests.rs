@@ -234,3 +234,12 @@ proptest! {
         prop_assert!(n <= body.len());
     }
 }
+
+#[test]
+fn messages_name_the_field_and_value() {
+    assert_eq!(err("cpu usage=oops 1"), "invalid value 'oops' for field 'usage'");
+    assert_eq!(err("cpu a=1,usage= 1"), "field 'usage' has no value");
+    assert_eq!(err("cpu,host f=1"), "tag 'host' has no '=' and value");
+    assert_eq!(err("cpu s=\"abc"), "unterminated string for field 's'");
+    assert_eq!(err("cpu f=1 12x"), "invalid timestamp '12x'");
+}

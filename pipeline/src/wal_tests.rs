@@ -111,3 +111,15 @@ fn garbage_and_zeroes_never_panic() {
     r[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
     assert!(matches!(decode_record(&r), Err(RecordError::BadLength(_))));
 }
+
+#[test]
+fn empty_segments_from_idle_runs_are_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    write_with_glommio(dir.path(), vec![record(1, &[(0, "m f=1")])]);
+    write_with_glommio(dir.path(), vec![]);
+    assert_eq!(segments(&shard_dir(dir.path(), 0)).unwrap(), vec![1, 2]);
+    let (got, stats) = collect(dir.path());
+    assert_eq!(got.len(), 1);
+    assert_eq!(stats.segments, 1);
+    assert_eq!(segments(&shard_dir(dir.path(), 0)).unwrap(), vec![1]);
+}
