@@ -6,5 +6,6 @@
 pub mod cli;
 pub mod config;
 pub mod http;
+pub mod metrics;
 pub mod query;
 pub mod server;

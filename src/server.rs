@@ -18,11 +18,13 @@ use pipeline::buffer::WriteBuffer;
 use pipeline::catalog::Catalog;
 use pipeline::queue::{run_merger, Subscribers, MERGER_QUEUE_FLUSHES};
 use pipeline::shard::Shard;
+use pipeline::stats::WriteStats;
 use pipeline::wal::SegmentWriter;
 
 use crate::config::{ObjectStoreKind, ServeConfig};
 use crate::http::io::GlommioIo;
 use crate::http::{Api, ShardContext};
+use crate::metrics::Metrics;
 use crate::query::QueryEngine;
 
 /// glommio's registered I/O buffers; the default (10 MiB) exceeds a common 8 MiB memlock limit.
@@ -30,6 +32,7 @@ const SHARD_IO_MEMORY_BYTES: usize = 512 << 10;
 
 pub fn run(cfg: ServeConfig) -> anyhow::Result<()> {
     init_logging(&cfg.log_filter);
+    abort_on_shard_panic();
     // Kept alive until exit for the `memory` store.
     let mut _temp = None;
     let root: PathBuf = match cfg.object_store {
@@ -65,16 +68,17 @@ pub fn run(cfg: ServeConfig) -> anyhow::Result<()> {
         .thread_name("weir-query")
         .enable_all()
         .build()?;
+    let shards = cfg.shard_count();
+    let subscribers = Subscribers::default();
+    let (merger_tx, merger_rx) = crossbeam_channel::bounded(MERGER_QUEUE_FLUSHES);
+    let write_stats = Arc::new(WriteStats::default());
     let api = Arc::new(Api {
         catalog: catalog.clone(),
         buffer: buffer.clone(),
         query: QueryEngine::new(catalog.clone(), buffer.clone(), cfg.query_thread_count()),
         max_body_bytes: cfg.max_http_request_size,
+        metrics: Metrics::new(write_stats.clone(), subscribers.clone(), merger_tx.clone()),
     });
-
-    let shards = cfg.shard_count();
-    let subscribers = Subscribers::default();
-    let (merger_tx, merger_rx) = crossbeam_channel::bounded(MERGER_QUEUE_FLUSHES);
     {
         let subscribers = subscribers.clone();
         std::thread::Builder::new()
@@ -93,6 +97,7 @@ pub fn run(cfg: ServeConfig) -> anyhow::Result<()> {
             catalog: catalog.clone(),
             buffer: buffer.clone(),
             api: api.clone(),
+            stats: write_stats.clone(),
             runtime: runtime.handle().clone(),
             wal_root: wal_root.clone(),
             clock_start,
@@ -125,6 +130,7 @@ struct ShardStart {
     catalog: Arc<Catalog>,
     buffer: Arc<WriteBuffer>,
     api: Arc<Api>,
+    stats: Arc<WriteStats>,
     runtime: tokio::runtime::Handle,
     wal_root: PathBuf,
     clock_start: Instant,
@@ -147,7 +153,7 @@ async fn run_shard(s: ShardStart, ready: std::sync::mpsc::Sender<anyhow::Result<
         }
     };
     let local = listener.local_addr().unwrap_or(s.addr);
-    let shard = Rc::new(Shard::new(s.id, s.catalog, s.buffer));
+    let shard = Rc::new(Shard::new(s.id, s.catalog, s.buffer, s.stats));
     glommio::spawn_local(shard.clone().run_flusher(wal, s.clock_start, s.flush_interval, s.first_epoch, s.merger))
         .detach();
     let ctx = Rc::new(ShardContext { shard, api: s.api, runtime: s.runtime });
@@ -184,6 +190,21 @@ async fn wait_for_signal() {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
+}
+
+/// A panic on a shard would leave a live process with a dead shard: its writers hang and its
+/// pending flush is never acked. Better to stop at once and let the WAL replay on restart. A
+/// panic elsewhere (a query task) stays contained in its task, as tokio does by default.
+fn abort_on_shard_panic() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        default(info);
+        let on_shard = std::thread::current().name().is_some_and(|n| n.starts_with("weir-shard"));
+        if on_shard {
+            tracing::error!(%info, "a shard panicked; aborting so the WAL is replayed on restart");
+            std::process::abort();
+        }
+    }));
 }
 
 fn init_logging(filter: &str) {

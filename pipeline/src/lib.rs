@@ -15,5 +15,6 @@ pub mod lp;
 pub mod queue;
 pub mod replay;
 pub mod shard;
+pub mod stats;
 pub mod wal;
 pub mod write;

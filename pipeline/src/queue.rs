@@ -58,6 +58,11 @@ impl Subscribers {
         rx
     }
 
+    /// Events waiting in each subscriber's queue.
+    pub fn depths(&self) -> Vec<usize> {
+        self.inner.lock().iter().map(|s| s.len()).collect()
+    }
+
     fn publish(&self, ev: Arc<WalFlush>) {
         let subs = self.inner.lock().clone();
         let mut gone = Vec::new();

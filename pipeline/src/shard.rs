@@ -25,6 +25,7 @@ use crate::batch::TableBuilder;
 use crate::buffer::WriteBuffer;
 use crate::catalog::Catalog;
 use crate::queue::{ShardFlush, TableBatch};
+use crate::stats::WriteStats;
 use crate::wal::{RecordBuf, SegmentWriter};
 use crate::write::{prepare, LineReject, Precision, PrepareError};
 
@@ -74,11 +75,12 @@ pub struct Shard {
     catalog: Arc<Catalog>,
     buffer: Arc<WriteBuffer>,
     pending: RefCell<Pending>,
+    stats: Arc<WriteStats>,
 }
 
 impl Shard {
-    pub fn new(id: usize, catalog: Arc<Catalog>, buffer: Arc<WriteBuffer>) -> Shard {
-        Shard { id, catalog, buffer, pending: RefCell::new(Pending::default()) }
+    pub fn new(id: usize, catalog: Arc<Catalog>, buffer: Arc<WriteBuffer>, stats: Arc<WriteStats>) -> Shard {
+        Shard { id, catalog, buffer, pending: RefCell::new(Pending::default()), stats }
     }
 
     /// Validates and stages a write for the next flush. Synchronous: nothing else on this
@@ -89,6 +91,11 @@ impl Shard {
             return Err(WriteError::Busy(pending_bytes));
         }
         let prepared = prepare(&self.catalog, req.db, req.body, req.precision, req.default_time_ns, req.accept_partial)?;
+        use std::sync::atomic::Ordering::Relaxed;
+        self.stats.requests.fetch_add(1, Relaxed);
+        self.stats.bytes.fetch_add(req.body.len() as u64, Relaxed);
+        self.stats.lines.fetch_add(prepared.good.len() as u64, Relaxed);
+        self.stats.rejected_lines.fetch_add(prepared.rejects.len() as u64, Relaxed);
         if prepared.good.is_empty() {
             return Ok(Accepted { lines_written: 0, rejects: prepared.rejects, durable: None });
         }
@@ -121,7 +128,14 @@ impl Shard {
         if p.record.is_empty() {
             return Vec::new();
         }
-        if let Err(e) = wal.append(p.record.seal(epoch)).await {
+        use std::sync::atomic::Ordering::Relaxed;
+        let record = p.record.seal(epoch);
+        let record_bytes = record.len() as u64;
+        let started = Instant::now();
+        let appended = wal.append(record).await;
+        self.stats.wal_flush.observe_ns(started.elapsed().as_nanos() as u64);
+        if let Err(e) = appended {
+            self.stats.wal_flush_errors.fetch_add(1, Relaxed);
             tracing::error!(shard = self.id, error = %e, "WAL flush failed; its writes are refused");
             let err = FlushError(e.to_string());
             for w in p.waiters {
@@ -129,6 +143,8 @@ impl Shard {
             }
             return Vec::new();
         }
+        self.stats.wal_flushes.fetch_add(1, Relaxed);
+        self.stats.wal_bytes.fetch_add(record_bytes, Relaxed);
         let mut out = Vec::with_capacity(p.builders.len());
         for ((db_id, table_id), b) in p.builders {
             let db_name = b.db_name.clone();

@@ -39,6 +39,7 @@ pub struct Api {
     pub buffer: Arc<WriteBuffer>,
     pub query: QueryEngine,
     pub max_body_bytes: usize,
+    pub metrics: crate::metrics::Metrics,
 }
 
 /// What one shard's connections share.
@@ -101,7 +102,13 @@ pub async fn handle(api: &Api, parts: Parts, body: Bytes) -> Result<Resp, ApiErr
     match path {
         paths::HEALTH if m == Method::GET || m == Method::HEAD => Ok(text(StatusCode::OK, "OK")),
         paths::PING if m == Method::GET || m == Method::POST || m == Method::HEAD => Ok(ping()),
-        paths::QUERY_SQL if m == Method::GET || m == Method::POST => query::query_sql(&api.query, &parts, &qs, &body).await,
+        paths::QUERY_SQL if m == Method::GET || m == Method::POST => {
+            let started = std::time::Instant::now();
+            let r = query::query_sql(&api.query, &parts, &qs, &body).await;
+            api.metrics.observe_query(started.elapsed(), r.is_ok());
+            r
+        }
+        paths::METRICS if m == Method::GET => Ok(api.metrics.response()),
         paths::CONFIGURE_DATABASE => match *m {
             Method::GET => configure::list_databases(&api.catalog, &qs),
             Method::POST => configure::create_database(&api.catalog, &body, &qs),
@@ -113,7 +120,7 @@ pub async fn handle(api: &Api, parts: Parts, body: Bytes) -> Result<Resp, ApiErr
             Method::DELETE => configure::delete_table(&api.catalog, &api.buffer, &body, &qs),
             _ => Err(not_allowed(&parts)),
         },
-        paths::HEALTH | paths::PING | paths::QUERY_SQL | paths::WRITE_V1 | paths::WRITE_V2 | paths::WRITE_V3 => {
+        paths::HEALTH | paths::PING | paths::QUERY_SQL | paths::METRICS | paths::WRITE_V1 | paths::WRITE_V2 | paths::WRITE_V3 => {
             Err(not_allowed(&parts))
         }
         _ => Err(ApiError::NotFound(format!("no route for {} {}", parts.method, path))),

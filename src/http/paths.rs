@@ -8,3 +8,4 @@ pub const CONFIGURE_DATABASE: &str = "/api/v3/configure/database";
 pub const CONFIGURE_TABLE: &str = "/api/v3/configure/table";
 pub const HEALTH: &str = "/health";
 pub const PING: &str = "/ping";
+pub const METRICS: &str = "/metrics";

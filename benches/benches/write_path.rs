@@ -1,0 +1,150 @@
+//! The rest of the write path, one primitive at a time: validation against the catalog
+//! (`prepare`), Arrow batch building, WAL append + fdatasync, and the flush hand-off to a
+//! consumer thread. Run with `cargo bench -p weir-benches --bench write_path`.
+
+use std::time::{Duration, Instant};
+
+use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
+use pipeline::batch::TableBuilder;
+use pipeline::catalog::Catalog;
+use pipeline::queue::{run_merger, ShardFlush, Subscribers, TableBatch, MERGER_QUEUE_FLUSHES};
+use pipeline::wal::{RecordBuf, SegmentWriter};
+use pipeline::write::{prepare, Precision};
+use weir_benches::tsbs_cpu_lines;
+
+const LINES: usize = 10_000;
+
+fn validate(c: &mut Criterion) {
+    let body = tsbs_cpu_lines(LINES);
+    let catalog = Catalog::in_memory();
+    prepare(&catalog, "bench", body.as_bytes(), Precision::Nanosecond, 0, true).unwrap();
+    let mut g = c.benchmark_group("prepare");
+    g.throughput(Throughput::Elements(LINES as u64));
+    g.bench_function("parse_and_validate_tsbs_10k_lines", |b| {
+        b.iter(|| {
+            let p = prepare(&catalog, "bench", black_box(body.as_bytes()), Precision::Nanosecond, 0, true).unwrap();
+            assert_eq!(p.good.len(), LINES);
+            p.good.len()
+        })
+    });
+    g.finish();
+}
+
+fn build_batch(c: &mut Criterion) {
+    let body = tsbs_cpu_lines(LINES);
+    let catalog = Catalog::in_memory();
+    let p = prepare(&catalog, "bench", body.as_bytes(), Precision::Nanosecond, 0, true).unwrap();
+    let table = p.good[0].table.clone();
+    let mut g = c.benchmark_group("arrow_batch");
+    g.throughput(Throughput::Elements(LINES as u64));
+    g.bench_function("build_tsbs_10k_rows", |b| {
+        b.iter(|| {
+            let mut tb = TableBuilder::new(p.db_id, "bench".into(), table.clone());
+            for l in &p.good {
+                tb.append(&l.line, l.time_ns);
+            }
+            tb.finish().unwrap().num_rows()
+        })
+    });
+    g.finish();
+}
+
+fn wal_append(c: &mut Criterion) {
+    let body = tsbs_cpu_lines(LINES);
+    let mut g = c.benchmark_group("wal");
+    g.throughput(Throughput::Bytes(body.len() as u64));
+    g.sample_size(20);
+    g.bench_function("append_fdatasync_3.6MB_record", |b| {
+        b.iter_custom(|iters| {
+            let dir = tempfile::tempdir().unwrap();
+            let root = dir.path().to_path_buf();
+            let body = body.clone();
+            glommio::LocalExecutorBuilder::default()
+                .io_memory(512 << 10)
+                .spawn(move || async move {
+                    let mut w = SegmentWriter::open(&root, 0).await.unwrap();
+                    let start = Instant::now();
+                    for epoch in 0..iters {
+                        let mut r = RecordBuf::new();
+                        let at = r.begin_entry(0, Precision::Nanosecond, 0);
+                        for line in body.lines() {
+                            r.push_line(line.as_bytes());
+                        }
+                        r.end_entry(at);
+                        w.append(r.seal(epoch)).await.unwrap();
+                    }
+                    start.elapsed()
+                })
+                .unwrap()
+                .join()
+                .unwrap()
+        })
+    });
+    g.bench_function("append_fdatasync_small_record", |b| {
+        b.iter_custom(|iters| {
+            let dir = tempfile::tempdir().unwrap();
+            let root = dir.path().to_path_buf();
+            glommio::LocalExecutorBuilder::default()
+                .io_memory(512 << 10)
+                .spawn(move || async move {
+                    let mut w = SegmentWriter::open(&root, 0).await.unwrap();
+                    let start = Instant::now();
+                    for epoch in 0..iters {
+                        let mut r = RecordBuf::new();
+                        let at = r.begin_entry(0, Precision::Nanosecond, 0);
+                        r.push_line(b"cpu,host=a usage=1 1");
+                        r.end_entry(at);
+                        w.append(r.seal(epoch)).await.unwrap();
+                    }
+                    start.elapsed()
+                })
+                .unwrap()
+                .join()
+                .unwrap()
+        })
+    });
+    g.finish();
+}
+
+fn queue_handoff(c: &mut Criterion) {
+    let body = tsbs_cpu_lines(1000);
+    let catalog = Catalog::in_memory();
+    let p = prepare(&catalog, "bench", body.as_bytes(), Precision::Nanosecond, 0, true).unwrap();
+    let mut tb = TableBuilder::new(p.db_id, "bench".into(), p.good[0].table.clone());
+    for l in &p.good {
+        tb.append(&l.line, l.time_ns);
+    }
+    let batch = tb.finish().unwrap();
+    let mut g = c.benchmark_group("queue");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("shard_to_merger_to_consumer_per_flush", |b| {
+        b.iter_custom(|iters| {
+            let subs = Subscribers::default();
+            let rx = subs.subscribe();
+            let (tx, merger_rx) = crossbeam_channel::bounded(MERGER_QUEUE_FLUSHES);
+            let merger = std::thread::spawn(move || run_merger(merger_rx, 1, subs));
+            let consumer = std::thread::spawn(move || {
+                let mut rows = 0usize;
+                for ev in rx.iter() {
+                    rows += ev.tables.iter().map(|t| t.batch.num_rows()).sum::<usize>();
+                }
+                rows
+            });
+            let start = Instant::now();
+            for epoch in 1..=iters {
+                let t = TableBatch { db_id: 0, db_name: "bench".into(), table_name: "cpu".into(), batch: batch.clone() };
+                tx.send(ShardFlush { epoch, shard: 0, tables: vec![t] }).unwrap();
+            }
+            drop(tx);
+            merger.join().unwrap();
+            let rows = consumer.join().unwrap();
+            let elapsed = start.elapsed();
+            assert_eq!(rows, iters as usize * 1000);
+            elapsed.max(Duration::from_nanos(1))
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, validate, build_batch, wal_append, queue_handoff);
+criterion_main!(benches);

@@ -1,0 +1,68 @@
+//! `/metrics`: the server's counters in the Prometheus text format.
+//!
+//! Gathers the write path's stats (from the shards), query counts and latency, and queue
+//! depths. Reading it never blocks a shard.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::Response;
+use pipeline::queue::{ShardFlush, Subscribers};
+use pipeline::stats::{counter, gauge, Histogram, WriteStats};
+
+use crate::http::error::Resp;
+
+pub struct Metrics {
+    pub write: Arc<WriteStats>,
+    pub subscribers: Subscribers,
+    /// A handle on the shards-to-merger queue, to report its depth.
+    pub merger_queue: crossbeam_channel::Sender<ShardFlush>,
+    queries: AtomicU64,
+    query_errors: AtomicU64,
+    query_latency: Histogram,
+}
+
+impl Metrics {
+    pub fn new(write: Arc<WriteStats>, subscribers: Subscribers, merger_queue: crossbeam_channel::Sender<ShardFlush>) -> Metrics {
+        Metrics {
+            write,
+            subscribers,
+            merger_queue,
+            queries: AtomicU64::new(0),
+            query_errors: AtomicU64::new(0),
+            query_latency: Histogram::default(),
+        }
+    }
+
+    pub fn observe_query(&self, elapsed: Duration, ok: bool) {
+        self.queries.fetch_add(1, Relaxed);
+        if !ok {
+            self.query_errors.fetch_add(1, Relaxed);
+        }
+        self.query_latency.observe_ns(elapsed.as_nanos() as u64);
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(4096);
+        self.write.render(&mut out);
+        counter(&mut out, "weir_query_requests_total", "SQL queries received.", self.queries.load(Relaxed));
+        counter(&mut out, "weir_query_errors_total", "SQL queries that failed.", self.query_errors.load(Relaxed));
+        self.query_latency.render("weir_query_duration_seconds", "SQL query latency, request to encoded answer.", "", &mut out);
+        gauge(&mut out, "weir_flush_merger_queue_depth", "Shard flushes waiting for the merger.", self.merger_queue.len() as u64);
+        let depth: usize = self.subscribers.depths().iter().sum();
+        gauge(&mut out, "weir_flush_subscriber_queue_depth", "Flush events waiting for consumers.", depth as u64);
+        out
+    }
+
+    pub fn response(&self) -> Resp {
+        let mut r = Response::new(Full::new(Bytes::from(self.render())));
+        r.headers_mut().insert(
+            hyper::header::CONTENT_TYPE,
+            hyper::header::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        );
+        r
+    }
+}
