@@ -47,6 +47,44 @@ pub struct ParsedLine<'a> {
     pub timestamp: Option<i64>,
 }
 
+impl ParsedLine<'_> {
+    /// Renders the line back to line protocol, escaped so that it parses to the same values.
+    /// Floats use Rust's shortest round-trip form.
+    pub fn to_line_protocol(&self) -> String {
+        let mut s = escape_measurement(&self.measurement);
+        for (k, v) in &self.tags {
+            s.push(',');
+            s.push_str(&escape_key(k));
+            s.push('=');
+            s.push_str(&escape_key(v));
+        }
+        s.push(' ');
+        for (i, (k, v)) in self.fields.iter().enumerate() {
+            if i > 0 {
+                s.push(',');
+            }
+            s.push_str(&escape_key(k));
+            s.push('=');
+            match v {
+                FieldValue::Float(f) => s.push_str(&format!("{f:?}")),
+                FieldValue::Integer(n) => s.push_str(&format!("{n}i")),
+                FieldValue::UInteger(n) => s.push_str(&format!("{n}u")),
+                FieldValue::Boolean(b) => s.push_str(if *b { "true" } else { "false" }),
+                FieldValue::String(t) => {
+                    s.push('"');
+                    s.push_str(&escape_string_field(t));
+                    s.push('"');
+                }
+            }
+        }
+        if let Some(ts) = self.timestamp {
+            s.push(' ');
+            s.push_str(&ts.to_string());
+        }
+        s
+    }
+}
+
 /// A line that could not be parsed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("line {line_number}: {message}")]

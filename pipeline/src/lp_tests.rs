@@ -146,37 +146,13 @@ fn invalid_utf8_is_an_error() {
 }
 
 fn render(m: &str, tags: &[(String, String)], fields: &[(String, FieldValue<'static>)], ts: Option<i64>) -> String {
-    let mut s = escape_measurement(m);
-    for (k, v) in tags {
-        s.push(',');
-        s.push_str(&escape_key(k));
-        s.push('=');
-        s.push_str(&escape_key(v));
+    ParsedLine {
+        measurement: m.into(),
+        tags: tags.iter().map(|(k, v)| (Cow::Borrowed(k.as_str()), Cow::Borrowed(v.as_str()))).collect(),
+        fields: fields.iter().map(|(k, v)| (Cow::Borrowed(k.as_str()), v.clone())).collect(),
+        timestamp: ts,
     }
-    s.push(' ');
-    for (i, (k, v)) in fields.iter().enumerate() {
-        if i > 0 {
-            s.push(',');
-        }
-        s.push_str(&escape_key(k));
-        s.push('=');
-        match v {
-            FieldValue::Float(f) => s.push_str(&format!("{f:?}")),
-            FieldValue::Integer(i) => s.push_str(&format!("{i}i")),
-            FieldValue::UInteger(u) => s.push_str(&format!("{u}u")),
-            FieldValue::Boolean(b) => s.push_str(if *b { "true" } else { "false" }),
-            FieldValue::String(t) => {
-                s.push('"');
-                s.push_str(&escape_string_field(t));
-                s.push('"');
-            }
-        }
-    }
-    if let Some(t) = ts {
-        s.push(' ');
-        s.push_str(&t.to_string());
-    }
-    s
+    .to_line_protocol()
 }
 
 fn name() -> impl Strategy<Value = String> {
