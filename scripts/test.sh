@@ -5,3 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 cargo nextest run --no-fail-fast "$@"
+# Lints last, so a lint never hides a test result.
+cargo clippy --workspace --all-targets -- -D warnings

@@ -4,7 +4,9 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::time::Duration;
 
 use common::{send, Server};
@@ -66,7 +68,7 @@ fn invariant_1_acked_write_survives_kill_9() {
                         let body = format!("k,w={w} id={id}i,n=0i {id}\nk,w={w} id={id}i,n=1i {id}");
                         match try_write(&url, &body) {
                             Some(204) => {
-                                acked.lock().unwrap().insert((w, id));
+                                acked.lock().insert((w, id));
                             }
                             Some(other) => panic!("unexpected status {other}"),
                             None => break,
@@ -83,7 +85,7 @@ fn invariant_1_acked_write_survives_kill_9() {
             w.join().unwrap();
         }
     }
-    let acked = acked.lock().unwrap().clone();
+    let acked = acked.lock().clone();
     assert!(acked.len() > 50, "the test must ack a fair number of writes, got {}", acked.len());
     let s = Server::start_in(dir.path(), &[]);
     let rows = s.query("k", "SELECT w, id, n FROM k");

@@ -8,6 +8,9 @@
 //!
 //! This crate knows nothing of HTTP, Python or SQL, so it builds and benches on its own.
 
+// Tests may unwrap: a panic there is a failed test, not a crashed server.
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 pub mod batch;
 pub mod buffer;
 pub mod catalog;

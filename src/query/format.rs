@@ -202,7 +202,7 @@ mod tests {
     #[test]
     fn csv_and_pretty() {
         let b = sample();
-        let csv = String::from_utf8(encode(Format::Csv, &b.schema(), &[b.clone()]).unwrap()).unwrap();
+        let csv = String::from_utf8(encode(Format::Csv, &b.schema(), std::slice::from_ref(&b)).unwrap()).unwrap();
         assert_eq!(csv, "host,time,usage\na,2023-11-14T22:13:20Z,1.5\n,2023-11-14T22:13:20.500Z,\n");
         let pretty = String::from_utf8(encode(Format::Pretty, &b.schema(), &[b]).unwrap()).unwrap();
         assert!(pretty.contains("| host | time"), "{pretty}");
