@@ -83,6 +83,10 @@ impl ServeConfig {
         self.shards.unwrap_or_else(|| (cores() / 2).max(1)).max(1)
     }
 
+    pub fn py_executor_count(&self) -> usize {
+        self.py_executors.unwrap_or_else(|| (cores() / 4).max(1)).max(1)
+    }
+
     pub fn query_thread_count(&self) -> usize {
         self.query_threads.unwrap_or_else(|| (cores() / 2).max(1)).max(1)
     }

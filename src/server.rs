@@ -2,8 +2,9 @@
 //!
 //! Start-up order matters: the catalog is loaded and the WAL replayed into the write buffer
 //! before any shard listens, so the first query after a restart already sees every acked write.
-//! Then the query runtime, the flush merger, and one glommio executor per shard, each with its
-//! own SO_REUSEPORT listener on the same address. It owns no request logic.
+//! Then the query runtime, the processing engine (subscribed to flushes before the merger
+//! starts, so it misses none), the flush merger, and one glommio executor per shard, each with
+//! its own SO_REUSEPORT listener on the same address and a queue for plugin writes. It owns no request logic.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -22,6 +23,10 @@ use pipeline::stats::WriteStats;
 use pipeline::wal::SegmentWriter;
 
 use crate::config::{ObjectStoreKind, ServeConfig};
+use crate::engine::ingest::ShardIngest;
+use crate::engine::local_api::Services;
+use crate::engine::logs::PluginLogs;
+use crate::engine::{Engine, EngineConfig};
 use crate::http::io::GlommioIo;
 use crate::http::{Api, ShardContext};
 use crate::metrics::Metrics;
@@ -48,6 +53,8 @@ pub fn run(cfg: ServeConfig) -> anyhow::Result<()> {
     std::fs::create_dir_all(&root).with_context(|| format!("creating data directory {}", root.display()))?;
     std::fs::create_dir_all(&cfg.plugin_dir)
         .with_context(|| format!("creating plugin directory {}", cfg.plugin_dir.display()))?;
+    // Absolute, so PLUGIN_DIR and plugin `__file__`s mean the same from any working directory.
+    let plugin_dir = std::fs::canonicalize(&cfg.plugin_dir).unwrap_or_else(|_| cfg.plugin_dir.clone());
 
     let catalog = Arc::new(Catalog::open(&root.join("catalog")).context("loading the catalog")?);
     let buffer = Arc::new(WriteBuffer::new());
@@ -72,10 +79,25 @@ pub fn run(cfg: ServeConfig) -> anyhow::Result<()> {
     let subscribers = Subscribers::default();
     let (merger_tx, merger_rx) = crossbeam_channel::bounded(MERGER_QUEUE_FLUSHES);
     let write_stats = Arc::new(WriteStats::default());
+    let logs = Arc::new(PluginLogs::default());
+    let query = Arc::new(QueryEngine::new(catalog.clone(), buffer.clone(), logs.clone(), cfg.query_thread_count()));
+    let (ingest, mut ingest_rx) = ShardIngest::new(shards);
+    let services = Arc::new(Services {
+        writer: Arc::new(ingest),
+        query: query.clone(),
+        runtime: runtime.handle().clone(),
+        logs,
+        global_cache: Arc::default(),
+    });
+    // Subscribed before the merger starts, so the engine sees every flush from the first.
+    let flushes = subscribers.subscribe();
+    let engine_cfg = EngineConfig { plugin_dir, executors: cfg.py_executor_count() };
+    let engine = Engine::start(engine_cfg, catalog.clone(), services, Some(flushes)).context("starting the processing engine")?;
     let api = Arc::new(Api {
         catalog: catalog.clone(),
         buffer: buffer.clone(),
-        query: QueryEngine::new(catalog.clone(), buffer.clone(), cfg.query_thread_count()),
+        query,
+        engine,
         max_body_bytes: cfg.max_http_request_size,
         metrics: Metrics::new(write_stats.clone(), subscribers.clone(), merger_tx.clone()),
     });
@@ -104,6 +126,7 @@ pub fn run(cfg: ServeConfig) -> anyhow::Result<()> {
             flush_interval: cfg.wal_flush_interval,
             first_epoch: stats.max_epoch,
             merger: merger_tx.clone(),
+            ingest: ingest_rx.remove(0),
         };
         glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
             .name(&format!("weir-shard-{id}"))
@@ -137,6 +160,7 @@ struct ShardStart {
     flush_interval: Duration,
     first_epoch: u64,
     merger: crossbeam_channel::Sender<pipeline::queue::ShardFlush>,
+    ingest: futures_channel::mpsc::Receiver<crate::engine::ingest::IngestJob>,
 }
 
 async fn run_shard(s: ShardStart, ready: std::sync::mpsc::Sender<anyhow::Result<SocketAddr>>) {
@@ -156,6 +180,7 @@ async fn run_shard(s: ShardStart, ready: std::sync::mpsc::Sender<anyhow::Result<
     let shard = Rc::new(Shard::new(s.id, s.catalog, s.buffer, s.stats));
     glommio::spawn_local(shard.clone().run_flusher(wal, s.clock_start, s.flush_interval, s.first_epoch, s.merger))
         .detach();
+    glommio::spawn_local(crate::engine::ingest::serve(shard.clone(), s.ingest)).detach();
     let ctx = Rc::new(ShardContext { shard, api: s.api, runtime: s.runtime });
     let _ = ready.send(Ok(local));
     loop {

@@ -5,6 +5,9 @@
 //! temporary file, fdatasync, rename, fsync the directory) and only then publishes it. So a
 //! column that a WAL record relies on is always durable before the record is acked.
 //!
+//! It also keeps each database's processing-engine triggers (their definition and whether they
+//! are disabled), so they survive restarts; what a trigger *does* is the engine's business.
+//!
 //! It never holds row data, and it never lets a column change type: the first write fixes it.
 
 use std::collections::BTreeMap;
@@ -88,12 +91,60 @@ impl Table {
     }
 }
 
+/// What a trigger does when its plugin raises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ErrorBehavior {
+    /// Log the error and go on with the next event.
+    #[default]
+    Log,
+    /// Run the same event again, a bounded number of times with backoff.
+    Retry,
+    /// Log the error and disable the trigger until it is enabled again.
+    Disable,
+}
+
+impl ErrorBehavior {
+    pub fn parse(s: &str) -> Option<ErrorBehavior> {
+        Some(match s.to_ascii_lowercase().as_str() {
+            "log" => ErrorBehavior::Log,
+            "retry" => ErrorBehavior::Retry,
+            "disable" => ErrorBehavior::Disable,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorBehavior::Log => "log",
+            ErrorBehavior::Retry => "retry",
+            ErrorBehavior::Disable => "disable",
+        }
+    }
+}
+
+/// A processing-engine trigger as the catalog keeps it. The specification is kept as text; the
+/// engine parses (and validated) it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Trigger {
+    pub name: String,
+    pub plugin_filename: String,
+    pub specification: String,
+    pub arguments: Option<BTreeMap<String, String>>,
+    pub run_async: bool,
+    pub error_behavior: ErrorBehavior,
+    pub disabled: bool,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Database {
     pub id: u32,
     pub name: String,
     pub tables: BTreeMap<String, Arc<Table>>,
     pub next_table_id: u32,
+    /// Absent from catalogs written before triggers existed.
+    #[serde(default)]
+    pub triggers: BTreeMap<String, Arc<Trigger>>,
 }
 
 impl Database {
@@ -132,6 +183,10 @@ pub enum CatalogError {
     TableNotFound(String),
     #[error("invalid name: {0}")]
     InvalidName(String),
+    #[error("trigger '{0}' already exists")]
+    TriggerExists(String),
+    #[error("trigger '{0}' not found")]
+    TriggerNotFound(String),
     #[error("column '{column}' is a {existing}, not a {wanted}")]
     ColumnConflict { column: String, existing: String, wanted: String },
     #[error("catalog storage failed: {0}")]
@@ -170,6 +225,11 @@ pub enum CatalogOp {
     /// Create a table; an error if it exists.
     CreateTable { db: String, table: String, columns: Vec<Column> },
     DeleteTable { db: String, table: String },
+    /// Add a trigger; an error if one of that name exists in the database.
+    CreateTrigger { db: String, trigger: Trigger },
+    DeleteTrigger { db: String, name: String },
+    /// Enable or disable a trigger; idempotent.
+    SetTriggerDisabled { db: String, name: String, disabled: bool },
 }
 
 /// The catalog: current snapshot plus the single writer.
@@ -241,7 +301,13 @@ fn apply(cat: &mut CatalogSnapshot, op: &CatalogOp) -> Result<bool, CatalogError
             cat.next_db_id += 1;
             cat.databases.insert(
                 name.clone(),
-                Arc::new(Database { id, name: name.clone(), tables: BTreeMap::new(), next_table_id: 0 }),
+                Arc::new(Database {
+                    id,
+                    name: name.clone(),
+                    tables: BTreeMap::new(),
+                    next_table_id: 0,
+                    triggers: BTreeMap::new(),
+                }),
             );
             Ok(true)
         }
@@ -292,7 +358,33 @@ fn apply(cat: &mut CatalogSnapshot, op: &CatalogOp) -> Result<bool, CatalogError
             dbm.tables.remove(table).ok_or_else(|| CatalogError::TableNotFound(table.clone()))?;
             Ok(true)
         }
+        CatalogOp::CreateTrigger { db, trigger } => {
+            let dbm = Arc::make_mut(db_mut(cat, db)?);
+            if dbm.triggers.contains_key(&trigger.name) {
+                return Err(CatalogError::TriggerExists(trigger.name.clone()));
+            }
+            dbm.triggers.insert(trigger.name.clone(), Arc::new(trigger.clone()));
+            Ok(true)
+        }
+        CatalogOp::DeleteTrigger { db, name } => {
+            let dbm = Arc::make_mut(db_mut(cat, db)?);
+            dbm.triggers.remove(name).ok_or_else(|| CatalogError::TriggerNotFound(name.clone()))?;
+            Ok(true)
+        }
+        CatalogOp::SetTriggerDisabled { db, name, disabled } => {
+            let dbm = Arc::make_mut(db_mut(cat, db)?);
+            let t = dbm.triggers.get_mut(name).ok_or_else(|| CatalogError::TriggerNotFound(name.clone()))?;
+            if t.disabled == *disabled {
+                return Ok(false);
+            }
+            Arc::make_mut(t).disabled = *disabled;
+            Ok(true)
+        }
     }
+}
+
+fn db_mut<'a>(cat: &'a mut CatalogSnapshot, db: &str) -> Result<&'a mut Arc<Database>, CatalogError> {
+    cat.databases.get_mut(db).ok_or_else(|| CatalogError::DatabaseNotFound(db.to_string()))
 }
 
 fn persist(path: &Path, snapshot: &CatalogSnapshot) -> Result<(), CatalogError> {
@@ -365,6 +457,34 @@ mod tests {
         cat.update(&[CatalogOp::DeleteDatabase("a".into())]).unwrap();
         cat.update(&[CatalogOp::CreateDatabase("a".into())]).unwrap();
         assert_ne!(cat.snapshot().db("a").unwrap().id, first);
+    }
+
+    #[test]
+    fn triggers_persist_and_disable_is_idempotent() {
+        let dir = tempfile::tempdir().unwrap();
+        let cat = Catalog::open(dir.path()).unwrap();
+        let t = Trigger {
+            name: "t".into(),
+            plugin_filename: "p.py".into(),
+            specification: "all_tables".into(),
+            arguments: Some([("k".to_string(), "v".to_string())].into()),
+            run_async: false,
+            error_behavior: ErrorBehavior::Disable,
+            disabled: false,
+        };
+        cat.update(&[CatalogOp::CreateDatabase("d".into()), CatalogOp::CreateTrigger { db: "d".into(), trigger: t.clone() }])
+            .unwrap();
+        let e = cat.update(&[CatalogOp::CreateTrigger { db: "d".into(), trigger: t.clone() }]).unwrap_err();
+        assert!(matches!(e, CatalogError::TriggerExists(_)), "{e}");
+        let off = CatalogOp::SetTriggerDisabled { db: "d".into(), name: "t".into(), disabled: true };
+        cat.update(std::slice::from_ref(&off)).unwrap();
+        let v = cat.snapshot().version;
+        cat.update(&[off]).unwrap();
+        assert_eq!(cat.snapshot().version, v, "disabling twice writes nothing");
+        let again = Catalog::open(dir.path()).unwrap().snapshot();
+        let got = again.db("d").unwrap().triggers.get("t").unwrap();
+        assert!(got.disabled);
+        assert_eq!(got.arguments, t.arguments);
     }
 
     #[test]

@@ -16,12 +16,12 @@ use serde::Deserialize;
 use super::error::{empty_response, ApiError, Resp};
 use crate::query::format::{encode, Format};
 
-fn json_body<T: for<'de> Deserialize<'de>>(body: &[u8], shape: &str) -> Result<T, ApiError> {
+pub(super) fn json_body<T: for<'de> Deserialize<'de>>(body: &[u8], shape: &str) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}; expected {shape}")))
 }
 
 /// A name from the JSON body or, failing that, the query string.
-fn name_from(body: &[u8], qs: &HashMap<String, String>, key: &str) -> Result<String, ApiError> {
+pub(super) fn name_from(body: &[u8], qs: &HashMap<String, String>, key: &str) -> Result<String, ApiError> {
     if !body.iter().all(|b| b.is_ascii_whitespace()) {
         let v: serde_json::Value = json_body(body, &format!("{{\"{key}\": ...}}"))?;
         if let Some(s) = v.get(key).and_then(|s| s.as_str()) {

@@ -83,8 +83,12 @@ pub fn empty_response(status: StatusCode) -> Resp {
 impl From<CatalogError> for ApiError {
     fn from(e: CatalogError) -> Self {
         match e {
-            CatalogError::DatabaseExists(_) | CatalogError::TableExists(_) => ApiError::Conflict(e.to_string()),
-            CatalogError::DatabaseNotFound(_) | CatalogError::TableNotFound(_) => ApiError::NotFound(e.to_string()),
+            CatalogError::DatabaseExists(_) | CatalogError::TableExists(_) | CatalogError::TriggerExists(_) => {
+                ApiError::Conflict(e.to_string())
+            }
+            CatalogError::DatabaseNotFound(_) | CatalogError::TableNotFound(_) | CatalogError::TriggerNotFound(_) => {
+                ApiError::NotFound(e.to_string())
+            }
             CatalogError::InvalidName(_) | CatalogError::ColumnConflict { .. } => ApiError::BadRequest(e.to_string()),
             CatalogError::Io(_) | CatalogError::Corrupt(_) => ApiError::Internal(e.to_string()),
         }
@@ -108,6 +112,18 @@ impl From<crate::query::QueryError> for ApiError {
             Q::Invalid(_) => ApiError::BadRequest(e.to_string()),
             Q::ResourcesExhausted(_) => ApiError::Unavailable(e.to_string()),
             Q::Internal(_) => ApiError::Internal(e.to_string()),
+        }
+    }
+}
+
+impl From<crate::engine::EngineError> for ApiError {
+    fn from(e: crate::engine::EngineError) -> Self {
+        use crate::engine::EngineError as E;
+        match e {
+            E::Catalog(c) => c.into(),
+            E::Spec(_) | E::Invalid(_) | E::Plugin(_) => ApiError::BadRequest(e.to_string()),
+            E::Conflict(_) => ApiError::Conflict(e.to_string()),
+            E::Unavailable(_) => ApiError::Unavailable(e.to_string()),
         }
     }
 }

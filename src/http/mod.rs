@@ -7,6 +7,7 @@
 
 pub mod body;
 mod configure;
+mod engine;
 pub mod error;
 pub mod io;
 pub mod paths;
@@ -37,7 +38,8 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub struct Api {
     pub catalog: Arc<Catalog>,
     pub buffer: Arc<WriteBuffer>,
-    pub query: QueryEngine,
+    pub query: Arc<QueryEngine>,
+    pub engine: crate::engine::Engine,
     pub max_body_bytes: usize,
     pub metrics: crate::metrics::Metrics,
 }
@@ -120,9 +122,24 @@ pub async fn handle(api: &Api, parts: Parts, body: Bytes) -> Result<Resp, ApiErr
             Method::DELETE => configure::delete_table(&api.catalog, &api.buffer, &body, &qs),
             _ => Err(not_allowed(&parts)),
         },
-        paths::HEALTH | paths::PING | paths::QUERY_SQL | paths::METRICS | paths::WRITE_V1 | paths::WRITE_V2 | paths::WRITE_V3 => {
-            Err(not_allowed(&parts))
-        }
+        paths::TRIGGER => match *m {
+            Method::POST => engine::create_trigger(&api.engine, &body).await,
+            Method::DELETE => engine::delete_trigger(&api.engine, &body, &qs),
+            _ => Err(not_allowed(&parts)),
+        },
+        paths::TRIGGER_ENABLE if m == Method::POST => engine::set_disabled(&api.engine, &body, &qs, false),
+        paths::TRIGGER_DISABLE if m == Method::POST => engine::set_disabled(&api.engine, &body, &qs, true),
+        paths::PLUGIN_TEST_WAL if m == Method::POST => engine::test_wal(&api.engine, &body).await,
+        paths::HEALTH
+        | paths::PING
+        | paths::QUERY_SQL
+        | paths::METRICS
+        | paths::WRITE_V1
+        | paths::WRITE_V2
+        | paths::WRITE_V3
+        | paths::TRIGGER_ENABLE
+        | paths::TRIGGER_DISABLE
+        | paths::PLUGIN_TEST_WAL => Err(not_allowed(&parts)),
         _ => Err(ApiError::NotFound(format!("no route for {} {}", parts.method, path))),
     }
 }

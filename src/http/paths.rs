@@ -9,3 +9,7 @@ pub const CONFIGURE_TABLE: &str = "/api/v3/configure/table";
 pub const HEALTH: &str = "/health";
 pub const PING: &str = "/ping";
 pub const METRICS: &str = "/metrics";
+pub const TRIGGER: &str = "/api/v3/configure/processing_engine_trigger";
+pub const TRIGGER_ENABLE: &str = "/api/v3/configure/processing_engine_trigger/enable";
+pub const TRIGGER_DISABLE: &str = "/api/v3/configure/processing_engine_trigger/disable";
+pub const PLUGIN_TEST_WAL: &str = "/api/v3/plugin_test/wal";

@@ -19,6 +19,8 @@ use datafusion::scalar::ScalarValue;
 use pipeline::buffer::WriteBuffer;
 use pipeline::catalog::Catalog;
 
+use crate::engine::logs::PluginLogs;
+
 pub use schema::batches_for;
 
 #[derive(Debug, thiserror::Error)]
@@ -54,12 +56,13 @@ pub struct QueryOutput {
 pub struct QueryEngine {
     catalog: Arc<Catalog>,
     buffer: Arc<WriteBuffer>,
+    logs: Arc<PluginLogs>,
     target_partitions: usize,
 }
 
 impl QueryEngine {
-    pub fn new(catalog: Arc<Catalog>, buffer: Arc<WriteBuffer>, target_partitions: usize) -> QueryEngine {
-        QueryEngine { catalog, buffer, target_partitions: target_partitions.max(1) }
+    pub fn new(catalog: Arc<Catalog>, buffer: Arc<WriteBuffer>, logs: Arc<PluginLogs>, target_partitions: usize) -> QueryEngine {
+        QueryEngine { catalog, buffer, logs, target_partitions: target_partitions.max(1) }
     }
 
     fn context(&self, db: &str) -> Result<SessionContext, QueryError> {
@@ -73,8 +76,9 @@ impl QueryEngine {
         let catalog = ctx
             .catalog("public")
             .ok_or_else(|| QueryError::Internal("the default catalog is missing".into()))?;
+        let system = schema::SystemSchema::new(snapshot.clone(), dbm.name.clone(), self.logs.clone());
         catalog.register_schema("iox", Arc::new(schema::DbSchema::new(dbm, self.buffer.clone(), self.target_partitions)))?;
-        catalog.register_schema("system", Arc::new(schema::SystemSchema::new(snapshot)))?;
+        catalog.register_schema("system", Arc::new(system))?;
         Ok(ctx)
     }
 

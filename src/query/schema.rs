@@ -2,11 +2,13 @@
 //!
 //! A table is served from a snapshot of its buffered batches taken when the query plans it,
 //! each batch aligned to the table's current schema (columns added later read as null).
+//! System tables describe the query's database: its triggers, their arguments, and the
+//! processing-engine log entries of its triggers.
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, StringArray, UInt64Array};
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::array::{ArrayRef, BooleanArray, StringArray, TimestampNanosecondArray, UInt64Array};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
 use datafusion::catalog::{SchemaProvider, TableProvider};
@@ -15,6 +17,8 @@ use datafusion::error::{DataFusionError, Result};
 use pipeline::batch::{align, table_schema};
 use pipeline::buffer::WriteBuffer;
 use pipeline::catalog::{CatalogSnapshot, Database, Table};
+
+use crate::engine::logs::PluginLogs;
 
 /// The batches of one table, aligned to its schema and spread over `partitions`.
 pub fn batches_for(
@@ -70,15 +74,81 @@ impl SchemaProvider for DbSchema {
     }
 }
 
-/// `system.databases` and `system.tables`, built from one catalog snapshot.
-#[derive(Debug)]
+/// The `system` tables, built from one catalog snapshot and the engine log.
 pub struct SystemSchema {
     catalog: Arc<CatalogSnapshot>,
+    db: String,
+    logs: Arc<PluginLogs>,
+}
+
+impl std::fmt::Debug for SystemSchema {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SystemSchema").field("db", &self.db).finish()
+    }
 }
 
 impl SystemSchema {
-    pub fn new(catalog: Arc<CatalogSnapshot>) -> SystemSchema {
-        SystemSchema { catalog }
+    pub fn new(catalog: Arc<CatalogSnapshot>, db: String, logs: Arc<PluginLogs>) -> SystemSchema {
+        SystemSchema { catalog, db, logs }
+    }
+
+    fn triggers(&self) -> Result<RecordBatch, DataFusionError> {
+        let triggers: Vec<_> = self.catalog.db(&self.db).map(|d| d.triggers.values().cloned().collect()).unwrap_or_default();
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("trigger_name", DataType::Utf8, false),
+            Field::new("plugin_filename", DataType::Utf8, false),
+            Field::new("trigger_specification", DataType::Utf8, false),
+            Field::new("disabled", DataType::Boolean, false),
+            Field::new("error_behavior", DataType::Utf8, false),
+            Field::new("run_async", DataType::Boolean, false),
+        ]));
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from_iter_values(triggers.iter().map(|t| t.name.as_str()))),
+            Arc::new(StringArray::from_iter_values(triggers.iter().map(|t| t.plugin_filename.as_str()))),
+            Arc::new(StringArray::from_iter_values(triggers.iter().map(|t| t.specification.as_str()))),
+            Arc::new(BooleanArray::from_iter(triggers.iter().map(|t| Some(t.disabled)))),
+            Arc::new(StringArray::from_iter_values(triggers.iter().map(|t| t.error_behavior.name()))),
+            Arc::new(BooleanArray::from_iter(triggers.iter().map(|t| Some(t.run_async)))),
+        ];
+        Ok(RecordBatch::try_new(schema, cols)?)
+    }
+
+    fn trigger_arguments(&self) -> Result<RecordBatch, DataFusionError> {
+        let (mut names, mut keys, mut values) = (Vec::new(), Vec::new(), Vec::new());
+        if let Some(d) = self.catalog.db(&self.db) {
+            for t in d.triggers.values() {
+                for (k, v) in t.arguments.iter().flatten() {
+                    names.push(t.name.clone());
+                    keys.push(k.clone());
+                    values.push(v.clone());
+                }
+            }
+        }
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("trigger_name", DataType::Utf8, false),
+            Field::new("argument_key", DataType::Utf8, false),
+            Field::new("argument_value", DataType::Utf8, false),
+        ]));
+        let cols: Vec<ArrayRef> =
+            vec![Arc::new(StringArray::from(names)), Arc::new(StringArray::from(keys)), Arc::new(StringArray::from(values))];
+        Ok(RecordBatch::try_new(schema, cols)?)
+    }
+
+    fn engine_logs(&self) -> Result<RecordBatch, DataFusionError> {
+        let entries = self.logs.for_database(&self.db);
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("event_time", DataType::Timestamp(TimeUnit::Nanosecond, None), false),
+            Field::new("trigger_name", DataType::Utf8, false),
+            Field::new("log_level", DataType::Utf8, false),
+            Field::new("log_text", DataType::Utf8, false),
+        ]));
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(TimestampNanosecondArray::from_iter_values(entries.iter().map(|e| e.event_time_ns))),
+            Arc::new(StringArray::from_iter_values(entries.iter().map(|e| e.trigger_name.as_str()))),
+            Arc::new(StringArray::from_iter_values(entries.iter().map(|e| e.level.name()))),
+            Arc::new(StringArray::from_iter_values(entries.iter().map(|e| e.text.as_str()))),
+        ];
+        Ok(RecordBatch::try_new(schema, cols)?)
     }
 
     fn databases(&self) -> Result<RecordBatch, DataFusionError> {
@@ -114,7 +184,13 @@ impl SystemSchema {
     }
 }
 
-const SYSTEM_TABLES: &[&str] = &["databases", "tables"];
+const SYSTEM_TABLES: &[&str] = &[
+    "databases",
+    "tables",
+    "processing_engine_triggers",
+    "processing_engine_trigger_arguments",
+    "processing_engine_logs",
+];
 
 #[async_trait]
 impl SchemaProvider for SystemSchema {
@@ -126,6 +202,9 @@ impl SchemaProvider for SystemSchema {
         let batch = match name {
             "databases" => self.databases()?,
             "tables" => self.tables()?,
+            "processing_engine_triggers" => self.triggers()?,
+            "processing_engine_trigger_arguments" => self.trigger_arguments()?,
+            "processing_engine_logs" => self.engine_logs()?,
             _ => return Ok(None),
         };
         Ok(Some(Arc::new(MemTable::try_new(batch.schema(), vec![vec![batch]])?)))

@@ -1,0 +1,743 @@
+//! The processing engine: triggers, the Python executors that run their plugins, and the
+//! dispatch of WAL flushes to them.
+//!
+//! Threads: one dispatcher reads the flush queue (`pipeline::queue`) and hands each flush, as an
+//! `Arc` (no copy), to the triggers that want it; `--py-executors` executor threads run plugin
+//! calls, taking the GIL once per drained batch of work; one timer thread re-queues retries when
+//! their backoff is over. Python never runs on a shard or query thread.
+//!
+//! Ordering (DESIGN.md invariant 5): a synchronous trigger is pinned to one executor and keeps
+//! its own FIFO of events; at most one of its events is in flight, and the next is taken only
+//! when the current one is done (or given up), so calls happen one at a time in WAL order.
+//! `run_async` triggers send each event as its own work item to any executor.
+//!
+//! Isolation (invariant 4): a plugin's exception is caught, logged with its traceback, and
+//! handled by its trigger's error behaviour; nothing it does reaches another trigger but the
+//! time it holds its executor.
+//!
+//! Triggers are defined in the catalog; [`Engine::reconcile`] makes the running set match it
+//! after every change and at start-up. It never writes row data itself: plugin writes go through
+//! [`ingest`] to the shards.
+
+pub mod cache;
+pub mod convert;
+pub mod ingest;
+pub mod local_api;
+pub mod logs;
+pub mod plugin;
+pub mod python;
+pub mod spec;
+
+use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender};
+use parking_lot::{Mutex, RwLock};
+use pipeline::catalog::{Catalog, CatalogError, CatalogOp, ErrorBehavior, Trigger};
+use pipeline::queue::{TableBatch, WalFlush};
+use pipeline::stats::Histogram;
+use pyo3::prelude::*;
+use pyo3::types::{PyCFunction, PyDict, PyList};
+
+use self::cache::CacheSpace;
+use self::local_api::{CallContext, Capture, PluginApi, Services};
+use self::logs::LogLevel;
+use self::plugin::{PluginError, PluginLoader};
+use self::python::format_exception;
+use self::spec::{SpecError, TriggerSpec};
+
+/// Events a synchronous trigger may have waiting; past it, the dispatcher waits (back-pressure
+/// on the flush queue, and from there on writers), it never drops an event.
+pub const TRIGGER_QUEUE_EVENTS: usize = 10_000;
+/// Attempts after the first for `retry` triggers, before the event is given up (and logged).
+pub const RETRY_MAX_ATTEMPTS: u32 = 5;
+/// First retry delay; each next one doubles, up to [`RETRY_MAX_DELAY`].
+pub const RETRY_FIRST_DELAY: Duration = Duration::from_millis(100);
+pub const RETRY_MAX_DELAY: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    #[error(transparent)]
+    Plugin(#[from] PluginError),
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("the processing engine is unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Checks a database name given by a plugin or a request (as the catalog would).
+pub fn check_db_name(db: &str) -> Result<(), String> {
+    pipeline::catalog::validate_db_name(db).map_err(|e| e.to_string())
+}
+
+/// Something for a trigger to handle.
+#[derive(Clone)]
+pub enum Event {
+    Wal(Arc<WalFlush>),
+}
+
+/// Per-trigger counters, for `/metrics`.
+#[derive(Default)]
+pub struct TriggerStats {
+    pub calls: AtomicU64,
+    pub errors: AtomicU64,
+    pub latency: Histogram,
+}
+
+struct RunnerState {
+    queue: VecDeque<Event>,
+    /// A `Work::Sync` for this trigger is queued, running or waiting on the timer.
+    scheduled: bool,
+    /// Failed attempts of the event at the front.
+    attempt: u32,
+}
+
+/// A running (enabled) trigger.
+pub struct Runner {
+    pub db: String,
+    pub def: Arc<Trigger>,
+    pub spec: TriggerSpec,
+    executor: usize,
+    state: Mutex<RunnerState>,
+    /// Set when the trigger is disabled or deleted: queued events are dropped unrun.
+    stopped: AtomicBool,
+    /// Async calls queued or running.
+    in_flight: AtomicUsize,
+    cache: Arc<CacheSpace>,
+    pub stats: TriggerStats,
+}
+
+enum Work {
+    Sync(Arc<Runner>),
+    Async { runner: Arc<Runner>, event: Event, attempt: u32 },
+    Task(Box<dyn FnOnce(Python<'_>) + Send>),
+}
+
+struct Delayed {
+    due: Instant,
+    seq: u64,
+    executor: usize,
+    work: Work,
+}
+
+impl PartialEq for Delayed {
+    fn eq(&self, o: &Self) -> bool {
+        (self.due, self.seq) == (o.due, o.seq)
+    }
+}
+impl Eq for Delayed {}
+impl PartialOrd for Delayed {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Delayed {
+    // Reversed: BinaryHeap is a max-heap, the earliest due must come out first.
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        (o.due, o.seq).cmp(&(self.due, self.seq))
+    }
+}
+
+struct Inner {
+    catalog: Arc<Catalog>,
+    services: Arc<Services>,
+    plugins: PluginLoader,
+    executors: Vec<Sender<Work>>,
+    runners: RwLock<HashMap<(String, String), Arc<Runner>>>,
+    caches: Mutex<HashMap<(String, String), Arc<CacheSpace>>>,
+    timer: Sender<Delayed>,
+    timer_seq: AtomicU64,
+    next_executor: AtomicUsize,
+}
+
+/// The handle the server and the HTTP layer hold.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+pub struct EngineConfig {
+    pub plugin_dir: PathBuf,
+    pub executors: usize,
+}
+
+/// What `plugin_test/wal` answers.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct DryRunReport {
+    pub log_lines: Vec<String>,
+    pub database_writes: BTreeMap<String, Vec<String>>,
+    pub errors: Vec<String>,
+}
+
+impl Engine {
+    /// Starts Python, the executors, the timer and (if given) the dispatcher of WAL flushes.
+    pub fn start(
+        cfg: EngineConfig,
+        catalog: Arc<Catalog>,
+        services: Arc<Services>,
+        flushes: Option<Receiver<Arc<WalFlush>>>,
+    ) -> Result<Engine, EngineError> {
+        python::start().map_err(EngineError::Unavailable)?;
+        Python::attach(|py| python::prepare(py, &cfg.plugin_dir))
+            .map_err(|e| EngineError::Unavailable(format!("preparing the plugin environment: {e}")))?;
+        let n = cfg.executors.max(1);
+        let (senders, receivers): (Vec<_>, Vec<_>) = (0..n).map(|_| crossbeam_channel::unbounded::<Work>()).unzip();
+        let (timer_tx, timer_rx) = crossbeam_channel::unbounded::<Delayed>();
+        let inner = Arc::new(Inner {
+            catalog,
+            services,
+            plugins: PluginLoader::new(cfg.plugin_dir),
+            executors: senders,
+            runners: RwLock::new(HashMap::new()),
+            caches: Mutex::new(HashMap::new()),
+            timer: timer_tx,
+            timer_seq: AtomicU64::new(0),
+            next_executor: AtomicUsize::new(0),
+        });
+        for (i, rx) in receivers.into_iter().enumerate() {
+            let inner = inner.clone();
+            std::thread::Builder::new()
+                .name(format!("weir-py-{i}"))
+                .spawn(move || executor_loop(inner, rx))
+                .map_err(|e| EngineError::Unavailable(e.to_string()))?;
+        }
+        {
+            let senders = inner.executors.clone();
+            std::thread::Builder::new()
+                .name("weir-engine-timer".into())
+                .spawn(move || timer_loop(timer_rx, senders))
+                .map_err(|e| EngineError::Unavailable(e.to_string()))?;
+        }
+        let engine = Engine { inner };
+        engine.reconcile();
+        if let Some(rx) = flushes {
+            let e = engine.clone();
+            std::thread::Builder::new()
+                .name("weir-engine-dispatch".into())
+                .spawn(move || e.dispatch_loop(rx))
+                .map_err(|e| EngineError::Unavailable(e.to_string()))?;
+        }
+        Ok(engine)
+    }
+
+    pub fn logs(&self) -> &Arc<logs::PluginLogs> {
+        &self.inner.services.logs
+    }
+
+    /// The running triggers, for `/metrics`.
+    pub fn runners(&self) -> Vec<Arc<Runner>> {
+        self.inner.runners.read().values().cloned().collect()
+    }
+
+    /// Runs `f` on an executor (with the GIL) and returns its result.
+    async fn on_executor<T: Send + 'static>(&self, f: impl FnOnce(Python<'_>) -> T + Send + 'static) -> Result<T, EngineError> {
+        let (tx, rx) = futures_channel::oneshot::channel();
+        let i = self.inner.next_executor.fetch_add(1, Ordering::Relaxed) % self.inner.executors.len();
+        let work = Work::Task(Box::new(move |py| {
+            let _ = tx.send(f(py));
+        }));
+        self.inner.executors[i].send(work).map_err(|_| EngineError::Unavailable("the Python executors stopped".into()))?;
+        rx.await.map_err(|_| EngineError::Unavailable("a Python executor dropped the request".into()))
+    }
+
+    /// Creates a trigger after checking its spec and its plugin (exists, compiles, defines the
+    /// function the spec calls).
+    pub async fn create_trigger(&self, db: &str, trigger: Trigger) -> Result<(), EngineError> {
+        if trigger.name.trim().is_empty() {
+            return Err(EngineError::Invalid("trigger_name must not be empty".into()));
+        }
+        let spec = TriggerSpec::parse(&trigger.specification)?;
+        let snapshot = self.inner.catalog.snapshot();
+        if snapshot.db(db).is_none() {
+            return Err(CatalogError::DatabaseNotFound(db.to_string()).into());
+        }
+        if let TriggerSpec::Request(path) = &spec {
+            for d in snapshot.databases.values() {
+                for t in d.triggers.values() {
+                    if matches!(TriggerSpec::parse(&t.specification), Ok(TriggerSpec::Request(p)) if &p == path) {
+                        return Err(EngineError::Conflict(format!(
+                            "request path '{path}' is already used by trigger '{}' in database '{}'",
+                            t.name, d.name
+                        )));
+                    }
+                }
+            }
+        }
+        self.inner.plugins.resolve(&trigger.plugin_filename)?;
+        let inner = self.inner.clone();
+        let (file, function, spec_text) = (trigger.plugin_filename.clone(), spec.entry_point(), trigger.specification.clone());
+        self.on_executor(move |py| inner.plugins.function(py, &file, function, &spec_text).map(|_| ())).await??;
+        self.inner.catalog.update(&[CatalogOp::CreateTrigger { db: db.to_string(), trigger }])?;
+        self.reconcile();
+        Ok(())
+    }
+
+    /// Deletes a trigger; an enabled one only with `force`.
+    pub fn delete_trigger(&self, db: &str, name: &str, force: bool) -> Result<(), EngineError> {
+        let snapshot = self.inner.catalog.snapshot();
+        let dbm = snapshot.db(db).ok_or_else(|| CatalogError::DatabaseNotFound(db.to_string()))?;
+        let t = dbm.triggers.get(name).ok_or_else(|| CatalogError::TriggerNotFound(name.to_string()))?;
+        if !t.disabled && !force {
+            return Err(EngineError::Conflict(format!(
+                "trigger '{name}' is enabled; disable it first or delete it with force"
+            )));
+        }
+        self.inner.catalog.update(&[CatalogOp::DeleteTrigger { db: db.to_string(), name: name.to_string() }])?;
+        self.reconcile();
+        Ok(())
+    }
+
+    /// Enables or disables a trigger (idempotent).
+    pub fn set_disabled(&self, db: &str, name: &str, disabled: bool) -> Result<(), EngineError> {
+        self.inner.catalog.update(&[CatalogOp::SetTriggerDisabled { db: db.to_string(), name: name.to_string(), disabled }])?;
+        self.reconcile();
+        Ok(())
+    }
+
+    /// Makes the running triggers match the catalog: starts enabled ones, stops the rest.
+    pub fn reconcile(&self) {
+        self.inner.reconcile();
+    }
+
+    fn dispatch_loop(&self, rx: Receiver<Arc<WalFlush>>) {
+        for flush in rx.iter() {
+            let runners: Vec<Arc<Runner>> = self.inner.runners.read().values().filter(|r| r.spec.is_wal()).cloned().collect();
+            for r in runners {
+                let wanted = flush.tables.iter().any(|t| *t.db_name == *r.db && r.spec.wants_table(&t.table_name));
+                if wanted {
+                    self.inner.enqueue(&r, Event::Wal(flush.clone()));
+                }
+            }
+        }
+    }
+
+    /// Runs a WAL plugin on `lines` without writing anything (`plugin_test/wal`).
+    pub async fn dry_run_wal(
+        &self,
+        filename: &str,
+        db: &str,
+        lines: &str,
+        arguments: Option<BTreeMap<String, String>>,
+        cache_name: Option<String>,
+    ) -> Result<DryRunReport, EngineError> {
+        check_db_name(db).map_err(EngineError::Invalid)?;
+        self.inner.plugins.resolve(filename)?;
+        let mut report = DryRunReport::default();
+        let tables = batches_from_lines(db, lines, &mut report.errors);
+        let flush = Arc::new(WalFlush { epoch: 0, tables });
+        let cache = {
+            let key = ("\0test".to_string(), cache_name.unwrap_or_default());
+            self.inner.caches.lock().entry(key).or_default().clone()
+        };
+        let inner = self.inner.clone();
+        let (filename, db) = (filename.to_string(), db.to_string());
+        let capture = Arc::new(Capture::default());
+        let cap = capture.clone();
+        let error = self
+            .on_executor(move |py| -> Option<String> {
+                let func = match inner.plugins.function(py, &filename, spec::PROCESS_WRITES, "table:/all_tables") {
+                    Ok(f) => f,
+                    Err(e) => return Some(e.to_string()),
+                };
+                let ctx = Arc::new(CallContext::new(&db, "plugin_test", inner.services.clone(), cache, Some(cap)));
+                let run = || -> PyResult<()> {
+                    let local = Py::new(py, PluginApi::new(ctx.clone()))?;
+                    let batches = table_batches(py, &flush, &db, &TriggerSpec::AllTables)?;
+                    func.call1((local, batches, args_dict(py, arguments.as_ref())?))?;
+                    Ok(())
+                };
+                match run() {
+                    Ok(()) => {
+                        ctx.flush_buffered();
+                        None
+                    }
+                    Err(e) => Some(format_exception(py, &e)),
+                }
+            })
+            .await?;
+        report.errors.extend(error);
+        report.log_lines = std::mem::take(&mut *capture.log_lines.lock());
+        report.database_writes = std::mem::take(&mut *capture.writes.lock());
+        report.errors.extend(std::mem::take(&mut *capture.errors.lock()));
+        Ok(report)
+    }
+}
+
+impl Inner {
+    fn reconcile(&self) {
+        let snapshot = self.catalog.snapshot();
+        let mut wanted: HashMap<(String, String), Arc<Trigger>> = HashMap::new();
+        let mut defined = std::collections::HashSet::new();
+        for d in snapshot.databases.values() {
+            for t in d.triggers.values() {
+                defined.insert((d.name.clone(), t.name.clone()));
+                if !t.disabled {
+                    wanted.insert((d.name.clone(), t.name.clone()), t.clone());
+                }
+            }
+        }
+        let mut runners = self.runners.write();
+        runners.retain(|k, r| {
+            let keep = wanted.get(k).is_some_and(|t| **t == *r.def);
+            if !keep {
+                r.stopped.store(true, Ordering::Release);
+            }
+            keep
+        });
+        let mut caches = self.caches.lock();
+        caches.retain(|k, _| k.0.starts_with('\0') || defined.contains(k));
+        for (key, def) in wanted {
+            if runners.contains_key(&key) {
+                continue;
+            }
+            let spec = match TriggerSpec::parse(&def.specification) {
+                Ok(s) => s,
+                Err(e) => {
+                    self.services.logs.push(&key.0, &key.1, LogLevel::Error, format!("trigger not started: {e}"));
+                    continue;
+                }
+            };
+            let executor = {
+                use std::hash::{Hash, Hasher};
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                key.hash(&mut h);
+                (h.finish() as usize) % self.executors.len()
+            };
+            let cache = caches.entry(key.clone()).or_default().clone();
+            let runner = Arc::new(Runner {
+                db: key.0.clone(),
+                def,
+                spec,
+                executor,
+                state: Mutex::new(RunnerState { queue: VecDeque::new(), scheduled: false, attempt: 0 }),
+                stopped: AtomicBool::new(false),
+                in_flight: AtomicUsize::new(0),
+                cache,
+                stats: TriggerStats::default(),
+            });
+            runners.insert(key, runner);
+        }
+    }
+
+    fn send(&self, executor: usize, work: Work) {
+        // Executors live as long as the process; a send fails only during exit.
+        let _ = self.executors[executor % self.executors.len()].send(work);
+    }
+
+    fn enqueue(&self, r: &Arc<Runner>, event: Event) {
+        loop {
+            if r.stopped.load(Ordering::Acquire) {
+                return;
+            }
+            if r.def.run_async {
+                if r.in_flight.load(Ordering::Acquire) < TRIGGER_QUEUE_EVENTS {
+                    r.in_flight.fetch_add(1, Ordering::AcqRel);
+                    let i = self.next_executor.fetch_add(1, Ordering::Relaxed);
+                    self.send(i, Work::Async { runner: r.clone(), event, attempt: 0 });
+                    return;
+                }
+            } else {
+                let mut st = r.state.lock();
+                if st.queue.len() < TRIGGER_QUEUE_EVENTS {
+                    st.queue.push_back(event);
+                    if !st.scheduled {
+                        st.scheduled = true;
+                        drop(st);
+                        self.send(r.executor, Work::Sync(r.clone()));
+                    }
+                    return;
+                }
+            }
+            // Back-pressure: this trigger is behind. Wait for it rather than drop an event.
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    fn later(&self, delay: Duration, executor: usize, work: Work) {
+        let seq = self.timer_seq.fetch_add(1, Ordering::Relaxed);
+        let _ = self.timer.send(Delayed { due: Instant::now() + delay, seq, executor, work });
+    }
+
+    fn run(&self, py: Python<'_>, work: Work) {
+        match work {
+            Work::Task(f) => f(py),
+            Work::Sync(r) => self.run_sync(py, r),
+            Work::Async { runner, event, attempt } => {
+                if runner.stopped.load(Ordering::Acquire) {
+                    runner.in_flight.fetch_sub(1, Ordering::AcqRel);
+                    return;
+                }
+                let ok = self.call(py, &runner, &event);
+                if ok {
+                    runner.in_flight.fetch_sub(1, Ordering::AcqRel);
+                    return;
+                }
+                match self.after_failure(py, &runner, attempt) {
+                    Some(delay) => {
+                        let i = self.next_executor.fetch_add(1, Ordering::Relaxed);
+                        self.later(delay, i, Work::Async { runner, event, attempt: attempt + 1 });
+                    }
+                    None => {
+                        runner.in_flight.fetch_sub(1, Ordering::AcqRel);
+                    }
+                }
+            }
+        }
+    }
+
+    fn run_sync(&self, py: Python<'_>, r: Arc<Runner>) {
+        let event = {
+            let mut st = r.state.lock();
+            if r.stopped.load(Ordering::Acquire) {
+                st.queue.clear();
+                st.scheduled = false;
+                return;
+            }
+            match st.queue.front() {
+                Some(e) => e.clone(),
+                None => {
+                    st.scheduled = false;
+                    return;
+                }
+            }
+        };
+        let ok = self.call(py, &r, &event);
+        let retry = if ok {
+            None
+        } else {
+            let attempt = r.state.lock().attempt;
+            self.after_failure(py, &r, attempt)
+        };
+        let mut st = r.state.lock();
+        if let Some(delay) = retry {
+            st.attempt += 1;
+            drop(st);
+            // Still scheduled: the timer sends it back to this executor, the same event first.
+            self.later(delay, r.executor, Work::Sync(r.clone()));
+            return;
+        }
+        st.queue.pop_front();
+        st.attempt = 0;
+        if st.queue.is_empty() || r.stopped.load(Ordering::Acquire) {
+            st.queue.clear();
+            st.scheduled = false;
+        } else {
+            drop(st);
+            // Back of the executor's queue: other triggers pinned here get their turn.
+            self.send(r.executor, Work::Sync(r));
+        }
+    }
+
+    /// Applies the error behaviour after a failed call; returns the delay before a retry.
+    fn after_failure(&self, py: Python<'_>, r: &Runner, attempt: u32) -> Option<Duration> {
+        match r.def.error_behavior {
+            ErrorBehavior::Log => None,
+            ErrorBehavior::Retry if attempt < RETRY_MAX_ATTEMPTS => {
+                let delay = RETRY_FIRST_DELAY.saturating_mul(1 << attempt.min(16)).min(RETRY_MAX_DELAY);
+                self.services.logs.push(
+                    &r.db,
+                    &r.def.name,
+                    LogLevel::Warn,
+                    format!("retry {} of {RETRY_MAX_ATTEMPTS} in {} ms", attempt + 1, delay.as_millis()),
+                );
+                Some(delay)
+            }
+            ErrorBehavior::Retry => {
+                self.services.logs.push(
+                    &r.db,
+                    &r.def.name,
+                    LogLevel::Error,
+                    format!("giving up on this event after {} attempts", attempt + 1),
+                );
+                None
+            }
+            ErrorBehavior::Disable => {
+                let op = CatalogOp::SetTriggerDisabled { db: r.db.clone(), name: r.def.name.clone(), disabled: true };
+                let saved = py.detach(|| self.catalog.update(&[op]));
+                let msg = match saved {
+                    Ok(_) => "trigger disabled after an error; enable it again to resume".to_string(),
+                    Err(e) => format!("trigger could not be disabled after an error: {e}"),
+                };
+                r.stopped.store(true, Ordering::Release);
+                self.services.logs.push(&r.db, &r.def.name, LogLevel::Error, msg);
+                self.reconcile();
+                None
+            }
+        }
+    }
+
+    /// One plugin call. Returns whether it succeeded; a failure is already logged.
+    fn call(&self, py: Python<'_>, r: &Runner, event: &Event) -> bool {
+        let started = Instant::now();
+        let result = (|| -> Result<(), String> {
+            let func = self
+                .plugins
+                .function(py, &r.def.plugin_filename, r.spec.entry_point(), &r.def.specification)
+                .map_err(|e| e.to_string())?;
+            let ctx = Arc::new(CallContext::new(&r.db, &r.def.name, self.services.clone(), r.cache.clone(), None));
+            let run = || -> PyResult<()> {
+                let local = Py::new(py, PluginApi::new(ctx.clone()))?;
+                let args = args_dict(py, r.def.arguments.as_ref())?;
+                match event {
+                    Event::Wal(flush) => {
+                        let batches = table_batches(py, flush, &r.db, &r.spec)?;
+                        func.call1((local, batches, args))?;
+                    }
+                }
+                Ok(())
+            };
+            run().map_err(|e| format_exception(py, &e))?;
+            ctx.flush_buffered();
+            Ok(())
+        })();
+        r.stats.calls.fetch_add(1, Ordering::Relaxed);
+        r.stats.latency.observe_ns(started.elapsed().as_nanos() as u64);
+        match result {
+            Ok(()) => true,
+            Err(msg) => {
+                r.stats.errors.fetch_add(1, Ordering::Relaxed);
+                self.services.logs.push(&r.db, &r.def.name, LogLevel::Error, format!("plugin call failed: {msg}"));
+                false
+            }
+        }
+    }
+}
+
+fn executor_loop(inner: Arc<Inner>, rx: Receiver<Work>) {
+    while let Ok(first) = rx.recv() {
+        // One GIL acquisition for everything that is waiting now.
+        Python::attach(|py| {
+            inner.run(py, first);
+            while let Ok(w) = rx.try_recv() {
+                inner.run(py, w);
+            }
+        });
+    }
+}
+
+fn timer_loop(rx: Receiver<Delayed>, executors: Vec<Sender<Work>>) {
+    let mut heap: BinaryHeap<Delayed> = BinaryHeap::new();
+    loop {
+        let now = Instant::now();
+        while heap.peek().is_some_and(|d| d.due <= now) {
+            if let Some(d) = heap.pop() {
+                let _ = executors[d.executor % executors.len()].send(d.work);
+            }
+        }
+        let next = match heap.peek() {
+            Some(d) => rx.recv_timeout(d.due.saturating_duration_since(now)),
+            None => rx.recv().map_err(|_| crossbeam_channel::RecvTimeoutError::Disconnected),
+        };
+        match next {
+            Ok(d) => heap.push(d),
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return,
+        }
+    }
+}
+
+/// The trigger's arguments as a dict, or None when it has none.
+fn args_dict<'py>(py: Python<'py>, args: Option<&BTreeMap<String, String>>) -> PyResult<Bound<'py, PyAny>> {
+    match args {
+        None => Ok(py.None().into_bound(py)),
+        Some(a) => {
+            let d = PyDict::new(py);
+            for (k, v) in a {
+                d.set_item(k, v)?;
+            }
+            Ok(d.into_any())
+        }
+    }
+}
+
+/// `table_batches` for one trigger: one `TableBatch` dict per table of `db` that the spec
+/// wants, rows as dicts, and `"arrow"` built on demand.
+fn table_batches<'py>(py: Python<'py>, flush: &WalFlush, db: &str, spec: &TriggerSpec) -> PyResult<Bound<'py, PyList>> {
+    // Group by table, keeping first-seen order: several shards may each hold part of a table.
+    let mut groups: Vec<(&str, Vec<&TableBatch>)> = Vec::new();
+    for t in &flush.tables {
+        if *t.db_name != *db || !spec.wants_table(&t.table_name) {
+            continue;
+        }
+        match groups.iter_mut().find(|(name, _)| *name == &*t.table_name) {
+            Some((_, v)) => v.push(t),
+            None => groups.push((&t.table_name, vec![t])),
+        }
+    }
+    let cls = py.import("weir_runtime")?.getattr("TableBatch")?;
+    let out = PyList::empty(py);
+    for (name, parts) in groups {
+        let rows = PyList::empty(py);
+        for p in &parts {
+            convert::append_rows(py, &p.batch, convert::Nulls::Omit, &rows)?;
+        }
+        let batch = cls.call0()?;
+        batch.set_item("table_name", name)?;
+        batch.set_item("rows", rows)?;
+        let arrow_parts: Vec<arrow::record_batch::RecordBatch> = parts.iter().map(|p| p.batch.clone()).collect();
+        let source = PyCFunction::new_closure(py, None, None, move |args, _kwargs| -> PyResult<Py<PyAny>> {
+            use arrow::pyarrow::ToPyArrow;
+            let py = args.py();
+            // One part is handed over as is (zero-copy); parts from several shards are joined.
+            let merged = match arrow_parts.as_slice() {
+                [one] => one.clone(),
+                many => pipeline::buffer::merge(many).map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))?,
+            };
+            Ok(merged.to_pyarrow(py)?.unbind())
+        })?;
+        batch.setattr("_arrow_source", source)?;
+        out.append(batch)?;
+    }
+    Ok(out)
+}
+
+/// Builds a flush's table batches from line protocol, for dry runs: the lines are checked
+/// against a scratch catalog, never the server's.
+fn batches_from_lines(db: &str, lines: &str, errors: &mut Vec<String>) -> Vec<TableBatch> {
+    let scratch = Catalog::in_memory();
+    let now = crate::http::write::now_ns();
+    let prepared = match pipeline::write::prepare(&scratch, db, lines.as_bytes(), pipeline::write::Precision::Auto, now, true) {
+        Ok(p) => p,
+        Err(e) => {
+            errors.push(e.to_string());
+            return Vec::new();
+        }
+    };
+    for r in &prepared.rejects {
+        errors.push(format!("input line {}: {}: {}", r.line_number, r.error_message, r.original_line));
+    }
+    let db_name: Arc<str> = Arc::from(db);
+    let mut builders: Vec<pipeline::batch::TableBuilder> = Vec::new();
+    for g in &prepared.good {
+        let i = match builders.iter().position(|b| b.table.id == g.table.id) {
+            Some(i) => i,
+            None => {
+                builders.push(pipeline::batch::TableBuilder::new(prepared.db_id, db_name.clone(), g.table.clone()));
+                builders.len() - 1
+            }
+        };
+        builders[i].append(&g.line, g.time_ns);
+    }
+    builders
+        .into_iter()
+        .filter_map(|b| {
+            let table_name: Arc<str> = Arc::from(b.table.name.as_str());
+            match b.finish() {
+                Ok(batch) => Some(TableBatch { db_id: prepared.db_id, db_name: db_name.clone(), table_name, batch }),
+                Err(e) => {
+                    errors.push(e.to_string());
+                    None
+                }
+            }
+        })
+        .collect()
+}

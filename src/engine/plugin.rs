@@ -1,0 +1,198 @@
+//! Plugin files: where they are, loading them as modules, and reloading them when they change.
+//!
+//! A plugin is a `.py` file under the plugin dir, or a directory with `__init__.py` imported as a
+//! package. Each is loaded once into its own module (registered in `sys.modules`, with
+//! `__file__` set, so dataclasses, pickling and relative imports behave) and loaded again when
+//! its files change on disk: the next call uses the new code, the trigger is not recreated. A
+//! file that fails to load keeps no stale module: the call fails with the Python error.
+//!
+//! It resolves only paths inside the plugin dir, and it only loads: calling is the executor's.
+
+use std::collections::HashMap;
+use std::path::{Component, Path, PathBuf};
+use std::time::SystemTime;
+
+use parking_lot::Mutex;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyModule};
+
+use super::python::format_exception;
+
+#[derive(Debug, thiserror::Error, Clone)]
+pub enum PluginError {
+    #[error("plugin file '{0}' not found in the plugin directory")]
+    NotFound(String),
+    #[error("invalid plugin filename '{name}': {reason}")]
+    BadName { name: String, reason: String },
+    #[error("plugin '{name}' failed to load:\n{detail}")]
+    Load { name: String, detail: String },
+    #[error("plugin '{name}' defines no function '{function}', which a '{spec}' trigger calls")]
+    MissingFunction { name: String, function: String, spec: String },
+}
+
+/// A plugin's version on disk: changes when any of its files changes.
+type Stamp = Vec<(PathBuf, SystemTime, u64)>;
+
+struct Loaded {
+    module: Py<PyModule>,
+    stamp: Stamp,
+}
+
+pub struct PluginLoader {
+    dir: PathBuf,
+    loaded: Mutex<HashMap<PathBuf, Loaded>>,
+}
+
+impl PluginLoader {
+    pub fn new(dir: PathBuf) -> PluginLoader {
+        PluginLoader { dir, loaded: Mutex::new(HashMap::new()) }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The file or package directory a plugin name refers to.
+    pub fn resolve(&self, name: &str) -> Result<PathBuf, PluginError> {
+        let bad = |reason: &str| PluginError::BadName { name: name.to_string(), reason: reason.to_string() };
+        if name.starts_with("gh:") {
+            return Err(bad("plugins from the plugin repository (gh:) are not supported yet; copy the file into the plugin directory"));
+        }
+        let rel = Path::new(name);
+        if name.is_empty() || rel.is_absolute() || rel.components().any(|c| !matches!(c, Component::Normal(_))) {
+            return Err(bad("it must be a relative path inside the plugin directory, without '..'"));
+        }
+        let path = self.dir.join(rel);
+        if path.is_dir() {
+            if !path.join("__init__.py").is_file() {
+                return Err(bad("a plugin directory must hold an __init__.py"));
+            }
+            return Ok(path);
+        }
+        if path.extension().and_then(|e| e.to_str()) != Some("py") {
+            return Err(bad("a plugin is a .py file or a directory with __init__.py"));
+        }
+        if !path.is_file() {
+            return Err(PluginError::NotFound(name.to_string()));
+        }
+        Ok(path)
+    }
+
+    /// The plugin's module, loaded or reloaded as needed.
+    pub fn load<'py>(&self, py: Python<'py>, name: &str) -> Result<Bound<'py, PyModule>, PluginError> {
+        let path = self.resolve(name)?;
+        let stamp = stamp(&path);
+        if let Some(l) = self.loaded.lock().get(&path) {
+            if l.stamp == stamp {
+                return Ok(l.module.bind(py).clone());
+            }
+        }
+        self.loaded.lock().remove(&path);
+        let module = load_module(py, &path).map_err(|e| PluginError::Load {
+            name: name.to_string(),
+            detail: format_exception(py, &e),
+        })?;
+        self.loaded.lock().insert(path, Loaded { module: module.clone().unbind(), stamp });
+        Ok(module)
+    }
+
+    /// Loads the plugin and checks it defines `function`.
+    pub fn function<'py>(&self, py: Python<'py>, name: &str, function: &str, spec: &str) -> Result<Bound<'py, PyAny>, PluginError> {
+        let module = self.load(py, name)?;
+        match module.getattr(function) {
+            Ok(f) if f.is_callable() => Ok(f),
+            _ => Err(PluginError::MissingFunction { name: name.to_string(), function: function.to_string(), spec: spec.to_string() }),
+        }
+    }
+}
+
+fn stamp(path: &Path) -> Stamp {
+    let mut out = Vec::new();
+    collect_stamp(path, &mut out, 0);
+    out.sort();
+    out
+}
+
+fn collect_stamp(path: &Path, out: &mut Stamp, depth: usize) {
+    let Ok(meta) = std::fs::metadata(path) else { return };
+    if meta.is_dir() {
+        // Bounded: a package is a handful of files, not a tree to walk forever.
+        if depth > 4 {
+            return;
+        }
+        let Ok(entries) = std::fs::read_dir(path) else { return };
+        for e in entries.flatten() {
+            let p = e.path();
+            let name = e.file_name();
+            if name.to_string_lossy().starts_with('.') || name == "__pycache__" {
+                continue;
+            }
+            if p.is_dir() || p.extension().is_some_and(|x| x == "py") {
+                collect_stamp(&p, out, depth + 1);
+            }
+        }
+    } else {
+        out.push((path.to_path_buf(), meta.modified().unwrap_or(SystemTime::UNIX_EPOCH), meta.len()));
+    }
+}
+
+/// A module name unique to the path, valid as a Python identifier.
+fn module_name(path: &Path) -> String {
+    let mut s = String::from("weir_plugin_");
+    for c in path.to_string_lossy().chars() {
+        s.push(if c.is_ascii_alphanumeric() { c } else { '_' });
+    }
+    s
+}
+
+fn load_module<'py>(py: Python<'py>, path: &Path) -> PyResult<Bound<'py, PyModule>> {
+    let name = module_name(path);
+    let sys_modules = py.import("sys")?.getattr("modules")?;
+    // Forget the previous version and its submodules, so a reload sees the new files.
+    let stale: Vec<String> = sys_modules
+        .call_method0("keys")?
+        .try_iter()?
+        .filter_map(|k| k.ok()?.extract::<String>().ok())
+        .filter(|k| k == &name || k.starts_with(&format!("{name}.")))
+        .collect();
+    for k in stale {
+        sys_modules.del_item(k)?;
+    }
+    let util = py.import("importlib.util")?;
+    let path_str = path.to_string_lossy().into_owned();
+    let kwargs = PyDict::new(py);
+    let (file, package_dir) = if path.is_dir() {
+        (path.join("__init__.py").to_string_lossy().into_owned(), Some(path_str.clone()))
+    } else {
+        (path_str.clone(), None)
+    };
+    if let Some(dir) = &package_dir {
+        kwargs.set_item("submodule_search_locations", vec![dir.clone()])?;
+    }
+    // The plugin's own directory is importable, for multi-file plugins.
+    let own_dir = Path::new(&file).parent().map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
+    let sys_path = py.import("sys")?.getattr("path")?;
+    if !sys_path.contains(&own_dir)? {
+        sys_path.call_method1("append", (&own_dir,))?;
+    }
+    let spec = util.call_method("spec_from_file_location", (&name, &file), Some(&kwargs))?;
+    if spec.is_none() {
+        return Err(pyo3::exceptions::PyImportError::new_err(format!("cannot load {file}")));
+    }
+    let module = util.call_method1("module_from_spec", (&spec,))?;
+    sys_modules.set_item(&name, &module)?;
+    // Source is read fresh each load (no stale .pyc when the mtime does not move).
+    let loaded = (|| {
+        let source = std::fs::read_to_string(&file).map_err(|e| pyo3::exceptions::PyOSError::new_err(format!("{file}: {e}")))?;
+        let builtins = py.import("builtins")?;
+        let code = builtins.call_method1("compile", (source, &file, "exec"))?;
+        let dict = module.getattr("__dict__")?;
+        builtins.call_method1("exec", (code, dict))?;
+        PyResult::Ok(())
+    })();
+    if let Err(e) = loaded {
+        let _ = sys_modules.del_item(&name);
+        return Err(e);
+    }
+    Ok(module.cast_into::<PyModule>()?)
+}

@@ -1,0 +1,133 @@
+//! The embedded CPython: started once per process, pinned to one interpreter, and prepared for
+//! plugins.
+//!
+//! Embedded CPython finds its standard library from its program name; left alone it looks up
+//! `python3` on PATH and may take another install's stdlib (DESIGN.md, "One Python, pinned"). So
+//! it is started from a `PyConfig` naming the interpreter pyo3 was built against
+//! (`PYO3_PYTHON`), with Python's own signal handlers off (the server owns SIGINT/SIGTERM).
+//! Then the plugin environment is set up: `PLUGIN_DIR`, `INFLUXDB3_PLUGIN_DIR`, `VIRTUAL_ENV`,
+//! the plugin venv's site-packages and the plugin dir on `sys.path`, and the runtime
+//! (`LineBuilder` and its errors) in `builtins`.
+//!
+//! It never runs plugin code; [`super::plugin`] does.
+
+use std::ffi::CString;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use pyo3::prelude::*;
+use pyo3::types::PyModule;
+
+/// The interpreter pyo3 was built against, set in `.cargo/config.toml`.
+pub const PYTHON_EXECUTABLE: &str = match option_env!("PYO3_PYTHON") {
+    Some(p) => p,
+    None => "/usr/bin/python3.11",
+};
+
+const RUNTIME_SOURCE: &str = include_str!("../../plugins/runtime/weir_runtime.py");
+
+/// Names the runtime puts in `builtins`, so plugins use them without an import.
+const BUILTIN_NAMES: &[&str] =
+    &["LineBuilder", "InfluxDBError", "InvalidMeasurementError", "InvalidKeyError", "InvalidLineError"];
+
+static STARTED: OnceLock<Result<(), String>> = OnceLock::new();
+
+/// Starts CPython once for the whole process. Later calls return the first call's outcome.
+pub fn start() -> Result<(), String> {
+    STARTED.get_or_init(|| unsafe { init_interpreter() }).clone()
+}
+
+unsafe fn init_interpreter() -> Result<(), String> {
+    use pyo3::ffi;
+    // SAFETY: runs once (OnceLock); the config is initialised by CPython before use and cleared
+    // after; the GIL taken by initialisation is released at the end so any thread may attach.
+    unsafe {
+        if ffi::Py_IsInitialized() != 0 {
+            return Ok(());
+        }
+        let mut config = std::mem::MaybeUninit::<ffi::PyConfig>::zeroed();
+        ffi::PyConfig_InitPythonConfig(config.as_mut_ptr());
+        let mut config = config.assume_init();
+        config.install_signal_handlers = 0;
+        config.parse_argv = 0;
+        let exe = CString::new(PYTHON_EXECUTABLE).map_err(|e| e.to_string())?;
+        let status = ffi::PyConfig_SetBytesString(&mut config, &mut config.program_name, exe.as_ptr());
+        if ffi::PyStatus_Exception(status) != 0 {
+            ffi::PyConfig_Clear(&mut config);
+            return Err(format!("could not configure Python ({PYTHON_EXECUTABLE})"));
+        }
+        let status = ffi::Py_InitializeFromConfig(&config);
+        ffi::PyConfig_Clear(&mut config);
+        if ffi::PyStatus_Exception(status) != 0 {
+            let msg = if status.err_msg.is_null() {
+                "unknown error".to_string()
+            } else {
+                std::ffi::CStr::from_ptr(status.err_msg).to_string_lossy().into_owned()
+            };
+            return Err(format!("could not start Python ({PYTHON_EXECUTABLE}): {msg}"));
+        }
+        ffi::PyEval_SaveThread();
+    }
+    Ok(())
+}
+
+/// Where the plugin virtualenv lives.
+pub fn venv_dir(plugin_dir: &Path) -> PathBuf {
+    plugin_dir.join(".venv")
+}
+
+/// Sets up the plugin environment. Safe to call again (after a package install, say).
+pub fn prepare(py: Python<'_>, plugin_dir: &Path) -> PyResult<()> {
+    let os = py.import("os")?;
+    let environ = os.getattr("environ")?;
+    let dir = plugin_dir.to_string_lossy().into_owned();
+    environ.set_item("PLUGIN_DIR", &dir)?;
+    environ.set_item("INFLUXDB3_PLUGIN_DIR", &dir)?;
+    let venv = venv_dir(plugin_dir);
+    environ.set_item("VIRTUAL_ENV", venv.to_string_lossy().as_ref())?;
+
+    let sys = py.import("sys")?;
+    let path = sys.getattr("path")?;
+    if !path.contains(&dir)? {
+        path.call_method1("insert", (0, &dir))?;
+    }
+    add_venv_site_packages(py, &venv)?;
+
+    if py.import("weir_runtime").is_err() {
+        let code = CString::new(RUNTIME_SOURCE).map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))?;
+        let module = PyModule::from_code(py, &code, c"weir_runtime.py", c"weir_runtime")?;
+        sys.getattr("modules")?.set_item("weir_runtime", &module)?;
+        let builtins = py.import("builtins")?;
+        for name in BUILTIN_NAMES {
+            builtins.setattr(*name, module.getattr(*name)?)?;
+        }
+    }
+    Ok(())
+}
+
+/// Adds the venv's site-packages (if the venv exists) so plugins import what was installed.
+pub fn add_venv_site_packages(py: Python<'_>, venv: &Path) -> PyResult<()> {
+    let lib = venv.join("lib");
+    let Ok(entries) = std::fs::read_dir(&lib) else {
+        return Ok(());
+    };
+    let site = py.import("site")?;
+    for e in entries.flatten() {
+        let sp = e.path().join("site-packages");
+        if sp.is_dir() {
+            site.call_method1("addsitedir", (sp.to_string_lossy().as_ref(),))?;
+        }
+    }
+    Ok(())
+}
+
+/// Renders a Python exception with its traceback, as Python would print it.
+pub fn format_exception(py: Python<'_>, err: &PyErr) -> String {
+    let rendered = (|| -> PyResult<String> {
+        let tb = py.import("traceback")?;
+        let lines = tb.call_method1("format_exception", (err.value(py),))?;
+        let joined: String = lines.try_iter()?.map(|l| l.and_then(|l| l.extract::<String>())).collect::<PyResult<_>>()?;
+        Ok(joined.trim_end().to_string())
+    })();
+    rendered.unwrap_or_else(|_| err.to_string())
+}

@@ -1,0 +1,129 @@
+//! Processing-engine routes: `/api/v3/configure/processing_engine_trigger` (create, delete,
+//! enable, disable) and `/api/v3/plugin_test/wal`.
+//!
+//! Thin: it parses the JSON shapes of SPEC §5 (also accepting the query string, as InfluxDB's
+//! clients send for enable and disable) and hands over to the engine, whose errors become 4xx
+//! through `error.rs`.
+
+use std::collections::{BTreeMap, HashMap};
+
+use hyper::StatusCode;
+use pipeline::catalog::{ErrorBehavior, Trigger};
+use serde::Deserialize;
+
+use super::configure::{json_body, name_from};
+use super::error::{empty_response, json_response, ApiError, Resp};
+use crate::engine::Engine;
+
+#[derive(Deserialize, Default)]
+struct TriggerSettings {
+    #[serde(default)]
+    run_async: bool,
+    #[serde(default)]
+    error_behavior: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct CreateTrigger {
+    db: String,
+    trigger_name: String,
+    plugin_filename: String,
+    trigger_specification: String,
+    #[serde(default)]
+    trigger_arguments: Option<serde_json::Map<String, serde_json::Value>>,
+    #[serde(default)]
+    trigger_settings: Option<TriggerSettings>,
+    #[serde(default)]
+    disabled: bool,
+}
+
+/// Trigger arguments are strings; numbers and booleans sent as JSON are taken as their text.
+pub fn arguments_from_json(
+    args: Option<serde_json::Map<String, serde_json::Value>>,
+) -> Result<Option<BTreeMap<String, String>>, ApiError> {
+    let Some(args) = args else { return Ok(None) };
+    let mut out = BTreeMap::new();
+    for (k, v) in args {
+        let text = match v {
+            serde_json::Value::String(s) => s,
+            serde_json::Value::Number(n) => n.to_string(),
+            serde_json::Value::Bool(b) => b.to_string(),
+            other => {
+                return Err(ApiError::BadRequest(format!(
+                    "trigger argument '{k}' must be a string, number or boolean, not {other}"
+                )))
+            }
+        };
+        out.insert(k, text);
+    }
+    Ok(Some(out))
+}
+
+pub async fn create_trigger(engine: &Engine, body: &[u8]) -> Result<Resp, ApiError> {
+    let req: CreateTrigger = json_body(
+        body,
+        r#"{"db", "trigger_name", "plugin_filename", "trigger_specification", "trigger_arguments", "trigger_settings": {"run_async", "error_behavior"}, "disabled"}"#,
+    )?;
+    let settings = req.trigger_settings.unwrap_or_default();
+    let error_behavior = match settings.error_behavior.as_deref() {
+        None | Some("") => ErrorBehavior::Log,
+        Some(s) => ErrorBehavior::parse(s)
+            .ok_or_else(|| ApiError::BadRequest(format!("invalid error_behavior '{s}': expected log, retry or disable")))?,
+    };
+    let trigger = Trigger {
+        name: req.trigger_name,
+        plugin_filename: req.plugin_filename,
+        specification: req.trigger_specification,
+        arguments: arguments_from_json(req.trigger_arguments)?,
+        run_async: settings.run_async,
+        error_behavior,
+        disabled: req.disabled,
+    };
+    engine.create_trigger(&req.db, trigger).await?;
+    Ok(empty_response(StatusCode::OK))
+}
+
+pub fn delete_trigger(engine: &Engine, body: &[u8], qs: &HashMap<String, String>) -> Result<Resp, ApiError> {
+    let db = name_from(body, qs, "db")?;
+    let name = name_from(body, qs, "trigger_name")?;
+    let force = force_from(body, qs)?;
+    engine.delete_trigger(&db, &name, force)?;
+    Ok(empty_response(StatusCode::OK))
+}
+
+fn force_from(body: &[u8], qs: &HashMap<String, String>) -> Result<bool, ApiError> {
+    if !body.iter().all(|b| b.is_ascii_whitespace()) {
+        let v: serde_json::Value = json_body(body, r#"{"db", "trigger_name", "force"}"#)?;
+        if let Some(f) = v.get("force") {
+            return f.as_bool().ok_or_else(|| ApiError::BadRequest("'force' must be true or false".into()));
+        }
+    }
+    super::body::bool_param(qs, "force", false)
+}
+
+pub fn set_disabled(engine: &Engine, body: &[u8], qs: &HashMap<String, String>, disabled: bool) -> Result<Resp, ApiError> {
+    let db = name_from(body, qs, "db")?;
+    let name = name_from(body, qs, "trigger_name")?;
+    engine.set_disabled(&db, &name, disabled)?;
+    Ok(empty_response(StatusCode::OK))
+}
+
+#[derive(Deserialize)]
+struct WalTest {
+    filename: String,
+    database: String,
+    #[serde(default)]
+    input_lp: String,
+    #[serde(default)]
+    input_arguments: Option<serde_json::Map<String, serde_json::Value>>,
+    #[serde(default)]
+    cache_name: Option<String>,
+}
+
+pub async fn test_wal(engine: &Engine, body: &[u8]) -> Result<Resp, ApiError> {
+    let req: WalTest = json_body(body, r#"{"filename", "database", "input_lp", "input_arguments", "cache_name"}"#)?;
+    let args = arguments_from_json(req.input_arguments)?;
+    let report = engine.dry_run_wal(&req.filename, &req.database, &req.input_lp, args, req.cache_name).await?;
+    let value = serde_json::to_value(&report).map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(json_response(StatusCode::OK, &value))
+}
