@@ -7,6 +7,11 @@ need_apt=()
 command -v cc >/dev/null 2>&1 || need_apt+=(build-essential)
 command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
+# The embedded Python (pyo3 links Debian's libpython3.11, pinned in .cargo/config.toml) and the
+# venv module the plugin environment is made with.
+[ -x /usr/bin/python3.11 ] || need_apt+=(python3.11)
+dpkg -s libpython3.11-dev >/dev/null 2>&1 || need_apt+=(libpython3.11-dev)
+dpkg -s python3.11-venv >/dev/null 2>&1 || need_apt+=(python3.11-venv)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq

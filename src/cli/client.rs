@@ -7,18 +7,18 @@ use serde_json::json;
 
 use super::{ClientArgs, CreateCommand, DeleteCommand, QueryArgs, ShowCommand, WriteArgs};
 
-struct Client {
+pub(super) struct Client {
     base: String,
     token: Option<String>,
     agent: ureq::Agent,
 }
 
 impl Client {
-    fn new(a: &ClientArgs) -> Client {
+    pub(super) fn new(a: &ClientArgs) -> Client {
         Client { base: a.host.trim_end_matches('/').to_string(), token: a.token.clone(), agent: ureq::AgentBuilder::new().build() }
     }
 
-    fn request(&self, method: &str, path: &str) -> ureq::Request {
+    pub(super) fn request(&self, method: &str, path: &str) -> ureq::Request {
         let mut r = self.agent.request(method, &format!("{}{}", self.base, path));
         if let Some(t) = &self.token {
             r = r.set("Authorization", &format!("Bearer {t}"));
@@ -27,7 +27,7 @@ impl Client {
     }
 
     /// Sends a request; an error status becomes an error naming the server's message.
-    fn send(&self, req: ureq::Request, body: Option<&[u8]>) -> anyhow::Result<Vec<u8>> {
+    pub(super) fn send(&self, req: ureq::Request, body: Option<&[u8]>) -> anyhow::Result<Vec<u8>> {
         let res = match body {
             Some(b) => req.send_bytes(b),
             None => req.call(),
@@ -46,7 +46,7 @@ impl Client {
     }
 }
 
-fn print(bytes: &[u8]) -> anyhow::Result<()> {
+pub(super) fn print(bytes: &[u8]) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     out.write_all(bytes)?;
     if !bytes.ends_with(b"\n") && !bytes.is_empty() {
@@ -121,6 +121,7 @@ pub fn create(what: CreateCommand) -> anyhow::Result<()> {
             c.send(c.request("POST", "/api/v3/configure/table").set("Content-Type", "application/json"), Some(body.as_bytes()))?;
             println!("Table \"{database}\".\"{name}\" created successfully");
         }
+        CreateCommand::Trigger(t) => super::engine::create_trigger(*t)?,
     }
     Ok(())
 }
@@ -136,6 +137,12 @@ pub fn delete(what: DeleteCommand) -> anyhow::Result<()> {
             let c = Client::new(&client);
             c.send(c.request("DELETE", "/api/v3/configure/table").query("db", &database).query("table", &name), None)?;
             println!("Table \"{database}\".\"{name}\" deleted successfully");
+        }
+        DeleteCommand::Trigger { client, database, force, name } => {
+            let c = Client::new(&client);
+            let body = json!({ "db": database, "trigger_name": name, "force": force }).to_string();
+            c.send(c.request("DELETE", "/api/v3/configure/processing_engine_trigger").set("Content-Type", "application/json"), Some(body.as_bytes()))?;
+            println!("Trigger {name} deleted successfully");
         }
     }
     Ok(())

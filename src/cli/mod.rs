@@ -2,6 +2,7 @@
 //! mirroring `influxdb3`'s commands and flags.
 
 mod client;
+mod engine;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -47,6 +48,103 @@ pub enum Command {
     Show {
         #[command(subcommand)]
         what: ShowCommand,
+    },
+    /// Enable a resource.
+    Enable {
+        #[command(subcommand)]
+        what: ToggleCommand,
+    },
+    /// Disable a resource.
+    Disable {
+        #[command(subcommand)]
+        what: ToggleCommand,
+    },
+    /// Run a plugin once without writing anything.
+    Test {
+        #[command(subcommand)]
+        what: TestCommand,
+    },
+    /// Install Python packages into the plugin environment.
+    Install {
+        #[command(subcommand)]
+        what: InstallCommand,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct CreateTriggerArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    #[arg(short = 'd', long = "database", env = "WEIR_DATABASE_NAME")]
+    pub database: String,
+    /// table:NAME, all_tables, every:DURATION, cron:EXPRESSION or request:PATH.
+    #[arg(long = "trigger-spec")]
+    pub trigger_spec: String,
+    /// The plugin, relative to the server's plugin directory (`--path` is the newer spelling).
+    #[arg(long = "plugin-filename", alias = "path")]
+    pub plugin_filename: String,
+    /// Arguments as k=v,k2=v2 (split on every comma, as influxdb3 does).
+    #[arg(long = "trigger-arguments", value_delimiter = ',')]
+    pub trigger_arguments: Vec<String>,
+    /// Arguments as a JSON object, for values that hold commas.
+    #[arg(long = "trigger-arguments-json")]
+    pub trigger_arguments_json: Option<String>,
+    #[arg(long = "run-asynchronous")]
+    pub run_asynchronous: bool,
+    /// log, retry or disable.
+    #[arg(long = "error-behavior", default_value = "log")]
+    pub error_behavior: String,
+    /// Create it disabled.
+    #[arg(long)]
+    pub disabled: bool,
+    pub name: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ToggleCommand {
+    Trigger {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[arg(short = 'd', long = "database", env = "WEIR_DATABASE_NAME")]
+        database: String,
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TestCommand {
+    /// Run a WAL plugin on line protocol.
+    #[command(name = "wal_plugin")]
+    WalPlugin {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[arg(short = 'd', long = "database", env = "WEIR_DATABASE_NAME")]
+        database: String,
+        /// Line protocol to feed the plugin.
+        #[arg(long)]
+        lp: Option<String>,
+        /// A file of line protocol to feed the plugin.
+        #[arg(long)]
+        file: Option<String>,
+        /// Arguments as k=v,k2=v2.
+        #[arg(long = "input-arguments", value_delimiter = ',')]
+        input_arguments: Vec<String>,
+        #[arg(long = "cache-name")]
+        cache_name: Option<String>,
+        filename: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum InstallCommand {
+    /// pip-install packages (or a requirements file) into the plugin virtualenv.
+    Package {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// A requirements file, as a path the server can read.
+        #[arg(short = 'r', long = "requirements")]
+        requirements: Option<String>,
+        packages: Vec<String>,
     },
 }
 
@@ -112,6 +210,7 @@ pub enum CreateCommand {
         fields: Vec<String>,
         name: String,
     },
+    Trigger(Box<CreateTriggerArgs>),
 }
 
 #[derive(Debug, Subcommand)]
@@ -126,6 +225,16 @@ pub enum DeleteCommand {
         client: ClientArgs,
         #[arg(short = 'd', long = "database")]
         database: String,
+        name: String,
+    },
+    Trigger {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[arg(short = 'd', long = "database", env = "WEIR_DATABASE_NAME")]
+        database: String,
+        /// Delete it even if it is enabled.
+        #[arg(long)]
+        force: bool,
         name: String,
     },
 }
@@ -148,5 +257,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Create { what } => client::create(what),
         Command::Delete { what } => client::delete(what),
         Command::Show { what } => client::show(what),
+        Command::Enable { what } => engine::toggle(what, false),
+        Command::Disable { what } => engine::toggle(what, true),
+        Command::Test { what } => engine::test(what),
+        Command::Install { what } => engine::install(what),
     }
 }

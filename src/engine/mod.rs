@@ -24,6 +24,7 @@ pub mod convert;
 pub mod ingest;
 pub mod local_api;
 pub mod logs;
+pub mod packages;
 pub mod plugin;
 pub mod python;
 pub mod spec;
@@ -72,6 +73,8 @@ pub enum EngineError {
     Conflict(String),
     #[error("the processing engine is unavailable: {0}")]
     Unavailable(String),
+    #[error(transparent)]
+    Package(#[from] packages::PackageError),
 }
 
 /// Checks a database name given by a plugin or a request (as the catalog would).
@@ -318,6 +321,22 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// pip-installs into the plugin venv (on a blocking thread), then makes the new packages
+    /// importable for the next plugin call.
+    pub async fn install(&self, what: packages::Install) -> Result<(), EngineError> {
+        let dir = self.inner.plugins.dir().to_path_buf();
+        let d = dir.clone();
+        tokio::task::spawn_blocking(move || packages::install(&d, what))
+            .await
+            .map_err(|e| EngineError::Unavailable(e.to_string()))??;
+        self.on_executor(move |py| {
+            python::add_venv_site_packages(py, &python::venv_dir(&dir))
+                .and_then(|_| py.import("importlib")?.call_method0("invalidate_caches").map(|_| ()))
+                .map_err(|e| EngineError::Unavailable(format!("could not load the new packages: {e}")))
+        })
+        .await?
     }
 
     /// Runs a WAL plugin on `lines` without writing anything (`plugin_test/wal`).

@@ -88,8 +88,9 @@ pub fn prepare(py: Python<'_>, plugin_dir: &Path) -> PyResult<()> {
 
     let sys = py.import("sys")?;
     let path = sys.getattr("path")?;
+    // Appended, never first: a plugin named like a stdlib module (types.py) must not shadow it.
     if !path.contains(&dir)? {
-        path.call_method1("insert", (0, &dir))?;
+        path.call_method1("append", (&dir,))?;
     }
     add_venv_site_packages(py, &venv)?;
 
@@ -125,7 +126,8 @@ pub fn add_venv_site_packages(py: Python<'_>, venv: &Path) -> PyResult<()> {
 pub fn format_exception(py: Python<'_>, err: &PyErr) -> String {
     let rendered = (|| -> PyResult<String> {
         let tb = py.import("traceback")?;
-        let lines = tb.call_method1("format_exception", (err.value(py),))?;
+        // On 3.11 the traceback is kept beside the exception, not on it: pass all three.
+        let lines = tb.call_method1("format_exception", (err.get_type(py), err.value(py), err.traceback(py)))?;
         let joined: String = lines.try_iter()?.map(|l| l.and_then(|l| l.extract::<String>())).collect::<PyResult<_>>()?;
         Ok(joined.trim_end().to_string())
     })();

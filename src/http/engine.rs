@@ -1,5 +1,6 @@
 //! Processing-engine routes: `/api/v3/configure/processing_engine_trigger` (create, delete,
-//! enable, disable) and `/api/v3/plugin_test/wal`.
+//! enable, disable), `/api/v3/plugin_test/wal`, and the plugin environment's
+//! `install_packages` / `install_requirements`.
 //!
 //! Thin: it parses the JSON shapes of SPEC §5 (also accepting the query string, as InfluxDB's
 //! clients send for enable and disable) and hands over to the engine, whose errors become 4xx
@@ -126,4 +127,26 @@ pub async fn test_wal(engine: &Engine, body: &[u8]) -> Result<Resp, ApiError> {
     let report = engine.dry_run_wal(&req.filename, &req.database, &req.input_lp, args, req.cache_name).await?;
     let value = serde_json::to_value(&report).map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok(json_response(StatusCode::OK, &value))
+}
+
+#[derive(Deserialize)]
+struct InstallPackages {
+    packages: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct InstallRequirements {
+    requirements_location: String,
+}
+
+pub async fn install_packages(engine: &Engine, body: &[u8]) -> Result<Resp, ApiError> {
+    let req: InstallPackages = json_body(body, r#"{"packages": ["name", ...]}"#)?;
+    engine.install(crate::engine::packages::Install::Packages(req.packages)).await?;
+    Ok(empty_response(StatusCode::OK))
+}
+
+pub async fn install_requirements(engine: &Engine, body: &[u8]) -> Result<Resp, ApiError> {
+    let req: InstallRequirements = json_body(body, r#"{"requirements_location": "path"}"#)?;
+    engine.install(crate::engine::packages::Install::Requirements(req.requirements_location.into())).await?;
+    Ok(empty_response(StatusCode::OK))
 }

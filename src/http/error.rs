@@ -124,6 +124,8 @@ impl From<crate::engine::EngineError> for ApiError {
             E::Spec(_) | E::Invalid(_) | E::Plugin(_) => ApiError::BadRequest(e.to_string()),
             E::Conflict(_) => ApiError::Conflict(e.to_string()),
             E::Unavailable(_) => ApiError::Unavailable(e.to_string()),
+            // pip refusing a package is the request's problem: 400 with pip's own words.
+            E::Package(_) => ApiError::BadRequest(e.to_string()),
         }
     }
 }

@@ -124,6 +124,67 @@ impl Server {
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("bad JSON {text:?}: {e}"))
     }
 
+    /// The server's plugin directory (it exists once the server started).
+    pub fn plugin_dir(&self) -> PathBuf {
+        self.data_dir.parent().expect("data dir has a parent").join("plugins")
+    }
+
+    /// Copies `plugins/examples/NAME` of the repository into the plugin directory.
+    pub fn add_example(&self, name: &str) {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("plugins/examples").join(name);
+        std::fs::copy(&src, self.plugin_dir().join(name)).unwrap_or_else(|e| panic!("copying {}: {e}", src.display()));
+    }
+
+    /// Writes a plugin file into the plugin directory.
+    pub fn add_plugin(&self, name: &str, source: &str) {
+        let path = self.plugin_dir().join(name);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).expect("plugin subdirectory");
+        }
+        std::fs::write(path, source).expect("writing plugin");
+    }
+
+    pub fn post_json(&self, path: &str, body: &serde_json::Value) -> (u16, String) {
+        send(ureq::post(&self.url(path)).set("Content-Type", "application/json"), Some(body.to_string().as_bytes()))
+    }
+
+    pub fn delete_json(&self, path: &str, body: &serde_json::Value) -> (u16, String) {
+        send(ureq::delete(&self.url(path)).set("Content-Type", "application/json"), Some(body.to_string().as_bytes()))
+    }
+
+    /// Creates a trigger; panics unless the server accepts it.
+    pub fn create_trigger(&self, db: &str, name: &str, plugin: &str, spec: &str, args: Option<serde_json::Value>, settings: serde_json::Value) {
+        let (status, body) = self.post_json(
+            "/api/v3/configure/processing_engine_trigger",
+            &serde_json::json!({
+                "db": db, "trigger_name": name, "plugin_filename": plugin,
+                "trigger_specification": spec, "trigger_arguments": args, "trigger_settings": settings,
+            }),
+        );
+        assert_eq!(status, 200, "creating trigger {name}: {body}");
+    }
+
+    /// The processing-engine log of `db` as (trigger, level, text), oldest first.
+    pub fn engine_logs(&self, db: &str) -> Vec<(String, String, String)> {
+        self.query(db, "SELECT trigger_name, log_level, log_text FROM system.processing_engine_logs ORDER BY event_time")
+            .into_iter()
+            .map(|r| {
+                let s = |k: &str| r[k].as_str().unwrap_or_default().to_string();
+                (s("trigger_name"), s("log_level"), s("log_text"))
+            })
+            .collect()
+    }
+
+    /// Runs SQL and returns rows, or None while the database or table does not exist yet.
+    pub fn try_query(&self, db: &str, sql: &str) -> Option<Vec<serde_json::Value>> {
+        let body = serde_json::json!({ "db": db, "q": sql }).to_string();
+        let (status, text) = send(ureq::post(&self.url("/api/v3/query_sql")).set("Content-Type", "application/json"), Some(body.as_bytes()));
+        if status != 200 {
+            return None;
+        }
+        serde_json::from_str(&text).ok()
+    }
+
     pub fn count(&self, db: &str, table: &str) -> i64 {
         let rows = self.query(db, &format!("SELECT count(*) AS n FROM {table}"));
         rows[0]["n"].as_i64().expect("count")
@@ -156,4 +217,18 @@ pub fn send(req: ureq::Request, body: Option<&[u8]>) -> (u16, String) {
 
 fn sigterm(pid: u32) {
     let _ = Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
+}
+
+/// Polls `f` until it returns Some, or panics with `what` after `secs` seconds.
+pub fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out after {secs} s waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

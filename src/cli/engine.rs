@@ -1,0 +1,102 @@
+//! Client commands for the processing engine: triggers, plugin tests, package installs.
+
+use std::collections::BTreeMap;
+
+use anyhow::{bail, Context};
+use serde_json::json;
+
+use super::client::{print, Client};
+use super::{CreateTriggerArgs, InstallCommand, TestCommand, ToggleCommand};
+
+/// `k=v` pairs (as influxdb3 takes them) into a map; a pair without `=` is an error.
+fn key_values(pairs: &[String]) -> anyhow::Result<Option<BTreeMap<String, String>>> {
+    if pairs.is_empty() {
+        return Ok(None);
+    }
+    let mut out = BTreeMap::new();
+    for p in pairs {
+        let (k, v) = p.split_once('=').with_context(|| format!("argument '{p}' must be key=value"))?;
+        out.insert(k.to_string(), v.to_string());
+    }
+    Ok(Some(out))
+}
+
+pub fn create_trigger(a: CreateTriggerArgs) -> anyhow::Result<()> {
+    let c = Client::new(&a.client);
+    let mut args = key_values(&a.trigger_arguments)?;
+    if let Some(j) = &a.trigger_arguments_json {
+        let v: BTreeMap<String, serde_json::Value> =
+            serde_json::from_str(j).context("--trigger-arguments-json must be a JSON object")?;
+        let map = args.get_or_insert_with(BTreeMap::new);
+        for (k, v) in v {
+            map.insert(k, v.as_str().map_or_else(|| v.to_string(), str::to_string));
+        }
+    }
+    let body = json!({
+        "db": a.database,
+        "trigger_name": a.name,
+        "plugin_filename": a.plugin_filename,
+        "trigger_specification": a.trigger_spec,
+        "trigger_arguments": args,
+        "trigger_settings": { "run_async": a.run_asynchronous, "error_behavior": a.error_behavior },
+        "disabled": a.disabled,
+    });
+    c.send(
+        c.request("POST", "/api/v3/configure/processing_engine_trigger").set("Content-Type", "application/json"),
+        Some(body.to_string().as_bytes()),
+    )?;
+    println!("Trigger {} created successfully", a.name);
+    Ok(())
+}
+
+pub fn toggle(what: ToggleCommand, disable: bool) -> anyhow::Result<()> {
+    let ToggleCommand::Trigger { client, database, name } = what;
+    let c = Client::new(&client);
+    let path = if disable { "disable" } else { "enable" };
+    let body = json!({ "db": database, "trigger_name": name }).to_string();
+    c.send(
+        c.request("POST", &format!("/api/v3/configure/processing_engine_trigger/{path}")).set("Content-Type", "application/json"),
+        Some(body.as_bytes()),
+    )?;
+    println!("Trigger {name} {path}d successfully");
+    Ok(())
+}
+
+pub fn test(what: TestCommand) -> anyhow::Result<()> {
+    let TestCommand::WalPlugin { client, database, lp, file, input_arguments, cache_name, filename } = what;
+    let c = Client::new(&client);
+    let input_lp = match (lp, file) {
+        (Some(l), _) => l,
+        (None, Some(f)) => std::fs::read_to_string(&f).with_context(|| format!("reading {f}"))?,
+        (None, None) => bail!("give the input with --lp LINES or --file PATH"),
+    };
+    let body = json!({
+        "filename": filename,
+        "database": database,
+        "input_lp": input_lp,
+        "input_arguments": key_values(&input_arguments)?,
+        "cache_name": cache_name,
+    });
+    let out = c.send(
+        c.request("POST", "/api/v3/plugin_test/wal").set("Content-Type", "application/json"),
+        Some(body.to_string().as_bytes()),
+    )?;
+    let v: serde_json::Value = serde_json::from_slice(&out).context("the server's answer is not JSON")?;
+    print(serde_json::to_string_pretty(&v)?.as_bytes())
+}
+
+pub fn install(what: InstallCommand) -> anyhow::Result<()> {
+    let InstallCommand::Package { client, requirements, packages } = what;
+    let c = Client::new(&client);
+    let (path, body) = match (requirements, packages.is_empty()) {
+        (Some(r), true) => ("install_requirements", json!({ "requirements_location": r })),
+        (None, false) => ("install_packages", json!({ "packages": packages })),
+        _ => bail!("give package names, or --requirements FILE (not both)"),
+    };
+    c.send(
+        c.request("POST", &format!("/api/v3/configure/plugin_environment/{path}")).set("Content-Type", "application/json"),
+        Some(body.to_string().as_bytes()),
+    )?;
+    println!("Packages installed successfully");
+    Ok(())
+}
