@@ -63,6 +63,9 @@ class LineBuilder:
             raise InvalidMeasurementError("measurement name cannot be empty")
         if measurement.startswith("#"):
             raise InvalidMeasurementError(f"measurement name {measurement!r} cannot start with '#' (a comment)")
+        if measurement.startswith("\t"):
+            # Leading whitespace before a line is skipped, and a tab has no escape.
+            raise InvalidMeasurementError(f"measurement name {measurement!r} cannot start with a tab")
         _no_newline(measurement, "measurement name", InvalidMeasurementError)
         self.measurement = measurement
         self.tags = {}
@@ -119,7 +122,7 @@ class LineBuilder:
             raise InvalidLineError(f"float64 field {key!r} is {value}, which line protocol cannot carry")
         # repr() is the shortest string that reads back as the same float.
         text = repr(value)
-        if "." not in text and "e" not in text and "n" not in text:
+        if "." not in text and "e" not in text:
             text += ".0"
         self.fields[key] = text
         return self

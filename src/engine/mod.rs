@@ -29,6 +29,10 @@ pub mod plugin;
 pub mod python;
 pub mod spec;
 
+#[cfg(test)]
+#[path = "line_builder_tests.rs"]
+mod line_builder_tests;
+
 use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
