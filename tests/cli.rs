@@ -61,3 +61,50 @@ fn serve_refuses_bad_flags_clearly() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not supported"));
 }
+
+#[test]
+fn trigger_commands_create_test_disable_enable_delete() {
+    let s = Server::start(&[]);
+    s.add_example("count_rows.py");
+    let (ok, _, err) = weir(&s, &["create", "database", "tdb"]);
+    assert!(ok, "{err}");
+    let (ok, out, err) = weir(
+        &s,
+        &[
+            "create", "trigger", "-d", "tdb", "--trigger-spec", "table:cpu", "--path", "count_rows.py",
+            "--trigger-arguments", "measurement=n", "--trigger-arguments-json", r#"{"note": "a,b"}"#,
+            "--error-behavior", "retry", "--run-asynchronous", "cli_counter",
+        ],
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("created"), "{out}");
+    let args = s.query("tdb", "SELECT argument_key, argument_value FROM system.processing_engine_trigger_arguments ORDER BY argument_key");
+    assert_eq!(args, vec![serde_json::json!({"argument_key": "measurement", "argument_value": "n"}), serde_json::json!({"argument_key": "note", "argument_value": "a,b"})]);
+    let t = s.query("tdb", "SELECT error_behavior, run_async, disabled FROM system.processing_engine_triggers");
+    assert_eq!(t, vec![serde_json::json!({"error_behavior": "retry", "run_async": true, "disabled": false})]);
+
+    let (ok, _, err) = weir(&s, &["create", "trigger", "-d", "tdb", "--trigger-spec", "every:0s", "--plugin-filename", "count_rows.py", "x"]);
+    assert!(!ok);
+    assert!(err.contains("400") && err.contains("greater than zero"), "{err}");
+
+    let (ok, out, err) = weir(&s, &["test", "wal_plugin", "-d", "tdb", "--lp", "cpu usage=1 1", "--input-arguments", "measurement=m", "count_rows.py"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("m,table=cpu rows=1i"), "{out}");
+
+    let (ok, _, err) = weir(&s, &["delete", "trigger", "-d", "tdb", "cli_counter"]);
+    assert!(!ok, "an enabled trigger needs --force");
+    assert!(err.contains("409"), "{err}");
+    let (ok, _, err) = weir(&s, &["disable", "trigger", "-d", "tdb", "cli_counter"]);
+    assert!(ok, "{err}");
+    let t = s.query("tdb", "SELECT disabled FROM system.processing_engine_triggers");
+    assert_eq!(t, vec![serde_json::json!({"disabled": true})]);
+    let (ok, _, err) = weir(&s, &["enable", "trigger", "-d", "tdb", "cli_counter"]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = weir(&s, &["delete", "trigger", "-d", "tdb", "--force", "cli_counter"]);
+    assert!(ok, "{err}");
+    assert!(s.query("tdb", "SELECT * FROM system.processing_engine_triggers").is_empty());
+
+    let (ok, _, err) = weir(&s, &["install", "package", "not$a$package"]);
+    assert!(!ok);
+    assert!(err.contains("400"), "{err}");
+}

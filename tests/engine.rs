@@ -446,3 +446,22 @@ impl Server {
         self.get("/health").0 == 200
     }
 }
+
+/// Installs pyarrow from PyPI into the server's plugin venv through the API, then reads a
+/// flush as a pyarrow.RecordBatch. Slow (a wheel download), so it is one test for both.
+#[test]
+fn example_arrow_sum_reads_the_flush_as_a_pyarrow_batch_after_install_packages() {
+    let s = Server::start(&[]);
+    s.add_example("arrow_sum.py");
+    let (status, body) = s.post_json("/api/v3/configure/plugin_environment/install_packages", &json!({"packages": ["pyarrow"]}));
+    assert_eq!(status, 200, "installing pyarrow: {body}");
+    assert!(s.plugin_dir().join(".venv/bin/python").exists());
+    assert_eq!(s.write("db", "cpu,host=a usage=1 1").0, 204);
+    s.create_trigger("db", "sum", "arrow_sum.py", "table:cpu", None, json!({}));
+    assert_eq!(s.write("db", "cpu,host=a usage=1.5 2\ncpu,host=b usage=2.25 3\ncpu,host=c idle=1 4").0, 204);
+    let rows = wait_for(30, "arrow_sums", || {
+        let r = s.try_query("db", "SELECT \"table\", rows, sum FROM arrow_sums")?;
+        (!r.is_empty()).then_some(r)
+    });
+    assert_eq!(rows, vec![json!({"table": "cpu", "rows": 3, "sum": 3.75})], "{:?}", s.engine_logs("db"));
+}
