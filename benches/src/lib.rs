@@ -34,3 +34,17 @@ pub fn tsbs_cpu_lines(n: usize) -> String {
     }
     s
 }
+
+/// A plugin directory for engine benches, with a venv holding pyarrow (installed once, kept
+/// under `target/` so later runs reuse it).
+pub fn bench_plugin_dir() -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench-plugins");
+    std::fs::create_dir_all(&dir).expect("bench plugin dir");
+    let dir = std::fs::canonicalize(dir).expect("canonical plugin dir");
+    if !dir.join(".venv/lib/python3.11/site-packages/pyarrow").exists() {
+        eprintln!("installing pyarrow into {} (once)", dir.display());
+        weir::engine::packages::install(&dir, weir::engine::packages::Install::Packages(vec!["pyarrow".into()]))
+            .expect("pyarrow installs");
+    }
+    dir
+}

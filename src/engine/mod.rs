@@ -683,8 +683,8 @@ fn args_dict<'py>(py: Python<'py>, args: Option<&BTreeMap<String, String>>) -> P
 }
 
 /// `table_batches` for one trigger: one `TableBatch` dict per table of `db` that the spec
-/// wants, rows as dicts, and `"arrow"` built on demand.
-fn table_batches<'py>(py: Python<'py>, flush: &WalFlush, db: &str, spec: &TriggerSpec) -> PyResult<Bound<'py, PyList>> {
+/// wants, rows as dicts, and `"arrow"` built on demand. Public for the benches.
+pub fn table_batches<'py>(py: Python<'py>, flush: &WalFlush, db: &str, spec: &TriggerSpec) -> PyResult<Bound<'py, PyList>> {
     // Group by table, keeping first-seen order: several shards may each hold part of a table.
     let mut groups: Vec<(&str, Vec<&TableBatch>)> = Vec::new();
     for t in &flush.tables {

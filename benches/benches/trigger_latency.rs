@@ -1,0 +1,155 @@
+//! Trigger activation latency: from a WAL flush handed to the engine (the moment the shard has
+//! made it durable and published it) to the plugin's first line running, p50/p99/p999 over
+//! many flushes, one at a time. Also the round trip to the plugin's `write_sync` reaching the
+//! write path. Target (issue "Processing engine"): p99 < 100 µs.
+//!
+//! The flush carries its own send time (CLOCK_MONOTONIC ns, the clock of both Rust's `Instant`
+//! and Python's `time.monotonic_ns`); the plugin reports `monotonic_ns() - t0` through
+//! `write_sync`, which a bench-side writer collects. Run with
+//! `cargo bench -p weir-benches --bench trigger_latency`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender};
+use pipeline::buffer::WriteBuffer;
+use pipeline::catalog::{Catalog, CatalogOp, Column, ColumnKind, ErrorBehavior, FieldType, Trigger};
+use pipeline::queue::{TableBatch, WalFlush};
+use weir::engine::ingest::{PluginWriter, WriteDone, WriteOutcome};
+use weir::engine::local_api::Services;
+use weir::engine::logs::PluginLogs;
+use weir::engine::{Engine, EngineConfig};
+use weir::query::QueryEngine;
+
+const FLUSHES: usize = 20_000;
+const WARMUP: usize = 1_000;
+
+struct Collector(Sender<Vec<u8>>);
+
+impl PluginWriter for Collector {
+    fn submit(&self, _db: String, body: Vec<u8>, _no_sync: bool, done: WriteDone) {
+        let _ = self.0.send(body);
+        done(Ok(WriteOutcome { lines_written: 1, rejects: vec![] }));
+    }
+}
+
+fn monotonic_ns() -> i64 {
+    let mut ts = libc_timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes one timespec into the pointer it is given.
+    unsafe { clock_gettime(1, &mut ts) };
+    ts.tv_sec * 1_000_000_000 + ts.tv_nsec
+}
+
+#[repr(C)]
+struct libc_timespec {
+    tv_sec: i64,
+    tv_nsec: i64,
+}
+
+extern "C" {
+    fn clock_gettime(clk: i32, ts: *mut libc_timespec) -> i32;
+}
+
+fn flush_with_t0(t0: i64) -> WalFlush {
+    use arrow::array::{Int64Array, TimestampNanosecondArray};
+    use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("t0", DataType::Int64, true),
+        Field::new("time", DataType::Timestamp(TimeUnit::Nanosecond, None), false),
+    ]));
+    let batch = arrow::record_batch::RecordBatch::try_new(
+        schema,
+        vec![Arc::new(Int64Array::from(vec![t0])), Arc::new(TimestampNanosecondArray::from(vec![t0]))],
+    )
+    .expect("batch");
+    WalFlush { epoch: 0, tables: vec![TableBatch { db_id: 0, db_name: "bench".into(), table_name: "lat".into(), batch }] }
+}
+
+fn percentile(sorted: &[i64], p: f64) -> i64 {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+fn main() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("lat.py"),
+        "from time import monotonic_ns\n\
+         def process_writes(influxdb3_local, table_batches, args=None):\n    \
+             entered = monotonic_ns()\n    \
+             t0 = table_batches[0]['rows'][0]['t0']\n    \
+             influxdb3_local.write_sync(f'lat activation={entered - t0}i,t0={t0}i')\n",
+    )
+    .expect("plugin");
+    let catalog = Arc::new(Catalog::in_memory());
+    let cols = vec![Column { name: "t0".into(), kind: ColumnKind::Field(FieldType::Integer) }];
+    catalog
+        .update(&[
+            CatalogOp::CreateDatabase("bench".into()),
+            CatalogOp::CreateTable { db: "bench".into(), table: "lat".into(), columns: cols },
+            CatalogOp::CreateTrigger {
+                db: "bench".into(),
+                trigger: Trigger {
+                    name: "lat".into(),
+                    plugin_filename: "lat.py".into(),
+                    specification: "table:lat".into(),
+                    arguments: None,
+                    run_async: false,
+                    error_behavior: ErrorBehavior::Log,
+                    disabled: false,
+                },
+            },
+        ])
+        .expect("catalog");
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
+    let logs = Arc::new(PluginLogs::default());
+    let (tx, written): (Sender<Vec<u8>>, Receiver<Vec<u8>>) = crossbeam_channel::unbounded();
+    let services = Arc::new(Services {
+        writer: Arc::new(Collector(tx)),
+        query: Arc::new(QueryEngine::new(catalog.clone(), Arc::new(WriteBuffer::new()), logs.clone(), 1)),
+        runtime: runtime.handle().clone(),
+        logs: logs.clone(),
+        global_cache: Arc::default(),
+    });
+    let (flush_tx, flush_rx) = crossbeam_channel::bounded(16);
+    let _engine = Engine::start(
+        EngineConfig { plugin_dir: dir.path().to_path_buf(), executors: 1 },
+        catalog,
+        services,
+        Some(flush_rx),
+    )
+    .expect("engine");
+
+    let mut activation = Vec::with_capacity(FLUSHES);
+    let mut round_trip = Vec::with_capacity(FLUSHES);
+    let started = Instant::now();
+    for i in 0..FLUSHES + WARMUP {
+        let t0 = monotonic_ns();
+        flush_tx.send(Arc::new(flush_with_t0(t0))).expect("send");
+        let line = written.recv_timeout(Duration::from_secs(10)).unwrap_or_else(|_| panic!("no answer; logs: {:?}", logs.for_database("bench")));
+        let back = monotonic_ns();
+        let text = String::from_utf8(line).expect("utf8");
+        let act: i64 = text.split("activation=").nth(1).and_then(|s| s.split('i').next()).and_then(|s| s.parse().ok()).expect("activation");
+        if i >= WARMUP {
+            activation.push(act);
+            round_trip.push(back - t0);
+        }
+    }
+    let elapsed = started.elapsed();
+    activation.sort_unstable();
+    round_trip.sort_unstable();
+    let us = |ns: i64| ns as f64 / 1000.0;
+    println!("trigger activation over {FLUSHES} flushes (one sync trigger, one executor, 1-row flushes):");
+    println!(
+        "  flush handed over -> plugin entered: p50 {:.1} µs  p99 {:.1} µs  p99.9 {:.1} µs  max {:.1} µs",
+        us(percentile(&activation, 0.5)),
+        us(percentile(&activation, 0.99)),
+        us(percentile(&activation, 0.999)),
+        us(*activation.last().unwrap_or(&0))
+    );
+    println!(
+        "  round trip to the plugin's write_sync:  p50 {:.1} µs  p99 {:.1} µs",
+        us(percentile(&round_trip, 0.5)),
+        us(percentile(&round_trip, 0.99))
+    );
+    println!("  {:.0} flushes/s one at a time", (FLUSHES + WARMUP) as f64 / elapsed.as_secs_f64());
+}
