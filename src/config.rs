@@ -57,6 +57,11 @@ pub struct ServeConfig {
     #[arg(long, env = "WEIR_PY_EXECUTORS")]
     pub py_executors: Option<usize>,
 
+    /// Longest one plugin call may run before it is interrupted (a trigger's own `timeout`
+    /// setting overrides it).
+    #[arg(long, env = "WEIR_PLUGIN_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub plugin_timeout: Duration,
+
     /// Threads of the query runtime. Default: half the cores, at least one.
     #[arg(long, env = "WEIR_QUERY_THREADS")]
     pub query_threads: Option<usize>,

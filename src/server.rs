@@ -91,7 +91,11 @@ pub fn run(cfg: ServeConfig) -> anyhow::Result<()> {
     });
     // Subscribed before the merger starts, so the engine sees every flush from the first.
     let flushes = subscribers.subscribe();
-    let engine_cfg = EngineConfig { plugin_dir, executors: cfg.py_executor_count() };
+    let engine_cfg = EngineConfig {
+        plugin_dir,
+        executors: cfg.py_executor_count(),
+        default_timeout: cfg.plugin_timeout,
+    };
     let engine = Engine::start(engine_cfg, catalog.clone(), services, Some(flushes)).context("starting the processing engine")?;
     let api = Arc::new(Api {
         catalog: catalog.clone(),

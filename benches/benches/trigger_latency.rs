@@ -96,6 +96,7 @@ fn main() {
                     run_async: false,
                     error_behavior: ErrorBehavior::Log,
                     disabled: false,
+                    timeout_ms: None,
                 },
             },
         ])
@@ -112,7 +113,7 @@ fn main() {
     });
     let (flush_tx, flush_rx) = crossbeam_channel::bounded(16);
     let _engine = Engine::start(
-        EngineConfig { plugin_dir: dir.path().to_path_buf(), executors: 1 },
+        EngineConfig { plugin_dir: dir.path().to_path_buf(), executors: 1, default_timeout: Duration::from_secs(60) },
         catalog,
         services,
         Some(flush_rx),

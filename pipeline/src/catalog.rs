@@ -134,6 +134,9 @@ pub struct Trigger {
     pub run_async: bool,
     pub error_behavior: ErrorBehavior,
     pub disabled: bool,
+    /// Longest one call may run; `None` takes the server's default.
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -471,6 +474,7 @@ mod tests {
             run_async: false,
             error_behavior: ErrorBehavior::Disable,
             disabled: false,
+            timeout_ms: None,
         };
         cat.update(&[CatalogOp::CreateDatabase("d".into()), CatalogOp::CreateTrigger { db: "d".into(), trigger: t.clone() }])
             .unwrap();

@@ -8,11 +8,13 @@ tag value, an empty tag value, NaN or infinity) is refused with a clear error wh
 not when the write fails later.
 
 It also holds ``TableBatch``, the dict a WAL trigger receives per table, which builds its
-``"arrow"`` entry (a ``pyarrow.RecordBatch``) only when a plugin asks for it.
+``"arrow"`` entry (a ``pyarrow.RecordBatch``) only when a plugin asks for it, and
+``_response``, which turns whatever a request plugin returned into (status, headers, body).
 
 It never touches the server itself: the Rust side calls into it, not the other way round.
 """
 
+import json
 import math
 
 __all__ = [
@@ -196,3 +198,58 @@ class TableBatch(dict):
         if key == "arrow" and not dict.__contains__(self, "arrow"):
             return self["arrow"]
         return dict.get(self, key, default)
+
+
+def _is_status(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _body(value):
+    """A response body and its default content type."""
+    if value is None:
+        return b"", None
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value), "application/octet-stream"
+    if isinstance(value, str):
+        return value.encode("utf-8"), "text/html; charset=utf-8"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value).encode("utf-8"), "application/json"
+    raise TypeError(
+        f"process_request returned a {type(value).__name__}; return a str, bytes, dict, list, "
+        "a (body, status, headers) or (status, headers, body) tuple, or a Flask Response"
+    )
+
+
+def _response(value):
+    """Normalizes what ``process_request`` returned into (status, [(name, value)], bytes).
+
+    Accepted: a Flask ``Response`` (anything with ``status_code``, ``headers``, ``get_data``);
+    the older ``(status, headers, body)`` tuple; a Flask-style ``(body[, status][, headers])``
+    tuple; a ``str`` (text/html), ``dict``/``list`` (JSON), ``bytes``, or ``None`` (empty).
+    """
+    if hasattr(value, "status_code") and hasattr(value, "get_data"):
+        headers = [(str(k), str(v)) for k, v in getattr(value, "headers", {}).items()]
+        return int(value.status_code), headers, bytes(value.get_data())
+    status, headers = 200, {}
+    if isinstance(value, tuple):
+        if len(value) == 3 and _is_status(value[0]):
+            status, headers, value = value
+        elif 1 <= len(value) <= 3:
+            value, *rest = value
+            for extra in rest:
+                if _is_status(extra):
+                    status = extra
+                elif isinstance(extra, (dict, list)):
+                    headers = extra
+                else:
+                    raise TypeError(f"a response tuple holds a body, a status and headers, not {extra!r}")
+        else:
+            raise TypeError(f"a response tuple has 1 to 3 items, not {len(value)}")
+    if not _is_status(status) or not 100 <= status <= 599:
+        raise ValueError(f"response status {status!r} is not an HTTP status code")
+    body, content_type = _body(value)
+    pairs = list(headers.items()) if isinstance(headers, dict) else [tuple(h) for h in headers]
+    pairs = [(str(k), str(v)) for k, v in pairs]
+    if content_type and not any(k.lower() == "content-type" for k, _ in pairs):
+        pairs.append(("Content-Type", content_type))
+    return status, pairs, body

@@ -2,14 +2,25 @@
 //! dispatch of WAL flushes to them.
 //!
 //! Threads: one dispatcher reads the flush queue (`pipeline::queue`) and hands each flush, as an
-//! `Arc` (no copy), to the triggers that want it; `--py-executors` executor threads run plugin
-//! calls, taking the GIL once per drained batch of work; one timer thread re-queues retries when
-//! their backoff is over. Python never runs on a shard or query thread.
+//! `Arc` (no copy), to the triggers that want it; a scheduler ([`schedule`]) fires `every:` and
+//! `cron:` triggers; `--py-executors` executor threads run plugin calls from one shared work
+//! queue, taking the GIL once per drained batch; one timer thread re-queues retries when their
+//! backoff is over; one watchdog interrupts calls past their time limit and adds executors when
+//! work waits while every executor is busy. Python never runs on a shard or query thread.
 //!
-//! Ordering (DESIGN.md invariant 5): a synchronous trigger is pinned to one executor and keeps
-//! its own FIFO of events; at most one of its events is in flight, and the next is taken only
-//! when the current one is done (or given up), so calls happen one at a time in WAL order.
-//! `run_async` triggers send each event as its own work item to any executor.
+//! Ordering (DESIGN.md invariant 5): a synchronous trigger keeps its own FIFO of events, and at
+//! most one work item of it is queued or running at a time; the next event is taken only when
+//! the current one is done (or given up), so calls happen one at a time in WAL order, whichever
+//! executor runs them. `run_async` triggers send each event as its own work item.
+//!
+//! Re-entrancy (SPEC §5): a plugin may call this server's HTTP API, even a request trigger, and
+//! wait for it. While it waits (GIL released), its executor is taken; if work then waits with no
+//! executor free, the watchdog starts an extra one (up to [`MAX_EXTRA_EXECUTORS`], each leaving
+//! after [`EXTRA_EXECUTOR_IDLE`] idle), so the call it waits on still runs.
+//!
+//! Time limits: each call has a deadline (the trigger's `timeout`, or the server's default);
+//! past it, the watchdog raises `TimeoutError` in the plugin's thread (this stops a
+//! `while True: pass`; a C call that never returns to Python is stopped when it does).
 //!
 //! Isolation (invariant 4): a plugin's exception is caught, logged with its traceback, and
 //! handled by its trigger's error behaviour; nothing it does reaches another trigger but the
@@ -27,6 +38,8 @@ pub mod logs;
 pub mod packages;
 pub mod plugin;
 pub mod python;
+pub mod request;
+pub mod schedule;
 pub mod spec;
 
 #[cfg(test)]
@@ -62,6 +75,12 @@ pub const RETRY_MAX_ATTEMPTS: u32 = 5;
 /// First retry delay; each next one doubles, up to [`RETRY_MAX_DELAY`].
 pub const RETRY_FIRST_DELAY: Duration = Duration::from_millis(100);
 pub const RETRY_MAX_DELAY: Duration = Duration::from_secs(10);
+/// Executors the watchdog may add beyond `--py-executors` while work waits on busy ones.
+pub const MAX_EXTRA_EXECUTORS: usize = 32;
+/// An extra executor leaves after this long without work.
+pub const EXTRA_EXECUTOR_IDLE: Duration = Duration::from_secs(10);
+/// How often the watchdog looks; work must wait two looks before an executor is added.
+const WATCHDOG_TICK: Duration = Duration::from_millis(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -79,6 +98,10 @@ pub enum EngineError {
     Unavailable(String),
     #[error(transparent)]
     Package(#[from] packages::PackageError),
+    #[error("no trigger serves the request path '{0}'")]
+    NoRoute(String),
+    #[error("{0}")]
+    Timeout(String),
 }
 
 /// Checks a database name given by a plugin or a request (as the catalog would).
@@ -90,6 +113,9 @@ pub fn check_db_name(db: &str) -> Result<(), String> {
 #[derive(Clone)]
 pub enum Event {
     Wal(Arc<WalFlush>),
+    /// A schedule tick; the scheduled instant in UTC nanoseconds.
+    Schedule { call_time_ns: i64 },
+    Request(Arc<request::RequestCall>),
 }
 
 /// Per-trigger counters, for `/metrics`.
@@ -113,7 +139,8 @@ pub struct Runner {
     pub db: String,
     pub def: Arc<Trigger>,
     pub spec: TriggerSpec,
-    executor: usize,
+    /// How long one call may run.
+    timeout: Duration,
     state: Mutex<RunnerState>,
     /// Set when the trigger is disabled or deleted: queued events are dropped unrun.
     stopped: AtomicBool,
@@ -121,6 +148,13 @@ pub struct Runner {
     in_flight: AtomicUsize,
     cache: Arc<CacheSpace>,
     pub stats: TriggerStats,
+}
+
+impl Runner {
+    /// A call of this trigger is queued or running.
+    pub fn busy(&self) -> bool {
+        self.state.lock().scheduled || self.in_flight.load(Ordering::Acquire) > 0
+    }
 }
 
 enum Work {
@@ -132,7 +166,6 @@ enum Work {
 struct Delayed {
     due: Instant,
     seq: u64,
-    executor: usize,
     work: Work,
 }
 
@@ -154,16 +187,35 @@ impl Ord for Delayed {
     }
 }
 
+/// What the watchdog knows of the call an executor is running.
+struct Running {
+    thread_ident: i64,
+    deadline: Instant,
+    interrupted: bool,
+}
+
+#[derive(Default)]
+struct Slot {
+    running: Mutex<Option<Running>>,
+}
+
 struct Inner {
     catalog: Arc<Catalog>,
     services: Arc<Services>,
     plugins: PluginLoader,
-    executors: Vec<Sender<Work>>,
+    work_tx: Sender<Work>,
+    work_rx: Receiver<Work>,
+    /// Executor threads alive, and how many of them wait for work.
+    threads: AtomicUsize,
+    idle: AtomicUsize,
+    base_executors: usize,
+    slots: Mutex<Vec<Arc<Slot>>>,
+    default_timeout: Duration,
     runners: RwLock<HashMap<(String, String), Arc<Runner>>>,
     caches: Mutex<HashMap<(String, String), Arc<CacheSpace>>>,
     timer: Sender<Delayed>,
     timer_seq: AtomicU64,
-    next_executor: AtomicUsize,
+    schedule_changes: Sender<()>,
 }
 
 /// The handle the server and the HTTP layer hold.
@@ -175,6 +227,8 @@ pub struct Engine {
 pub struct EngineConfig {
     pub plugin_dir: PathBuf,
     pub executors: usize,
+    /// Time limit of a call for triggers that set none.
+    pub default_timeout: Duration,
 }
 
 /// What `plugin_test/wal` answers.
@@ -197,32 +251,45 @@ impl Engine {
         Python::attach(|py| python::prepare(py, &cfg.plugin_dir))
             .map_err(|e| EngineError::Unavailable(format!("preparing the plugin environment: {e}")))?;
         let n = cfg.executors.max(1);
-        let (senders, receivers): (Vec<_>, Vec<_>) = (0..n).map(|_| crossbeam_channel::unbounded::<Work>()).unzip();
+        // Unbounded in items, bounded in practice: sync triggers have at most one item each,
+        // async ones at most TRIGGER_QUEUE_EVENTS, requests one per waiting HTTP request.
+        let (work_tx, work_rx) = crossbeam_channel::unbounded::<Work>();
         let (timer_tx, timer_rx) = crossbeam_channel::unbounded::<Delayed>();
+        let (changes_tx, changes_rx) = crossbeam_channel::unbounded::<()>();
         let inner = Arc::new(Inner {
             catalog,
             services,
             plugins: PluginLoader::new(cfg.plugin_dir),
-            executors: senders,
+            work_tx,
+            work_rx,
+            threads: AtomicUsize::new(0),
+            idle: AtomicUsize::new(0),
+            base_executors: n,
+            slots: Mutex::new(Vec::new()),
+            default_timeout: cfg.default_timeout,
             runners: RwLock::new(HashMap::new()),
             caches: Mutex::new(HashMap::new()),
             timer: timer_tx,
             timer_seq: AtomicU64::new(0),
-            next_executor: AtomicUsize::new(0),
+            schedule_changes: changes_tx,
         });
-        for (i, rx) in receivers.into_iter().enumerate() {
-            let inner = inner.clone();
-            std::thread::Builder::new()
-                .name(format!("weir-py-{i}"))
-                .spawn(move || executor_loop(inner, rx))
-                .map_err(|e| EngineError::Unavailable(e.to_string()))?;
+        for i in 0..n {
+            spawn_executor(&inner, format!("weir-py-{i}"), false).map_err(|e| EngineError::Unavailable(e.to_string()))?;
+        }
+        let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
+            std::thread::Builder::new().name(name.into()).spawn(f).map(|_| ()).map_err(|e| EngineError::Unavailable(e.to_string()))
+        };
+        {
+            let tx = inner.work_tx.clone();
+            spawn("weir-engine-timer", Box::new(move || timer_loop(timer_rx, tx)))?;
         }
         {
-            let senders = inner.executors.clone();
-            std::thread::Builder::new()
-                .name("weir-engine-timer".into())
-                .spawn(move || timer_loop(timer_rx, senders))
-                .map_err(|e| EngineError::Unavailable(e.to_string()))?;
+            let inner = inner.clone();
+            spawn("weir-engine-watchdog", Box::new(move || watchdog_loop(inner)))?;
+        }
+        {
+            let inner = inner.clone();
+            spawn("weir-engine-scheduler", Box::new(move || schedule::scheduler_loop(inner, changes_rx)))?;
         }
         let engine = Engine { inner };
         engine.reconcile();
@@ -248,11 +315,10 @@ impl Engine {
     /// Runs `f` on an executor (with the GIL) and returns its result.
     async fn on_executor<T: Send + 'static>(&self, f: impl FnOnce(Python<'_>) -> T + Send + 'static) -> Result<T, EngineError> {
         let (tx, rx) = futures_channel::oneshot::channel();
-        let i = self.inner.next_executor.fetch_add(1, Ordering::Relaxed) % self.inner.executors.len();
         let work = Work::Task(Box::new(move |py| {
             let _ = tx.send(f(py));
         }));
-        self.inner.executors[i].send(work).map_err(|_| EngineError::Unavailable("the Python executors stopped".into()))?;
+        self.inner.work_tx.send(work).map_err(|_| EngineError::Unavailable("the Python executors stopped".into()))?;
         rx.await.map_err(|_| EngineError::Unavailable("a Python executor dropped the request".into()))
     }
 
@@ -263,6 +329,9 @@ impl Engine {
             return Err(EngineError::Invalid("trigger_name must not be empty".into()));
         }
         let spec = TriggerSpec::parse(&trigger.specification)?;
+        if trigger.timeout_ms == Some(0) {
+            return Err(EngineError::Invalid("timeout must be greater than zero".into()));
+        }
         let snapshot = self.inner.catalog.snapshot();
         if snapshot.db(db).is_none() {
             return Err(CatalogError::DatabaseNotFound(db.to_string()).into());
@@ -324,6 +393,34 @@ impl Engine {
                     self.inner.enqueue(&r, Event::Wal(flush.clone()));
                 }
             }
+        }
+    }
+
+    /// Serves `/api/v3/engine/PATH` with the request trigger of that path.
+    pub async fn request(
+        &self,
+        path: &str,
+        query: Vec<(String, String)>,
+        headers: Vec<(String, Vec<u8>)>,
+        body: bytes::Bytes,
+    ) -> Result<request::Reply, EngineError> {
+        let runner = self
+            .inner
+            .runners
+            .read()
+            .values()
+            .find(|r| matches!(&r.spec, TriggerSpec::Request(p) if p == path))
+            .cloned()
+            .ok_or_else(|| EngineError::NoRoute(path.to_string()))?;
+        let (call, reply) = request::RequestCall::new(query, headers, body);
+        self.inner.enqueue(&runner, Event::Request(Arc::new(call)));
+        // The watchdog answers 504 at the limit; this bound only covers a call that could not
+        // even start (every executor stuck in C code) so the client is never left hanging.
+        let bound = runner.timeout + Duration::from_secs(5);
+        match tokio::time::timeout(bound, reply).await {
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err(_)) => Err(EngineError::Unavailable(format!("trigger '{}' was disabled before it answered", runner.def.name))),
+            Err(_) => Err(EngineError::Timeout(format!("trigger '{}' did not answer within {} ms", runner.def.name, bound.as_millis()))),
         }
     }
 
@@ -429,18 +526,13 @@ impl Inner {
                     continue;
                 }
             };
-            let executor = {
-                use std::hash::{Hash, Hasher};
-                let mut h = std::collections::hash_map::DefaultHasher::new();
-                key.hash(&mut h);
-                (h.finish() as usize) % self.executors.len()
-            };
+            let timeout = def.timeout_ms.map_or(self.default_timeout, Duration::from_millis);
             let cache = caches.entry(key.clone()).or_default().clone();
             let runner = Arc::new(Runner {
                 db: key.0.clone(),
                 def,
                 spec,
-                executor,
+                timeout,
                 state: Mutex::new(RunnerState { queue: VecDeque::new(), scheduled: false, attempt: 0 }),
                 stopped: AtomicBool::new(false),
                 in_flight: AtomicUsize::new(0),
@@ -449,11 +541,13 @@ impl Inner {
             });
             runners.insert(key, runner);
         }
+        drop(runners);
+        let _ = self.schedule_changes.send(());
     }
 
-    fn send(&self, executor: usize, work: Work) {
+    fn send(&self, work: Work) {
         // Executors live as long as the process; a send fails only during exit.
-        let _ = self.executors[executor % self.executors.len()].send(work);
+        let _ = self.work_tx.send(work);
     }
 
     fn enqueue(&self, r: &Arc<Runner>, event: Event) {
@@ -464,8 +558,7 @@ impl Inner {
             if r.def.run_async {
                 if r.in_flight.load(Ordering::Acquire) < TRIGGER_QUEUE_EVENTS {
                     r.in_flight.fetch_add(1, Ordering::AcqRel);
-                    let i = self.next_executor.fetch_add(1, Ordering::Relaxed);
-                    self.send(i, Work::Async { runner: r.clone(), event, attempt: 0 });
+                    self.send(Work::Async { runner: r.clone(), event, attempt: 0 });
                     return;
                 }
             } else {
@@ -475,7 +568,7 @@ impl Inner {
                     if !st.scheduled {
                         st.scheduled = true;
                         drop(st);
-                        self.send(r.executor, Work::Sync(r.clone()));
+                        self.send(Work::Sync(r.clone()));
                     }
                     return;
                 }
@@ -485,29 +578,28 @@ impl Inner {
         }
     }
 
-    fn later(&self, delay: Duration, executor: usize, work: Work) {
+    fn later(&self, delay: Duration, work: Work) {
         let seq = self.timer_seq.fetch_add(1, Ordering::Relaxed);
-        let _ = self.timer.send(Delayed { due: Instant::now() + delay, seq, executor, work });
+        let _ = self.timer.send(Delayed { due: Instant::now() + delay, seq, work });
     }
 
-    fn run(&self, py: Python<'_>, work: Work) {
+    fn run(&self, py: Python<'_>, slot: &Slot, work: Work) {
         match work {
             Work::Task(f) => f(py),
-            Work::Sync(r) => self.run_sync(py, r),
+            Work::Sync(r) => self.run_sync(py, slot, r),
             Work::Async { runner, event, attempt } => {
                 if runner.stopped.load(Ordering::Acquire) {
                     runner.in_flight.fetch_sub(1, Ordering::AcqRel);
                     return;
                 }
-                let ok = self.call(py, &runner, &event);
+                let ok = self.call(py, slot, &runner, &event);
                 if ok {
                     runner.in_flight.fetch_sub(1, Ordering::AcqRel);
                     return;
                 }
-                match self.after_failure(py, &runner, attempt) {
+                match self.after_failure(py, &runner, &event, attempt) {
                     Some(delay) => {
-                        let i = self.next_executor.fetch_add(1, Ordering::Relaxed);
-                        self.later(delay, i, Work::Async { runner, event, attempt: attempt + 1 });
+                        self.later(delay, Work::Async { runner, event, attempt: attempt + 1 });
                     }
                     None => {
                         runner.in_flight.fetch_sub(1, Ordering::AcqRel);
@@ -517,7 +609,7 @@ impl Inner {
         }
     }
 
-    fn run_sync(&self, py: Python<'_>, r: Arc<Runner>) {
+    fn run_sync(&self, py: Python<'_>, slot: &Slot, r: Arc<Runner>) {
         let event = {
             let mut st = r.state.lock();
             if r.stopped.load(Ordering::Acquire) {
@@ -533,19 +625,19 @@ impl Inner {
                 }
             }
         };
-        let ok = self.call(py, &r, &event);
+        let ok = self.call(py, slot, &r, &event);
         let retry = if ok {
             None
         } else {
             let attempt = r.state.lock().attempt;
-            self.after_failure(py, &r, attempt)
+            self.after_failure(py, &r, &event, attempt)
         };
         let mut st = r.state.lock();
         if let Some(delay) = retry {
             st.attempt += 1;
             drop(st);
-            // Still scheduled: the timer sends it back to this executor, the same event first.
-            self.later(delay, r.executor, Work::Sync(r.clone()));
+            // Still scheduled: the timer sends it back, the same event first.
+            self.later(delay, Work::Sync(r.clone()));
             return;
         }
         st.queue.pop_front();
@@ -555,15 +647,17 @@ impl Inner {
             st.scheduled = false;
         } else {
             drop(st);
-            // Back of the executor's queue: other triggers pinned here get their turn.
-            self.send(r.executor, Work::Sync(r));
+            // Back of the queue: other triggers get their turn.
+            self.send(Work::Sync(r));
         }
     }
 
     /// Applies the error behaviour after a failed call; returns the delay before a retry.
-    fn after_failure(&self, py: Python<'_>, r: &Runner, attempt: u32) -> Option<Duration> {
+    fn after_failure(&self, py: Python<'_>, r: &Runner, event: &Event, attempt: u32) -> Option<Duration> {
         match r.def.error_behavior {
             ErrorBehavior::Log => None,
+            // A request was already answered (500 or 504); running it again answers no one.
+            ErrorBehavior::Retry if matches!(event, Event::Request(_)) => None,
             ErrorBehavior::Retry if attempt < RETRY_MAX_ATTEMPTS => {
                 let delay = RETRY_FIRST_DELAY.saturating_mul(1 << attempt.min(16)).min(RETRY_MAX_DELAY);
                 self.services.logs.push(
@@ -599,26 +693,40 @@ impl Inner {
     }
 
     /// One plugin call. Returns whether it succeeded; a failure is already logged.
-    fn call(&self, py: Python<'_>, r: &Runner, event: &Event) -> bool {
+    fn call(&self, py: Python<'_>, slot: &Slot, r: &Runner, event: &Event) -> bool {
         let started = Instant::now();
-        let result = (|| -> Result<(), String> {
+        let mut timed_out = false;
+        let result = (|| -> Result<(), (String, Option<String>)> {
             let func = self
                 .plugins
                 .function(py, &r.def.plugin_filename, r.spec.entry_point(), &r.def.specification)
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| (e.to_string(), Some(e.to_string())))?;
             let ctx = Arc::new(CallContext::new(&r.db, &r.def.name, self.services.clone(), r.cache.clone(), None));
-            let run = || -> PyResult<()> {
+            let mut run = || -> PyResult<Option<Bound<'_, PyAny>>> {
                 let local = Py::new(py, PluginApi::new(ctx.clone()))?;
                 let args = args_dict(py, r.def.arguments.as_ref())?;
-                match event {
-                    Event::Wal(flush) => {
-                        let batches = table_batches(py, flush, &r.db, &r.spec)?;
-                        func.call1((local, batches, args))?;
+                let ident: i64 = py.import("threading")?.call_method0("get_ident")?.extract::<u64>()? as i64;
+                let call_args: Bound<'_, pyo3::types::PyTuple> = match event {
+                    Event::Wal(flush) => (local, table_batches(py, flush, &r.db, &r.spec)?, args).into_pyobject(py)?,
+                    Event::Schedule { call_time_ns } => (local, schedule::call_time(py, *call_time_ns)?, args).into_pyobject(py)?,
+                    Event::Request(req) => {
+                        let (q, h, b) = req.to_python(py)?;
+                        (local, q, h, b, args).into_pyobject(py)?
                     }
-                }
-                Ok(())
+                };
+                *slot.running.lock() = Some(Running { thread_ident: ident, deadline: Instant::now() + r.timeout, interrupted: false });
+                let out = func.call1(call_args);
+                timed_out = slot.running.lock().take().is_some_and(|run| run.interrupted);
+                let out = out?;
+                Ok(matches!(event, Event::Request(_)).then_some(out))
             };
-            run().map_err(|e| format_exception(py, &e))?;
+            let returned = run().map_err(|e| {
+                let short = e.value(py).str().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+                (format_exception(py, &e), Some(format!("{}: {short}", e.get_type(py).name().map(|n| n.to_string()).unwrap_or_default())))
+            })?;
+            if let (Event::Request(req), Some(value)) = (event, returned) {
+                req.answer_from_python(py, &value).map_err(|e| (format_exception(py, &e), Some(e.to_string())))?;
+            }
             ctx.flush_buffered();
             Ok(())
         })();
@@ -626,34 +734,108 @@ impl Inner {
         r.stats.latency.observe_ns(started.elapsed().as_nanos() as u64);
         match result {
             Ok(()) => true,
-            Err(msg) => {
+            Err((trace, short)) => {
                 r.stats.errors.fetch_add(1, Ordering::Relaxed);
-                self.services.logs.push(&r.db, &r.def.name, LogLevel::Error, format!("plugin call failed: {msg}"));
+                let msg = if timed_out {
+                    format!("plugin call exceeded its time limit of {} ms and was interrupted: {trace}", r.timeout.as_millis())
+                } else {
+                    format!("plugin call failed: {trace}")
+                };
+                self.services.logs.push(&r.db, &r.def.name, LogLevel::Error, msg);
+                if let Event::Request(req) = event {
+                    if timed_out {
+                        req.answer_error(504, &format!("the plugin ran longer than its time limit of {} ms", r.timeout.as_millis()));
+                    } else {
+                        req.answer_error(500, short.as_deref().unwrap_or("plugin failed"));
+                    }
+                }
                 false
             }
         }
     }
 }
 
-fn executor_loop(inner: Arc<Inner>, rx: Receiver<Work>) {
-    while let Ok(first) = rx.recv() {
+fn spawn_executor(inner: &Arc<Inner>, name: String, extra: bool) -> std::io::Result<()> {
+    let slot = Arc::new(Slot::default());
+    inner.slots.lock().push(slot.clone());
+    inner.threads.fetch_add(1, Ordering::AcqRel);
+    let i = inner.clone();
+    let spawned = std::thread::Builder::new().name(name).spawn(move || {
+        executor_loop(&i, &slot, extra);
+        i.slots.lock().retain(|s| !Arc::ptr_eq(s, &slot));
+        i.threads.fetch_sub(1, Ordering::AcqRel);
+    });
+    if spawned.is_err() {
+        inner.threads.fetch_sub(1, Ordering::AcqRel);
+    }
+    spawned.map(|_| ())
+}
+
+fn executor_loop(inner: &Inner, slot: &Slot, extra: bool) {
+    loop {
+        inner.idle.fetch_add(1, Ordering::AcqRel);
+        let first = if extra { inner.work_rx.recv_timeout(EXTRA_EXECUTOR_IDLE).ok() } else { inner.work_rx.recv().ok() };
+        inner.idle.fetch_sub(1, Ordering::AcqRel);
+        let Some(first) = first else { return };
         // One GIL acquisition for everything that is waiting now.
         Python::attach(|py| {
-            inner.run(py, first);
-            while let Ok(w) = rx.try_recv() {
-                inner.run(py, w);
+            inner.run(py, slot, first);
+            while let Ok(w) = inner.work_rx.try_recv() {
+                inner.run(py, slot, w);
             }
         });
     }
 }
 
-fn timer_loop(rx: Receiver<Delayed>, executors: Vec<Sender<Work>>) {
+/// Interrupts calls past their deadline, and adds an executor when work has waited two ticks
+/// with none idle.
+fn watchdog_loop(inner: Arc<Inner>) {
+    let mut waited_ticks = 0u32;
+    loop {
+        std::thread::sleep(WATCHDOG_TICK);
+        // A cheap look first; the GIL is taken only when some call is past its deadline.
+        let now = Instant::now();
+        let any_overdue = inner.slots.lock().iter().any(|s| s.running.lock().as_ref().is_some_and(|r| r.deadline <= now));
+        if any_overdue {
+            // Under the GIL, a call cannot return and clear its slot between the check and the
+            // raise: the executor holds the GIL from the call's return until it clears the slot.
+            Python::attach(|_py| {
+                let now = Instant::now();
+                for s in inner.slots.lock().iter() {
+                    let mut running = s.running.lock();
+                    let Some(r) = running.as_mut() else { continue };
+                    if r.deadline > now {
+                        continue;
+                    }
+                    r.interrupted = true;
+                    // Again in a second if the plugin swallowed the first one.
+                    r.deadline = now + Duration::from_secs(1);
+                    // SAFETY: the GIL is held; the exception type is a static CPython object.
+                    unsafe {
+                        pyo3::ffi::PyThreadState_SetAsyncExc(r.thread_ident as std::os::raw::c_long, pyo3::ffi::PyExc_TimeoutError);
+                    }
+                }
+            });
+        }
+        let waiting = !inner.work_rx.is_empty() && inner.idle.load(Ordering::Acquire) == 0;
+        waited_ticks = if waiting { waited_ticks + 1 } else { 0 };
+        let threads = inner.threads.load(Ordering::Acquire);
+        if waited_ticks >= 2 && threads < inner.base_executors + MAX_EXTRA_EXECUTORS {
+            waited_ticks = 0;
+            if let Err(e) = spawn_executor(&inner, format!("weir-py-extra-{threads}"), true) {
+                tracing::warn!(error = %e, "could not add a Python executor");
+            }
+        }
+    }
+}
+
+fn timer_loop(rx: Receiver<Delayed>, work: Sender<Work>) {
     let mut heap: BinaryHeap<Delayed> = BinaryHeap::new();
     loop {
         let now = Instant::now();
         while heap.peek().is_some_and(|d| d.due <= now) {
             if let Some(d) = heap.pop() {
-                let _ = executors[d.executor % executors.len()].send(d.work);
+                let _ = work.send(d.work);
             }
         }
         let next = match heap.peek() {

@@ -45,9 +45,9 @@ pub(super) fn scheduler_loop(inner: Arc<Inner>, changes: Receiver<()>) {
         let now = crate::http::write::now_ns();
         for r in running {
             let key = (r.db.clone(), r.def.name.clone());
-            if !due.contains_key(&key) {
+            if let std::collections::hash_map::Entry::Vacant(slot) = due.entry(key) {
                 if let Some(next) = next_fire_ns(&r.spec, now) {
-                    due.insert(key, (r, next));
+                    slot.insert((r, next));
                 }
             }
         }
@@ -103,6 +103,18 @@ impl Inner {
     }
 }
 
+/// `call_time` for a plugin: the scheduled instant as a naive `datetime` holding UTC, with
+/// microsecond precision (what `datetime` keeps).
+pub fn call_time(py: pyo3::Python<'_>, ns: i64) -> pyo3::PyResult<pyo3::Bound<'_, pyo3::PyAny>> {
+    use pyo3::prelude::*;
+    let dt = py.import("datetime")?;
+    let epoch = dt.getattr("datetime")?.call1((1970, 1, 1))?;
+    let kwargs = pyo3::types::PyDict::new(py);
+    kwargs.set_item("microseconds", ns.div_euclid(1000))?;
+    let delta = dt.getattr("timedelta")?.call((), Some(&kwargs))?;
+    epoch.call_method1("__add__", (delta,))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -127,3 +139,4 @@ mod tests {
         assert_eq!(next_fire_ns(&sunday, 0), Some(3 * 86_400 * 1_000_000_000));
     }
 }
+

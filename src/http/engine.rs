@@ -1,6 +1,6 @@
 //! Processing-engine routes: `/api/v3/configure/processing_engine_trigger` (create, delete,
 //! enable, disable), `/api/v3/plugin_test/wal`, and the plugin environment's
-//! `install_packages` / `install_requirements`.
+//! `install_packages` / `install_requirements`, and request triggers under `/api/v3/engine/`.
 //!
 //! Thin: it parses the JSON shapes of SPEC §5 (also accepting the query string, as InfluxDB's
 //! clients send for enable and disable) and hands over to the engine, whose errors become 4xx
@@ -22,6 +22,9 @@ struct TriggerSettings {
     run_async: bool,
     #[serde(default)]
     error_behavior: Option<String>,
+    /// The trigger's time limit per call, as a duration (`10s`); absent: the server's default.
+    #[serde(default)]
+    timeout: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -71,6 +74,12 @@ pub async fn create_trigger(engine: &Engine, body: &[u8]) -> Result<Resp, ApiErr
         Some(s) => ErrorBehavior::parse(s)
             .ok_or_else(|| ApiError::BadRequest(format!("invalid error_behavior '{s}': expected log, retry or disable")))?,
     };
+    let timeout_ms = match settings.timeout.as_deref() {
+        None | Some("") => None,
+        Some(t) => Some(
+            crate::config::parse_duration(t).map_err(|e| ApiError::BadRequest(format!("invalid timeout: {e}")))?.as_millis() as u64,
+        ),
+    };
     let trigger = Trigger {
         name: req.trigger_name,
         plugin_filename: req.plugin_filename,
@@ -79,6 +88,7 @@ pub async fn create_trigger(engine: &Engine, body: &[u8]) -> Result<Resp, ApiErr
         run_async: settings.run_async,
         error_behavior,
         disabled: req.disabled,
+        timeout_ms,
     };
     engine.create_trigger(&req.db, trigger).await?;
     Ok(empty_response(StatusCode::OK))
@@ -149,4 +159,26 @@ pub async fn install_requirements(engine: &Engine, body: &[u8]) -> Result<Resp, 
     let req: InstallRequirements = json_body(body, r#"{"requirements_location": "path"}"#)?;
     engine.install(crate::engine::packages::Install::Requirements(req.requirements_location.into())).await?;
     Ok(empty_response(StatusCode::OK))
+}
+
+/// `GET|POST /api/v3/engine/PATH`: the request trigger of PATH answers.
+pub async fn serve_request(engine: &Engine, parts: &hyper::http::request::Parts, body: bytes::Bytes) -> Result<Resp, ApiError> {
+    let path = parts.uri.path().trim_start_matches(super::paths::ENGINE_PREFIX).to_string();
+    let query: Vec<(String, String)> = parts
+        .uri
+        .query()
+        .map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default();
+    let headers: Vec<(String, Vec<u8>)> =
+        parts.headers.iter().map(|(k, v)| (k.as_str().to_string(), v.as_bytes().to_vec())).collect();
+    let reply = engine.request(&path, query, headers, body).await?;
+    let mut r = hyper::Response::new(http_body_util::Full::new(bytes::Bytes::from(reply.body)));
+    *r.status_mut() = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    for (k, v) in reply.headers {
+        // A header the plugin set that HTTP cannot carry is dropped, not a failure.
+        if let (Ok(k), Ok(v)) = (hyper::header::HeaderName::try_from(k.as_str()), hyper::header::HeaderValue::try_from(v.as_str())) {
+            r.headers_mut().append(k, v);
+        }
+    }
+    Ok(r)
 }

@@ -30,6 +30,8 @@ pub enum ApiError {
     #[error("{0}")]
     Unavailable(String),
     #[error("{0}")]
+    GatewayTimeout(String),
+    #[error("{0}")]
     Internal(String),
 }
 
@@ -42,6 +44,7 @@ impl ApiError {
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::GatewayTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -126,6 +129,8 @@ impl From<crate::engine::EngineError> for ApiError {
             E::Unavailable(_) => ApiError::Unavailable(e.to_string()),
             // pip refusing a package is the request's problem: 400 with pip's own words.
             E::Package(_) => ApiError::BadRequest(e.to_string()),
+            E::NoRoute(_) => ApiError::NotFound(e.to_string()),
+            E::Timeout(_) => ApiError::GatewayTimeout(e.to_string()),
         }
     }
 }

@@ -132,6 +132,9 @@ pub async fn handle(api: &Api, parts: Parts, body: Bytes) -> Result<Resp, ApiErr
         paths::PLUGIN_TEST_WAL if m == Method::POST => engine::test_wal(&api.engine, &body).await,
         paths::INSTALL_PACKAGES if m == Method::POST => engine::install_packages(&api.engine, &body).await,
         paths::INSTALL_REQUIREMENTS if m == Method::POST => engine::install_requirements(&api.engine, &body).await,
+        p if p.starts_with(paths::ENGINE_PREFIX) && (m == Method::GET || m == Method::POST) => {
+            engine::serve_request(&api.engine, &parts, body).await
+        }
         paths::HEALTH
         | paths::PING
         | paths::QUERY_SQL

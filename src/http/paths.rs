@@ -15,3 +15,5 @@ pub const TRIGGER_DISABLE: &str = "/api/v3/configure/processing_engine_trigger/d
 pub const PLUGIN_TEST_WAL: &str = "/api/v3/plugin_test/wal";
 pub const INSTALL_PACKAGES: &str = "/api/v3/configure/plugin_environment/install_packages";
 pub const INSTALL_REQUIREMENTS: &str = "/api/v3/configure/plugin_environment/install_requirements";
+/// Request triggers: `/api/v3/engine/PATH`.
+pub const ENGINE_PREFIX: &str = "/api/v3/engine/";

@@ -1,0 +1,83 @@
+//! Request triggers: one HTTP request to `/api/v3/engine/PATH`, carried to a plugin's
+//! `process_request` and its answer carried back.
+//!
+//! The HTTP side builds a [`RequestCall`] and awaits its reply; the executor passes query
+//! parameters and headers as `dict[str, str]` (header names lower-case, `Authorization`
+//! removed, repeats joined by `, `, bytes decoded lossily) and the body as `bytes`, and turns
+//! whatever the plugin returned into a reply with `weir_runtime._response` (every shape of
+//! SPEC §5). The reply is sent exactly once: a failure answers 500 (504 past the time limit).
+
+use bytes::Bytes;
+use futures_channel::oneshot;
+use parking_lot::Mutex;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict};
+
+/// What the plugin's answer became.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+pub struct RequestCall {
+    pub query: Vec<(String, String)>,
+    pub headers: Vec<(String, Vec<u8>)>,
+    pub body: Bytes,
+    reply: Mutex<Option<oneshot::Sender<Reply>>>,
+}
+
+impl RequestCall {
+    pub fn new(query: Vec<(String, String)>, headers: Vec<(String, Vec<u8>)>, body: Bytes) -> (RequestCall, oneshot::Receiver<Reply>) {
+        let (tx, rx) = oneshot::channel();
+        (RequestCall { query, headers, body, reply: Mutex::new(Some(tx)) }, rx)
+    }
+
+    fn answer(&self, reply: Reply) {
+        if let Some(tx) = self.reply.lock().take() {
+            let _ = tx.send(reply);
+        }
+    }
+
+    pub fn answer_error(&self, status: u16, message: &str) {
+        let body = serde_json::to_vec(&serde_json::json!({ "error": message })).unwrap_or_default();
+        self.answer(Reply { status, headers: vec![("content-type".into(), "application/json".into())], body });
+    }
+
+    /// The three request arguments of `process_request`.
+    pub fn to_python<'py>(&self, py: Python<'py>) -> PyResult<(Bound<'py, PyDict>, Bound<'py, PyDict>, Bound<'py, PyBytes>)> {
+        let query = PyDict::new(py);
+        for (k, v) in &self.query {
+            query.set_item(k, v)?;
+        }
+        let mut merged: Vec<(String, String)> = Vec::new();
+        for (name, value) in &self.headers {
+            let name = name.to_ascii_lowercase();
+            if name == "authorization" {
+                continue;
+            }
+            let value = String::from_utf8_lossy(value).into_owned();
+            match merged.iter_mut().find(|(n, _)| *n == name) {
+                Some((_, v)) => {
+                    v.push_str(", ");
+                    v.push_str(&value);
+                }
+                None => merged.push((name, value)),
+            }
+        }
+        let headers = PyDict::new(py);
+        for (k, v) in merged {
+            headers.set_item(k, v)?;
+        }
+        Ok((query, headers, PyBytes::new(py, &self.body)))
+    }
+
+    /// Answers with what the plugin returned; an unusable return value is an error.
+    pub fn answer_from_python(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        let normalized = py.import("weir_runtime")?.call_method1("_response", (value,))?;
+        let (status, headers, body): (u16, Vec<(String, String)>, Vec<u8>) = normalized.extract()?;
+        self.answer(Reply { status, headers, body });
+        Ok(())
+    }
+}

@@ -1,0 +1,261 @@
+//! Schedule and request triggers, execution time limits and re-entrancy, through the binary.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{send, wait_for, Server};
+use serde_json::json;
+
+fn get_with(s: &Server, path: &str, headers: &[(&str, &str)]) -> (u16, String, Option<String>) {
+    let mut req = ureq::get(&s.url(path)).timeout(Duration::from_secs(60));
+    for (k, v) in headers {
+        req = req.set(k, v);
+    }
+    match req.call() {
+        Ok(r) => {
+            let ct = r.header("content-type").map(str::to_string);
+            (r.status(), r.into_string().unwrap_or_default(), ct)
+        }
+        Err(ureq::Error::Status(code, r)) => {
+            let ct = r.header("content-type").map(str::to_string);
+            (code, r.into_string().unwrap_or_default(), ct)
+        }
+        Err(e) => panic!("request failed: {e}"),
+    }
+}
+
+#[test]
+fn every_trigger_fires_on_epoch_aligned_ticks_with_naive_utc_call_time() {
+    let s = Server::start(&[]);
+    s.add_plugin(
+        "tick.py",
+        r#"
+from datetime import timezone
+
+def process_scheduled_call(influxdb3_local, call_time, args=None):
+    assert call_time.tzinfo is None, "call_time is naive"
+    ns = int(call_time.replace(tzinfo=timezone.utc).timestamp()) * 1_000_000_000 + call_time.microsecond * 1000
+    influxdb3_local.write(LineBuilder("ticks").int64_field("call_ns", ns).string_field("who", args["who"]))
+"#,
+    );
+    assert_eq!(s.post_json("/api/v3/configure/database", &json!({"db": "db"})).0, 200);
+    s.create_trigger("db", "every", "tick.py", "every:1s", Some(json!({"who": "every"})), json!({}));
+    s.create_trigger("db", "cron", "tick.py", "cron:*/1 * * * * *", Some(json!({"who": "cron"})), json!({}));
+    let rows = wait_for(20, "two ticks of each", || {
+        let r = s.try_query("db", "SELECT who, call_ns FROM ticks ORDER BY call_ns")?;
+        let n = |w: &str| r.iter().filter(|x| x["who"] == w).count();
+        (n("every") >= 2 && n("cron") >= 2).then_some(r)
+    });
+    for r in &rows {
+        let ns = r["call_ns"].as_i64().unwrap();
+        assert_eq!(ns % 1_000_000_000, 0, "ticks fall on whole seconds: {r}");
+    }
+}
+
+#[test]
+fn a_tick_due_while_the_call_still_runs_is_skipped_and_logged() {
+    let s = Server::start(&[]);
+    s.add_plugin(
+        "slow.py",
+        "import time\ndef process_scheduled_call(influxdb3_local, call_time, args=None):\n    influxdb3_local.info('start', call_time)\n    time.sleep(2.5)\n",
+    );
+    assert_eq!(s.post_json("/api/v3/configure/database", &json!({"db": "db"})).0, 200);
+    s.create_trigger("db", "slow", "slow.py", "every:1s", None, json!({}));
+    let logs = wait_for(20, "a skipped tick", || {
+        let l = s.engine_logs("db");
+        l.iter().any(|(_, level, m)| level == "WARN" && m.contains("skipped: the previous call is still running")).then_some(l)
+    });
+    let starts = logs.iter().filter(|(_, _, m)| m.starts_with("start")).count();
+    assert!(starts <= 2, "ticks were not piled up: {logs:?}");
+}
+
+#[test]
+fn request_trigger_answers_every_response_shape() {
+    let s = Server::start(&[]);
+    s.add_plugin(
+        "api.py",
+        r#"
+import json
+
+class Response:  # shaped like flask.Response
+    def __init__(self, data, status, headers):
+        self.status_code, self.headers, self._data = status, headers, data
+    def get_data(self):
+        return self._data
+
+def process_request(influxdb3_local, query_parameters, request_headers, request_body, args=None):
+    shape = query_parameters.get("shape", "dict")
+    if shape == "echo":
+        return {"query": query_parameters, "headers": {k: v for k, v in request_headers.items() if k.startswith("x-")},
+                "has_auth": "authorization" in request_headers, "body": request_body.decode(), "args": args}
+    if shape == "old":
+        return 201, {"X-Old": "yes"}, "created"
+    if shape == "flask":
+        return {"ok": True}, 202, {"X-Flask": "yes"}
+    if shape == "str":
+        return "<b>hi</b>"
+    if shape == "list":
+        return [1, 2]
+    if shape == "response":
+        return Response(b"raw", 418, {"X-Resp": "teapot"})
+    if shape == "raise":
+        raise KeyError("missing thing")
+    if shape == "bad":
+        return object()
+"#,
+    );
+    assert_eq!(s.post_json("/api/v3/configure/database", &json!({"db": "db"})).0, 200);
+    s.create_trigger("db", "api", "api.py", "request:my/api", Some(json!({"k": "v"})), json!({}));
+
+    let (status, body) = send(
+        ureq::post(&s.url("/api/v3/engine/my/api?shape=echo&a=1")).set("X-One", "1").set("Authorization", "Bearer secret"),
+        Some(b"payload"),
+    );
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["query"], json!({"shape": "echo", "a": "1"}));
+    assert_eq!(v["headers"], json!({"x-one": "1"}));
+    assert_eq!(v["has_auth"], json!(false), "Authorization is removed");
+    assert_eq!(v["body"], "payload");
+    assert_eq!(v["args"], json!({"k": "v"}));
+
+    let (status, body, _) = get_with(&s, "/api/v3/engine/my/api?shape=old", &[]);
+    assert_eq!((status, body.as_str()), (201, "created"));
+    let (status, body, ct) = get_with(&s, "/api/v3/engine/my/api?shape=flask", &[]);
+    assert_eq!((status, body.as_str(), ct.as_deref()), (202, r#"{"ok": true}"#, Some("application/json")));
+    let (status, body, ct) = get_with(&s, "/api/v3/engine/my/api?shape=str", &[]);
+    assert_eq!((status, body.as_str()), (200, "<b>hi</b>"));
+    assert!(ct.unwrap_or_default().starts_with("text/html"));
+    let (status, body, _) = get_with(&s, "/api/v3/engine/my/api?shape=list", &[]);
+    assert_eq!((status, body.as_str()), (200, "[1, 2]"));
+    let (status, body, _) = get_with(&s, "/api/v3/engine/my/api?shape=response", &[]);
+    assert_eq!((status, body.as_str()), (418, "raw"));
+    for shape in ["raise", "bad"] {
+        let (status, body, ct) = get_with(&s, &format!("/api/v3/engine/my/api?shape={shape}"), &[]);
+        assert_eq!(status, 500, "{body}");
+        assert_eq!(ct.as_deref(), Some("application/json"));
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert!(v["error"].as_str().unwrap().contains(if shape == "raise" { "KeyError" } else { "TypeError" }), "{body}");
+    }
+    let (status, body, _) = get_with(&s, "/api/v3/engine/nothing/here", &[]);
+    assert_eq!(status, 404);
+    assert!(serde_json::from_str::<serde_json::Value>(&body).unwrap()["error"].as_str().unwrap().contains("nothing/here"));
+
+    // A path is unique across databases.
+    assert_eq!(s.post_json("/api/v3/configure/database", &json!({"db": "other"})).0, 200);
+    let (status, body) = s.post_json(
+        "/api/v3/configure/processing_engine_trigger",
+        &json!({"db": "other", "trigger_name": "dup", "plugin_filename": "api.py", "trigger_specification": "path:my/api"}),
+    );
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains("already used"), "{body}");
+}
+
+#[test]
+fn a_spinning_plugin_is_interrupted_and_everything_else_keeps_working() {
+    let s = Server::start(&["--py-executors", "1"]);
+    s.add_plugin("spin.py", "def process_request(influxdb3_local, query_parameters, request_headers, request_body, args=None):\n    while True:\n        pass\n");
+    s.add_plugin("hello.py", "def process_request(influxdb3_local, query_parameters, request_headers, request_body, args=None):\n    return {'hello': 'world'}\n");
+    s.add_plugin("spin_wal.py", "def process_writes(influxdb3_local, table_batches, args=None):\n    while True:\n        pass\n");
+    assert_eq!(s.write("db", "cpu usage=1 1").0, 204);
+    s.create_trigger("db", "spin", "spin.py", "request:spin", None, json!({"timeout": "2s"}));
+    s.create_trigger("db", "hello", "hello.py", "request:hello", None, json!({}));
+    s.create_trigger("db", "spin_wal", "spin_wal.py", "table:cpu", None, json!({"timeout": "1s", "error_behavior": "disable"}));
+
+    let url = s.url("/api/v3/engine/spin");
+    let spinner = std::thread::spawn(move || {
+        let started = Instant::now();
+        let r = send(ureq::get(&url), None);
+        (r, started.elapsed())
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    // While it spins on the only configured executor: writes, queries and other triggers work.
+    let started = Instant::now();
+    assert_eq!(s.write("db", "cpu usage=2 2").0, 204);
+    assert!(s.count("db", "cpu") >= 2);
+    let (status, body, _) = get_with(&s, "/api/v3/engine/hello", &[]);
+    assert_eq!((status, body.as_str()), (200, r#"{"hello": "world"}"#));
+    assert!(started.elapsed() < Duration::from_secs(2), "answered before the spinner's limit");
+
+    let ((status, body), elapsed) = spinner.join().unwrap();
+    assert_eq!(status, 504, "{body}");
+    assert!(body.contains("time limit"), "{body}");
+    assert!(elapsed >= Duration::from_secs(2) && elapsed < Duration::from_secs(10), "{elapsed:?}");
+    // The WAL trigger that spun was interrupted, logged and disabled (its error behaviour).
+    let logs = wait_for(20, "the WAL spinner to be disabled", || {
+        let r = s.try_query("db", "SELECT disabled FROM system.processing_engine_triggers WHERE trigger_name = 'spin_wal'")?;
+        (r == vec![json!({"disabled": true})]).then(|| s.engine_logs("db"))
+    });
+    assert!(logs.iter().any(|(t, _, m)| t == "spin_wal" && m.contains("exceeded its time limit of 1000 ms")), "{logs:?}");
+    assert!(logs.iter().any(|(t, _, m)| t == "spin" && m.contains("TimeoutError")), "{logs:?}");
+}
+
+fn reentrant(executors: &str) {
+    let s = Server::start(&["--py-executors", executors]);
+    s.add_plugin("callee.py", "def process_request(influxdb3_local, query_parameters, request_headers, request_body, args=None):\n    return {'from': 'callee', 'got': request_body.decode()}\n");
+    s.add_plugin(
+        "caller.py",
+        r#"
+import json, urllib.request
+
+def call(url, body):
+    req = urllib.request.Request(url, data=body.encode(), method="POST")
+    with urllib.request.urlopen(req, timeout=20) as r:
+        return json.loads(r.read())
+
+def process_request(influxdb3_local, query_parameters, request_headers, request_body, args=None):
+    return {"caller": True, "callee": call(args["url"], "ping")}
+
+def process_writes(influxdb3_local, table_batches, args=None):
+    answer = call(args["url"], "from-wal")
+    influxdb3_local.write(LineBuilder("alerts").string_field("answer", answer["got"]))
+"#,
+    );
+    assert_eq!(s.write("db", "cpu usage=1 1").0, 204);
+    let callee_url = s.url("/api/v3/engine/callee");
+    s.create_trigger("db", "callee", "callee.py", "request:callee", None, json!({}));
+    s.create_trigger("db", "caller", "caller.py", "request:caller", Some(json!({"url": callee_url})), json!({}));
+    s.create_trigger("db", "alerter", "caller.py", "table:cpu", Some(json!({"url": callee_url})), json!({}));
+    let (status, body, _) = get_with(&s, "/api/v3/engine/caller", &[]);
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v, json!({"caller": true, "callee": {"from": "callee", "got": "ping"}}));
+    // A WAL plugin that POSTs to a request trigger, as published alerting plugins do.
+    assert_eq!(s.write("db", "cpu usage=2 2").0, 204);
+    let rows = wait_for(30, "the alert", || {
+        let r = s.try_query("db", "SELECT answer FROM alerts")?;
+        (!r.is_empty()).then_some(r)
+    });
+    assert_eq!(rows, vec![json!({"answer": "from-wal"})]);
+}
+
+#[test]
+fn reentrant_call_to_a_request_trigger_answers_with_one_executor() {
+    reentrant("1");
+}
+
+#[test]
+fn reentrant_call_to_a_request_trigger_answers_with_several_executors() {
+    reentrant("3");
+}
+
+#[test]
+fn bad_schedules_and_timeouts_are_refused() {
+    let s = Server::start(&[]);
+    s.add_plugin("tick.py", "def process_scheduled_call(influxdb3_local, call_time, args=None):\n    pass\n");
+    assert_eq!(s.post_json("/api/v3/configure/database", &json!({"db": "db"})).0, 200);
+    for (spec, settings, want) in [
+        ("every:0s", json!({}), "greater than zero"),
+        ("cron:61 * * * * *", json!({}), "cron"),
+        ("schedule:* * *", json!({}), "5, 6 or 7 fields"),
+        ("every:1s", json!({"timeout": "0s"}), "timeout"),
+    ] {
+        let (status, body) = s.post_json(
+            "/api/v3/configure/processing_engine_trigger",
+            &json!({"db": "db", "trigger_name": "t", "plugin_filename": "tick.py", "trigger_specification": spec, "trigger_settings": settings}),
+        );
+        assert_eq!(status, 400, "{spec}: {body}");
+        assert!(body.contains(want), "{spec}: {body}");
+    }
+}
