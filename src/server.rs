@@ -93,6 +93,7 @@ pub fn run(cfg: ServeConfig) -> anyhow::Result<()> {
     let flushes = subscribers.subscribe();
     let engine_cfg = EngineConfig {
         plugin_dir,
+        plugin_repo: cfg.plugin_repo.clone(),
         executors: cfg.py_executor_count(),
         default_timeout: cfg.plugin_timeout,
     };

@@ -91,6 +91,11 @@ fn trigger_commands_create_test_disable_enable_delete() {
     assert!(ok, "{err}");
     assert!(out.contains("m,table=cpu rows=1i"), "{out}");
 
+    s.add_example("heartbeat.py");
+    let (ok, out, err) = weir(&s, &["test", "schedule_plugin", "-d", "tdb", "--schedule", "every:10s", "heartbeat.py"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("trigger_time") && out.contains("heartbeat,source=weir"), "{out}");
+
     let (ok, _, err) = weir(&s, &["delete", "trigger", "-d", "tdb", "cli_counter"]);
     assert!(!ok, "an enabled trigger needs --force");
     assert!(err.contains("409"), "{err}");

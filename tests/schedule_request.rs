@@ -259,3 +259,93 @@ fn bad_schedules_and_timeouts_are_refused() {
         assert!(body.contains(want), "{spec}: {body}");
     }
 }
+
+#[test]
+fn example_heartbeat_writes_on_schedule_and_tests_dry() {
+    let s = Server::start(&[]);
+    s.add_example("heartbeat.py");
+    assert_eq!(s.post_json("/api/v3/configure/database", &json!({"db": "db"})).0, 200);
+    // Dry: the answer names the tick it ran for, and nothing is written.
+    let (status, body) = s.post_json(
+        "/api/v3/plugin_test/schedule",
+        &json!({"filename": "heartbeat.py", "database": "db", "schedule": "*/5 * * * * *", "input_arguments": {"source": "dry"}}),
+    );
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let at = v["trigger_time"].as_str().unwrap().to_string();
+    let secs: u32 = at[17..19].parse().unwrap();
+    assert_eq!(secs % 5, 0, "{at}");
+    let line = v["database_writes"]["db"][0].as_str().unwrap();
+    assert!(line.starts_with("heartbeat,source=dry scheduled_ns="), "{line}");
+    assert!(s.try_query("db", "SELECT * FROM heartbeat").is_none(), "a dry run writes nothing");
+    let (status, _) = s.post_json("/api/v3/plugin_test/schedule", &json!({"filename": "heartbeat.py", "database": "db", "schedule": "request:x"}));
+    assert_eq!(status, 400);
+    // For real.
+    s.create_trigger("db", "hb", "heartbeat.py", "every:1s", Some(json!({"source": "live"})), json!({}));
+    let rows = wait_for(20, "a heartbeat", || {
+        let r = s.try_query("db", "SELECT source, scheduled_ns FROM heartbeat")?;
+        (!r.is_empty()).then_some(r)
+    });
+    assert_eq!(rows[0]["source"], "live");
+    assert_eq!(rows[0]["scheduled_ns"].as_i64().unwrap() % 1_000_000_000, 0);
+}
+
+#[test]
+fn example_hello_request_answers_with_the_latest_row() {
+    let s = Server::start(&[]);
+    s.add_example("hello_request.py");
+    assert_eq!(s.write("db", "cpu,host=a usage=1 1\ncpu,host=b usage=2 2").0, 204);
+    s.create_trigger("db", "hello", "hello_request.py", "request:hello", Some(json!({"table": "cpu"})), json!({}));
+    let (status, body, _) = get_with(&s, "/api/v3/engine/hello?name=you", &[]);
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["hello"], "you");
+    assert_eq!(v["latest"]["host"], "b");
+}
+
+/// Serves `files` over HTTP on a free port, for the plugin repository; returns its base URL.
+fn plugin_repo(files: Vec<(&'static str, &'static str)>) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}/", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut buf = [0u8; 4096];
+            let n = stream.read(&mut buf).unwrap_or(0);
+            let req = String::from_utf8_lossy(&buf[..n]);
+            let path = req.split_whitespace().nth(1).unwrap_or("/").trim_start_matches('/').to_string();
+            let resp = match files.iter().find(|(p, _)| *p == path) {
+                Some((_, body)) => format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()),
+                None => "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_string(),
+            };
+            let _ = stream.write_all(resp.as_bytes());
+        }
+    });
+    base
+}
+
+#[test]
+fn gh_plugins_are_fetched_from_the_plugin_repo_and_cached() {
+    let repo = plugin_repo(vec![(
+        "team/greeter/greeter.py",
+        "def process_request(influxdb3_local, query_parameters, request_headers, request_body, args=None):\n    return 'fetched'\n",
+    )]);
+    let s = Server::start(&["--plugin-repo", &repo]);
+    assert_eq!(s.post_json("/api/v3/configure/database", &json!({"db": "db"})).0, 200);
+    s.create_trigger("db", "g", "gh:team/greeter/greeter.py", "request:greet", None, json!({}));
+    assert!(s.plugin_dir().join(".gh/team/greeter/greeter.py").is_file(), "cached under the plugin dir");
+    let (status, body, _) = get_with(&s, "/api/v3/engine/greet", &[]);
+    assert_eq!((status, body.as_str()), (200, "fetched"));
+    let (status, body) = s.post_json(
+        "/api/v3/configure/processing_engine_trigger",
+        &json!({"db": "db", "trigger_name": "x", "plugin_filename": "gh:team/missing.py", "trigger_specification": "request:x"}),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("could not fetch") && body.contains("404"), "{body}");
+    let (status, body) = s.post_json(
+        "/api/v3/configure/processing_engine_trigger",
+        &json!({"db": "db", "trigger_name": "y", "plugin_filename": "gh:../escape.py", "trigger_specification": "request:y"}),
+    );
+    assert_eq!(status, 400, "{body}");
+}

@@ -113,7 +113,7 @@ fn main() {
     });
     let (flush_tx, flush_rx) = crossbeam_channel::bounded(16);
     let _engine = Engine::start(
-        EngineConfig { plugin_dir: dir.path().to_path_buf(), executors: 1, default_timeout: Duration::from_secs(60) },
+        EngineConfig { plugin_dir: dir.path().to_path_buf(), plugin_repo: String::new(), executors: 1, default_timeout: Duration::from_secs(60) },
         catalog,
         services,
         Some(flush_rx),

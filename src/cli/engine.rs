@@ -63,24 +63,35 @@ pub fn toggle(what: ToggleCommand, disable: bool) -> anyhow::Result<()> {
 }
 
 pub fn test(what: TestCommand) -> anyhow::Result<()> {
-    let TestCommand::WalPlugin { client, database, lp, file, input_arguments, cache_name, filename } = what;
-    let c = Client::new(&client);
-    let input_lp = match (lp, file) {
-        (Some(l), _) => l,
-        (None, Some(f)) => std::fs::read_to_string(&f).with_context(|| format!("reading {f}"))?,
-        (None, None) => bail!("give the input with --lp LINES or --file PATH"),
+    let (client, path, body) = match what {
+        TestCommand::WalPlugin { client, database, lp, file, input_arguments, cache_name, filename } => {
+            let input_lp = match (lp, file) {
+                (Some(l), _) => l,
+                (None, Some(f)) => std::fs::read_to_string(&f).with_context(|| format!("reading {f}"))?,
+                (None, None) => bail!("give the input with --lp LINES or --file PATH"),
+            };
+            let body = json!({
+                "filename": filename,
+                "database": database,
+                "input_lp": input_lp,
+                "input_arguments": key_values(&input_arguments)?,
+                "cache_name": cache_name,
+            });
+            (client, "/api/v3/plugin_test/wal", body)
+        }
+        TestCommand::SchedulePlugin { client, database, schedule, input_arguments, cache_name, filename } => {
+            let body = json!({
+                "filename": filename,
+                "database": database,
+                "schedule": schedule,
+                "input_arguments": key_values(&input_arguments)?,
+                "cache_name": cache_name,
+            });
+            (client, "/api/v3/plugin_test/schedule", body)
+        }
     };
-    let body = json!({
-        "filename": filename,
-        "database": database,
-        "input_lp": input_lp,
-        "input_arguments": key_values(&input_arguments)?,
-        "cache_name": cache_name,
-    });
-    let out = c.send(
-        c.request("POST", "/api/v3/plugin_test/wal").set("Content-Type", "application/json"),
-        Some(body.to_string().as_bytes()),
-    )?;
+    let c = Client::new(&client);
+    let out = c.send(c.request("POST", path).set("Content-Type", "application/json"), Some(body.to_string().as_bytes()))?;
     let v: serde_json::Value = serde_json::from_slice(&out).context("the server's answer is not JSON")?;
     print(serde_json::to_string_pretty(&v)?.as_bytes())
 }

@@ -133,6 +133,23 @@ pub enum TestCommand {
         cache_name: Option<String>,
         filename: String,
     },
+    /// Run a schedule plugin once, at its schedule's next tick.
+    #[command(name = "schedule_plugin")]
+    SchedulePlugin {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[arg(short = 'd', long = "database", env = "WEIR_DATABASE_NAME")]
+        database: String,
+        /// A cron expression, or every:DURATION.
+        #[arg(long, default_value = "* * * * * *")]
+        schedule: String,
+        /// Arguments as k=v,k2=v2.
+        #[arg(long = "input-arguments", value_delimiter = ',')]
+        input_arguments: Vec<String>,
+        #[arg(long = "cache-name")]
+        cache_name: Option<String>,
+        filename: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -216,6 +216,7 @@ struct Inner {
     timer: Sender<Delayed>,
     timer_seq: AtomicU64,
     schedule_changes: Sender<()>,
+    plugin_repo: String,
 }
 
 /// The handle the server and the HTTP layer hold.
@@ -226,14 +227,25 @@ pub struct Engine {
 
 pub struct EngineConfig {
     pub plugin_dir: PathBuf,
+    /// Base URL of `gh:` plugins.
+    pub plugin_repo: String,
     pub executors: usize,
     /// Time limit of a call for triggers that set none.
     pub default_timeout: Duration,
 }
 
-/// What `plugin_test/wal` answers.
+/// What a dry run feeds the plugin.
+pub enum DryRunInput {
+    Wal { lines: String },
+    Schedule { spec: TriggerSpec },
+}
+
+/// What `plugin_test/wal` and `plugin_test/schedule` answer.
 #[derive(Debug, Default, serde::Serialize)]
 pub struct DryRunReport {
+    /// For schedule plugins: the instant the plugin was called for (RFC 3339).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trigger_time: Option<String>,
     pub log_lines: Vec<String>,
     pub database_writes: BTreeMap<String, Vec<String>>,
     pub errors: Vec<String>,
@@ -272,6 +284,7 @@ impl Engine {
             timer: timer_tx,
             timer_seq: AtomicU64::new(0),
             schedule_changes: changes_tx,
+            plugin_repo: cfg.plugin_repo,
         });
         for i in 0..n {
             spawn_executor(&inner, format!("weir-py-{i}"), false).map_err(|e| EngineError::Unavailable(e.to_string()))?;
@@ -312,6 +325,18 @@ impl Engine {
         self.inner.runners.read().values().cloned().collect()
     }
 
+    /// Fetches a `gh:` plugin into the cache if needed (on a blocking thread).
+    async fn fetch(&self, name: &str) -> Result<(), EngineError> {
+        if !name.starts_with("gh:") {
+            return Ok(());
+        }
+        let (dir, repo, name) = (self.inner.plugins.dir().to_path_buf(), self.inner.plugin_repo.clone(), name.to_string());
+        tokio::task::spawn_blocking(move || plugin::fetch_gh(&dir, &repo, &name))
+            .await
+            .map_err(|e| EngineError::Unavailable(e.to_string()))??;
+        Ok(())
+    }
+
     /// Runs `f` on an executor (with the GIL) and returns its result.
     async fn on_executor<T: Send + 'static>(&self, f: impl FnOnce(Python<'_>) -> T + Send + 'static) -> Result<T, EngineError> {
         let (tx, rx) = futures_channel::oneshot::channel();
@@ -348,6 +373,7 @@ impl Engine {
                 }
             }
         }
+        self.fetch(&trigger.plugin_filename).await?;
         self.inner.plugins.resolve(&trigger.plugin_filename)?;
         let inner = self.inner.clone();
         let (file, function, spec_text) = (trigger.plugin_filename.clone(), spec.entry_point(), trigger.specification.clone());
@@ -440,20 +466,33 @@ impl Engine {
         .await?
     }
 
-    /// Runs a WAL plugin on `lines` without writing anything (`plugin_test/wal`).
-    pub async fn dry_run_wal(
+    /// Runs a plugin once without writing anything (`plugin_test/wal`, `plugin_test/schedule`):
+    /// a WAL plugin on `lines`, or a schedule plugin at the schedule's next tick.
+    pub async fn dry_run(
         &self,
         filename: &str,
         db: &str,
-        lines: &str,
+        input: DryRunInput,
         arguments: Option<BTreeMap<String, String>>,
         cache_name: Option<String>,
     ) -> Result<DryRunReport, EngineError> {
         check_db_name(db).map_err(EngineError::Invalid)?;
+        self.fetch(filename).await?;
         self.inner.plugins.resolve(filename)?;
         let mut report = DryRunReport::default();
-        let tables = batches_from_lines(db, lines, &mut report.errors);
-        let flush = Arc::new(WalFlush { epoch: 0, tables });
+        let event = match input {
+            DryRunInput::Wal { lines } => {
+                let tables = batches_from_lines(db, &lines, &mut report.errors);
+                Event::Wal(Arc::new(WalFlush { epoch: 0, tables }))
+            }
+            DryRunInput::Schedule { spec } => {
+                let now = crate::http::write::now_ns();
+                let at = schedule::next_fire_ns(&spec, now)
+                    .ok_or_else(|| EngineError::Invalid("the schedule never fires".into()))?;
+                report.trigger_time = Some(chrono::DateTime::<chrono::Utc>::from_timestamp_nanos(at).to_rfc3339());
+                Event::Schedule { call_time_ns: at }
+            }
+        };
         let cache = {
             let key = ("\0test".to_string(), cache_name.unwrap_or_default());
             self.inner.caches.lock().entry(key).or_default().clone()
@@ -464,15 +503,23 @@ impl Engine {
         let cap = capture.clone();
         let error = self
             .on_executor(move |py| -> Option<String> {
-                let func = match inner.plugins.function(py, &filename, spec::PROCESS_WRITES, "table:/all_tables") {
+                let entry = match event {
+                    Event::Schedule { .. } => spec::PROCESS_SCHEDULED_CALL,
+                    _ => spec::PROCESS_WRITES,
+                };
+                let func = match inner.plugins.function(py, &filename, entry, "plugin_test") {
                     Ok(f) => f,
                     Err(e) => return Some(e.to_string()),
                 };
                 let ctx = Arc::new(CallContext::new(&db, "plugin_test", inner.services.clone(), cache, Some(cap)));
                 let run = || -> PyResult<()> {
                     let local = Py::new(py, PluginApi::new(ctx.clone()))?;
-                    let batches = table_batches(py, &flush, &db, &TriggerSpec::AllTables)?;
-                    func.call1((local, batches, args_dict(py, arguments.as_ref())?))?;
+                    let args = args_dict(py, arguments.as_ref())?;
+                    match &event {
+                        Event::Wal(flush) => func.call1((local, table_batches(py, flush, &db, &TriggerSpec::AllTables)?, args))?,
+                        Event::Schedule { call_time_ns } => func.call1((local, schedule::call_time(py, *call_time_ns)?, args))?,
+                        Event::Request(_) => return Ok(()),
+                    };
                     Ok(())
                 };
                 match run() {

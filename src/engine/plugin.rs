@@ -6,6 +6,9 @@
 //! its files change on disk: the next call uses the new code, the trigger is not recreated. A
 //! file that fails to load keeps no stale module: the call fails with the Python error.
 //!
+//! `gh:PATH` names a file of the plugin repository (`--plugin-repo`): [`fetch_gh`] downloads it
+//! once into `PLUGIN_DIR/.gh/PATH`, and from then on it resolves like a local file.
+//!
 //! It resolves only paths inside the plugin dir, and it only loads: calling is the executor's.
 
 use std::collections::HashMap;
@@ -26,8 +29,40 @@ pub enum PluginError {
     BadName { name: String, reason: String },
     #[error("plugin '{name}' failed to load:\n{detail}")]
     Load { name: String, detail: String },
+    #[error("could not fetch plugin '{name}' from {url}: {reason}")]
+    Fetch { name: String, url: String, reason: String },
     #[error("plugin '{name}' defines no function '{function}', which a '{spec}' trigger calls")]
     MissingFunction { name: String, function: String, spec: String },
+}
+
+/// Where `gh:` plugins are cached, under the plugin dir.
+pub const GH_CACHE_DIR: &str = ".gh";
+/// Largest plugin file fetched from the repository.
+const GH_MAX_BYTES: u64 = 4 << 20;
+
+/// Downloads `gh:PATH` from `repo` into the cache unless it is there already. Blocking.
+pub fn fetch_gh(plugin_dir: &Path, repo: &str, name: &str) -> Result<(), PluginError> {
+    let Some(rel) = name.strip_prefix("gh:") else { return Ok(()) };
+    let rel_path = Path::new(rel);
+    if rel.is_empty() || rel_path.is_absolute() || rel_path.components().any(|c| !matches!(c, Component::Normal(_))) || !rel.ends_with(".py") {
+        return Err(PluginError::BadName { name: name.into(), reason: "gh: takes a relative path to a .py file, without '..'".into() });
+    }
+    let target = plugin_dir.join(GH_CACHE_DIR).join(rel_path);
+    if target.is_file() {
+        return Ok(());
+    }
+    let url = format!("{}/{}", repo.trim_end_matches('/'), rel);
+    let fail = |reason: String| PluginError::Fetch { name: name.into(), url: url.clone(), reason };
+    let resp = ureq::get(&url).timeout(std::time::Duration::from_secs(30)).call().map_err(|e| fail(e.to_string()))?;
+    let mut source = String::new();
+    std::io::Read::read_to_string(&mut std::io::Read::take(resp.into_reader(), GH_MAX_BYTES), &mut source).map_err(|e| fail(e.to_string()))?;
+    if let Some(dir) = target.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
+    }
+    // Written whole, then renamed: a half-downloaded file is never loaded.
+    let tmp = target.with_extension("py.part");
+    std::fs::write(&tmp, source).and_then(|_| std::fs::rename(&tmp, &target)).map_err(|e| fail(e.to_string()))?;
+    Ok(())
 }
 
 /// A plugin's version on disk: changes when any of its files changes.
@@ -55,14 +90,14 @@ impl PluginLoader {
     /// The file or package directory a plugin name refers to.
     pub fn resolve(&self, name: &str) -> Result<PathBuf, PluginError> {
         let bad = |reason: &str| PluginError::BadName { name: name.to_string(), reason: reason.to_string() };
-        if name.starts_with("gh:") {
-            return Err(bad("plugins from the plugin repository (gh:) are not supported yet; copy the file into the plugin directory"));
-        }
-        let rel = Path::new(name);
+        let (rel, base) = match name.strip_prefix("gh:") {
+            Some(p) => (Path::new(p), self.dir.join(GH_CACHE_DIR)),
+            None => (Path::new(name), self.dir.clone()),
+        };
         if name.is_empty() || rel.is_absolute() || rel.components().any(|c| !matches!(c, Component::Normal(_))) {
             return Err(bad("it must be a relative path inside the plugin directory, without '..'"));
         }
-        let path = self.dir.join(rel);
+        let path = base.join(rel);
         if path.is_dir() {
             if !path.join("__init__.py").is_file() {
                 return Err(bad("a plugin directory must hold an __init__.py"));

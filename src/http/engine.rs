@@ -14,7 +14,8 @@ use serde::Deserialize;
 
 use super::configure::{json_body, name_from};
 use super::error::{empty_response, json_response, ApiError, Resp};
-use crate::engine::Engine;
+use crate::engine::spec::TriggerSpec;
+use crate::engine::{DryRunInput, Engine};
 
 #[derive(Deserialize, Default)]
 struct TriggerSettings {
@@ -134,7 +135,33 @@ struct WalTest {
 pub async fn test_wal(engine: &Engine, body: &[u8]) -> Result<Resp, ApiError> {
     let req: WalTest = json_body(body, r#"{"filename", "database", "input_lp", "input_arguments", "cache_name"}"#)?;
     let args = arguments_from_json(req.input_arguments)?;
-    let report = engine.dry_run_wal(&req.filename, &req.database, &req.input_lp, args, req.cache_name).await?;
+    let input = DryRunInput::Wal { lines: req.input_lp };
+    let report = engine.dry_run(&req.filename, &req.database, input, args, req.cache_name).await?;
+    let value = serde_json::to_value(&report).map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(json_response(StatusCode::OK, &value))
+}
+
+#[derive(Deserialize)]
+struct ScheduleTest {
+    filename: String,
+    database: String,
+    schedule: String,
+    #[serde(default)]
+    input_arguments: Option<serde_json::Map<String, serde_json::Value>>,
+    #[serde(default)]
+    cache_name: Option<String>,
+}
+
+pub async fn test_schedule(engine: &Engine, body: &[u8]) -> Result<Resp, ApiError> {
+    let req: ScheduleTest = json_body(body, r#"{"filename", "database", "schedule", "input_arguments", "cache_name"}"#)?;
+    // A bare cron expression (as influxdb3 sends) or a full every:/cron: spec.
+    let text = if req.schedule.contains(':') { req.schedule.clone() } else { format!("cron:{}", req.schedule) };
+    let spec = TriggerSpec::parse(&text).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    if !matches!(spec, TriggerSpec::Every(_) | TriggerSpec::Cron(_)) {
+        return Err(ApiError::BadRequest(format!("'{}' is not a schedule: use every:DURATION or a cron expression", req.schedule)));
+    }
+    let args = arguments_from_json(req.input_arguments)?;
+    let report = engine.dry_run(&req.filename, &req.database, DryRunInput::Schedule { spec }, args, req.cache_name).await?;
     let value = serde_json::to_value(&report).map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok(json_response(StatusCode::OK, &value))
 }

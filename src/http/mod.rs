@@ -130,6 +130,7 @@ pub async fn handle(api: &Api, parts: Parts, body: Bytes) -> Result<Resp, ApiErr
         paths::TRIGGER_ENABLE if m == Method::POST => engine::set_disabled(&api.engine, &body, &qs, false),
         paths::TRIGGER_DISABLE if m == Method::POST => engine::set_disabled(&api.engine, &body, &qs, true),
         paths::PLUGIN_TEST_WAL if m == Method::POST => engine::test_wal(&api.engine, &body).await,
+        paths::PLUGIN_TEST_SCHEDULE if m == Method::POST => engine::test_schedule(&api.engine, &body).await,
         paths::INSTALL_PACKAGES if m == Method::POST => engine::install_packages(&api.engine, &body).await,
         paths::INSTALL_REQUIREMENTS if m == Method::POST => engine::install_requirements(&api.engine, &body).await,
         p if p.starts_with(paths::ENGINE_PREFIX) && (m == Method::GET || m == Method::POST) => {
@@ -145,6 +146,7 @@ pub async fn handle(api: &Api, parts: Parts, body: Bytes) -> Result<Resp, ApiErr
         | paths::TRIGGER_ENABLE
         | paths::TRIGGER_DISABLE
         | paths::PLUGIN_TEST_WAL
+        | paths::PLUGIN_TEST_SCHEDULE
         | paths::INSTALL_PACKAGES
         | paths::INSTALL_REQUIREMENTS => Err(not_allowed(&parts)),
         _ => Err(ApiError::NotFound(format!("no route for {} {}", parts.method, path))),

@@ -13,6 +13,7 @@ pub const TRIGGER: &str = "/api/v3/configure/processing_engine_trigger";
 pub const TRIGGER_ENABLE: &str = "/api/v3/configure/processing_engine_trigger/enable";
 pub const TRIGGER_DISABLE: &str = "/api/v3/configure/processing_engine_trigger/disable";
 pub const PLUGIN_TEST_WAL: &str = "/api/v3/plugin_test/wal";
+pub const PLUGIN_TEST_SCHEDULE: &str = "/api/v3/plugin_test/schedule";
 pub const INSTALL_PACKAGES: &str = "/api/v3/configure/plugin_environment/install_packages";
 pub const INSTALL_REQUIREMENTS: &str = "/api/v3/configure/plugin_environment/install_requirements";
 /// Request triggers: `/api/v3/engine/PATH`.
