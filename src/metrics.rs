@@ -45,7 +45,7 @@ impl Metrics {
         self.query_latency.observe_ns(elapsed.as_nanos() as u64);
     }
 
-    pub fn render(&self) -> String {
+    pub fn render(&self, engine: &crate::engine::Engine) -> String {
         let mut out = String::with_capacity(4096);
         self.write.render(&mut out);
         counter(&mut out, "weir_query_requests_total", "SQL queries received.", self.queries.load(Relaxed));
@@ -54,15 +54,39 @@ impl Metrics {
         gauge(&mut out, "weir_flush_merger_queue_depth", "Shard flushes waiting for the merger.", self.merger_queue.len() as u64);
         let depth: usize = self.subscribers.depths().iter().sum();
         gauge(&mut out, "weir_flush_subscriber_queue_depth", "Flush events waiting for consumers.", depth as u64);
+        render_triggers(engine, &mut out);
         out
     }
 
-    pub fn response(&self) -> Resp {
-        let mut r = Response::new(Full::new(Bytes::from(self.render())));
+    pub fn response(&self, engine: &crate::engine::Engine) -> Resp {
+        let mut r = Response::new(Full::new(Bytes::from(self.render(engine))));
         r.headers_mut().insert(
             hyper::header::CONTENT_TYPE,
             hyper::header::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
         );
         r
+    }
+}
+
+/// Per running trigger: calls, failed calls, call latency. Counts start when the trigger starts
+/// (created, enabled, or the server started).
+fn render_triggers(engine: &crate::engine::Engine, out: &mut String) {
+    use std::fmt::Write;
+    let mut runners = engine.runners();
+    runners.sort_by(|a, b| (&a.db, &a.def.name).cmp(&(&b.db, &b.def.name)));
+    let label = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");
+    let labels: Vec<String> = runners.iter().map(|r| format!("db=\"{}\",trigger=\"{}\"", label(&r.db), label(&r.def.name))).collect();
+    for (name, help, pick) in [
+        ("weir_trigger_calls_total", "Plugin calls per trigger.", 0),
+        ("weir_trigger_errors_total", "Plugin calls that raised or timed out, per trigger.", 1),
+    ] {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+        for (r, l) in runners.iter().zip(&labels) {
+            let v = if pick == 0 { &r.stats.calls } else { &r.stats.errors };
+            let _ = writeln!(out, "{name}{{{l}}} {}", v.load(Relaxed));
+        }
+    }
+    for (r, l) in runners.iter().zip(&labels) {
+        r.stats.latency.render("weir_trigger_call_duration_seconds", "Plugin call latency per trigger.", l, out);
     }
 }

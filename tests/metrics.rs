@@ -31,3 +31,29 @@ fn counts_writes_lines_flushes_and_queries() {
     assert!(text.contains("# TYPE weir_query_duration_seconds histogram"));
     assert!(text.contains("weir_query_duration_seconds_bucket{le=\"+Inf\"} 2"));
 }
+
+#[test]
+fn counts_calls_and_errors_per_trigger() {
+    let s = Server::start(&[]);
+    s.add_example("raises.py");
+    s.add_example("count_rows.py");
+    assert_eq!(s.write("m", "a f=1 1").0, 204);
+    s.create_trigger("m", "bad", "raises.py", "all_tables", None, serde_json::json!({}));
+    s.create_trigger("m", "good", "count_rows.py", "table:a", None, serde_json::json!({}));
+    assert_eq!(s.write("m", "a f=2 2").0, 204);
+    let m = |text: &str, name: &str, t: &str| metric(text, &format!("{name}{{db=\"m\",trigger=\"{t}\"}}"));
+    let text = common::wait_for(20, "both triggers' calls", || {
+        let (_, text) = s.get("/metrics");
+        let seen = |t| text.contains(&format!("weir_trigger_calls_total{{db=\"m\",trigger=\"{t}\"}}"));
+        // Every call of the raising plugin is an error, none of the good one's, and each call
+        // has its latency observed (counters are read one by one, so wait until they agree).
+        (seen("bad")
+            && seen("good")
+            && m(&text, "weir_trigger_calls_total", "bad") >= 1.0
+            && m(&text, "weir_trigger_calls_total", "good") >= 1.0
+            && m(&text, "weir_trigger_errors_total", "bad") == m(&text, "weir_trigger_calls_total", "bad")
+            && m(&text, "weir_trigger_call_duration_seconds_count", "good") == m(&text, "weir_trigger_calls_total", "good"))
+        .then_some(text)
+    });
+    assert_eq!(m(&text, "weir_trigger_errors_total", "good"), 0.0);
+}

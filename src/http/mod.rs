@@ -110,7 +110,7 @@ pub async fn handle(api: &Api, parts: Parts, body: Bytes) -> Result<Resp, ApiErr
             api.metrics.observe_query(started.elapsed(), r.is_ok());
             r
         }
-        paths::METRICS if m == Method::GET => Ok(api.metrics.response()),
+        paths::METRICS if m == Method::GET => Ok(api.metrics.response(&api.engine)),
         paths::CONFIGURE_DATABASE => match *m {
             Method::GET => configure::list_databases(&api.catalog, &qs),
             Method::POST => configure::create_database(&api.catalog, &body, &qs),
