@@ -3,6 +3,10 @@
 //! many flushes, one at a time. Also the round trip to the plugin's `write_sync` reaching the
 //! write path. Target (issue "Processing engine"): p99 < 100 µs.
 //!
+//! Then schedule jitter: an `every:10ms` trigger whose plugin reports `time_ns() - call_time`
+//! (when it started minus when it was scheduled). Target (issue "Schedule and request
+//! triggers"): p99 < 1 ms.
+//!
 //! The flush carries its own send time (CLOCK_MONOTONIC ns, the clock of both Rust's `Instant`
 //! and Python's `time.monotonic_ns`); the plugin reports `monotonic_ns() - t0` through
 //! `write_sync`, which a bench-side writer collects. Run with
@@ -80,6 +84,17 @@ fn main() {
              influxdb3_local.write_sync(f'lat activation={entered - t0}i,t0={t0}i')\n",
     )
     .expect("plugin");
+    std::fs::write(
+        dir.path().join("jitter.py"),
+        "import time\n\
+         from datetime import timezone\n\
+         def process_scheduled_call(influxdb3_local, call_time, args=None):\n    \
+             now = time.time_ns()\n    \
+             at = call_time.replace(tzinfo=timezone.utc)\n    \
+             ns = int(at.timestamp()) * 1_000_000_000 + at.microsecond * 1000\n    \
+             influxdb3_local.write_sync(f'jitter late={now - ns}i')\n",
+    )
+    .expect("plugin");
     let catalog = Arc::new(Catalog::in_memory());
     let cols = vec![Column { name: "t0".into(), kind: ColumnKind::Field(FieldType::Integer) }];
     catalog
@@ -112,7 +127,8 @@ fn main() {
         global_cache: Arc::default(),
     });
     let (flush_tx, flush_rx) = crossbeam_channel::bounded(16);
-    let _engine = Engine::start(
+    let catalog_for_jitter = catalog.clone();
+    let engine = Engine::start(
         EngineConfig { plugin_dir: dir.path().to_path_buf(), plugin_repo: String::new(), executors: 1, default_timeout: Duration::from_secs(60) },
         catalog,
         services,
@@ -153,4 +169,39 @@ fn main() {
         us(percentile(&round_trip, 0.99))
     );
     println!("  {:.0} flushes/s one at a time", (FLUSHES + WARMUP) as f64 / elapsed.as_secs_f64());
+
+    // Schedule jitter.
+    catalog_for_jitter.update(&[CatalogOp::CreateTrigger {
+        db: "bench".into(),
+        trigger: Trigger {
+            name: "jitter".into(),
+            plugin_filename: "jitter.py".into(),
+            specification: "every:10ms".into(),
+            arguments: None,
+            run_async: false,
+            error_behavior: ErrorBehavior::Log,
+            disabled: false,
+            timeout_ms: None,
+        },
+    }])
+    .expect("jitter trigger");
+    engine.reconcile();
+    let mut late = Vec::with_capacity(TICKS);
+    while late.len() < TICKS {
+        let line = written.recv_timeout(Duration::from_secs(10)).expect("a tick");
+        let text = String::from_utf8(line).expect("utf8");
+        if let Some(v) = text.split("late=").nth(1).and_then(|s| s.split('i').next()).and_then(|s| s.parse::<i64>().ok()) {
+            late.push(v);
+        }
+    }
+    late.sort_unstable();
+    println!("schedule jitter over {TICKS} ticks of every:10ms (call started - scheduled instant):");
+    println!(
+        "  p50 {:.1} µs  p99 {:.1} µs  max {:.1} µs",
+        us(percentile(&late, 0.5)),
+        us(percentile(&late, 0.99)),
+        us(*late.last().unwrap_or(&0))
+    );
 }
+
+const TICKS: usize = 1_000;
