@@ -62,6 +62,16 @@ pub fn toggle(what: ToggleCommand, disable: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The fields both plugin tests send.
+fn dry_run_body(filename: String, database: String, args: &[String], cache_name: Option<String>) -> anyhow::Result<serde_json::Value> {
+    Ok(json!({
+        "filename": filename,
+        "database": database,
+        "input_arguments": key_values(args)?,
+        "cache_name": cache_name,
+    }))
+}
+
 pub fn test(what: TestCommand) -> anyhow::Result<()> {
     let (client, path, body) = match what {
         TestCommand::WalPlugin { client, database, lp, file, input_arguments, cache_name, filename } => {
@@ -70,23 +80,13 @@ pub fn test(what: TestCommand) -> anyhow::Result<()> {
                 (None, Some(f)) => std::fs::read_to_string(&f).with_context(|| format!("reading {f}"))?,
                 (None, None) => bail!("give the input with --lp LINES or --file PATH"),
             };
-            let body = json!({
-                "filename": filename,
-                "database": database,
-                "input_lp": input_lp,
-                "input_arguments": key_values(&input_arguments)?,
-                "cache_name": cache_name,
-            });
+            let mut body = dry_run_body(filename, database, &input_arguments, cache_name)?;
+            body["input_lp"] = json!(input_lp);
             (client, "/api/v3/plugin_test/wal", body)
         }
         TestCommand::SchedulePlugin { client, database, schedule, input_arguments, cache_name, filename } => {
-            let body = json!({
-                "filename": filename,
-                "database": database,
-                "schedule": schedule,
-                "input_arguments": key_values(&input_arguments)?,
-                "cache_name": cache_name,
-            });
+            let mut body = dry_run_body(filename, database, &input_arguments, cache_name)?;
+            body["schedule"] = json!(schedule);
             (client, "/api/v3/plugin_test/schedule", body)
         }
     };

@@ -120,36 +120,42 @@ pub fn set_disabled(engine: &Engine, body: &[u8], qs: &HashMap<String, String>, 
     Ok(empty_response(StatusCode::OK))
 }
 
+/// What both plugin tests take besides their input.
 #[derive(Deserialize)]
-struct WalTest {
+struct DryRunCommon {
     filename: String,
     database: String,
-    #[serde(default)]
-    input_lp: String,
     #[serde(default)]
     input_arguments: Option<serde_json::Map<String, serde_json::Value>>,
     #[serde(default)]
     cache_name: Option<String>,
 }
 
-pub async fn test_wal(engine: &Engine, body: &[u8]) -> Result<Resp, ApiError> {
-    let req: WalTest = json_body(body, r#"{"filename", "database", "input_lp", "input_arguments", "cache_name"}"#)?;
-    let args = arguments_from_json(req.input_arguments)?;
-    let input = DryRunInput::Wal { lines: req.input_lp };
-    let report = engine.dry_run(&req.filename, &req.database, input, args, req.cache_name).await?;
-    let value = serde_json::to_value(&report).map_err(|e| ApiError::Internal(e.to_string()))?;
-    Ok(json_response(StatusCode::OK, &value))
+#[derive(Deserialize)]
+struct WalTest {
+    #[serde(flatten)]
+    common: DryRunCommon,
+    #[serde(default)]
+    input_lp: String,
 }
 
 #[derive(Deserialize)]
 struct ScheduleTest {
-    filename: String,
-    database: String,
+    #[serde(flatten)]
+    common: DryRunCommon,
     schedule: String,
-    #[serde(default)]
-    input_arguments: Option<serde_json::Map<String, serde_json::Value>>,
-    #[serde(default)]
-    cache_name: Option<String>,
+}
+
+async fn dry_run(engine: &Engine, c: DryRunCommon, input: DryRunInput) -> Result<Resp, ApiError> {
+    let args = arguments_from_json(c.input_arguments)?;
+    let report = engine.dry_run(&c.filename, &c.database, input, args, c.cache_name).await?;
+    let value = serde_json::to_value(&report).map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(json_response(StatusCode::OK, &value))
+}
+
+pub async fn test_wal(engine: &Engine, body: &[u8]) -> Result<Resp, ApiError> {
+    let req: WalTest = json_body(body, r#"{"filename", "database", "input_lp", "input_arguments", "cache_name"}"#)?;
+    dry_run(engine, req.common, DryRunInput::Wal { lines: req.input_lp }).await
 }
 
 pub async fn test_schedule(engine: &Engine, body: &[u8]) -> Result<Resp, ApiError> {
@@ -160,10 +166,7 @@ pub async fn test_schedule(engine: &Engine, body: &[u8]) -> Result<Resp, ApiErro
     if !matches!(spec, TriggerSpec::Every(_) | TriggerSpec::Cron(_)) {
         return Err(ApiError::BadRequest(format!("'{}' is not a schedule: use every:DURATION or a cron expression", req.schedule)));
     }
-    let args = arguments_from_json(req.input_arguments)?;
-    let report = engine.dry_run(&req.filename, &req.database, DryRunInput::Schedule { spec }, args, req.cache_name).await?;
-    let value = serde_json::to_value(&report).map_err(|e| ApiError::Internal(e.to_string()))?;
-    Ok(json_response(StatusCode::OK, &value))
+    dry_run(engine, req.common, DryRunInput::Schedule { spec }).await
 }
 
 #[derive(Deserialize)]
