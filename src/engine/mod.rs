@@ -774,7 +774,8 @@ impl Inner {
             if let (Event::Request(req), Some(value)) = (event, returned) {
                 req.answer_from_python(py, &value).map_err(|e| (format_exception(py, &e), Some(e.to_string())))?;
             }
-            ctx.flush_buffered();
+            // Without the GIL: a full shard queue makes this wait, and others must run meanwhile.
+            py.detach(|| ctx.flush_buffered());
             Ok(())
         })();
         r.stats.calls.fetch_add(1, Ordering::Relaxed);
