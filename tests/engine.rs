@@ -22,10 +22,7 @@ fn example_count_rows_counts_each_flush() {
     assert_eq!(s.write("db", "cpu,host=a usage=1 1").0, 204);
     s.create_trigger("db", "counter", "count_rows.py", "table:cpu", Some(json!({"measurement": "counts"})), json!({}));
     assert_eq!(s.write("db", "cpu,host=a usage=1 2\ncpu,host=b usage=2 3\nmem,host=a used=1 4").0, 204);
-    let rows = wait_for(20, "the counts row", || {
-        let r = s.try_query("db", "SELECT \"table\", rows FROM counts")?;
-        (!r.is_empty()).then_some(r)
-    });
+    let rows = s.wait_rows(20, "db", "SELECT \"table\", rows FROM counts");
     assert_eq!(rows, vec![json!({"table": "cpu", "rows": 2})], "only table:cpu rows, counted once");
     let logs = s.engine_logs("db");
     assert!(logs.iter().any(|(t, l, m)| t == "counter" && l == "INFO" && m == "table cpu had 2 rows"), "{logs:?}");
@@ -67,10 +64,7 @@ fn example_copy_to_db_writes_to_another_database() {
     s.create_trigger("src", "copy_sync", "copy_to_db.py", "table:m", Some(json!({"target_db": "dst_sync", "sync": "true"})), json!({}));
     assert_eq!(s.write("src", "m,host=b v=2.5,n=4i,ok=false 2000000000").0, 204);
     for db in ["dst", "dst_sync"] {
-        let rows = wait_for(20, db, || {
-            let r = s.try_query(db, "SELECT host, v, n, ok, time FROM m")?;
-            (!r.is_empty()).then_some(r)
-        });
+        let rows = s.wait_rows(20, db, "SELECT host, v, n, ok, time FROM m");
         assert_eq!(rows, vec![json!({"host": "b", "v": 2.5, "n": 4, "ok": false, "time": "2033-05-18T03:33:20Z"})], "{db}");
     }
 }
@@ -101,10 +95,7 @@ fn example_query_params_reads_with_placeholders() {
     assert_eq!(s.write("db", "cpu,host=a usage=1 1\ncpu,host=b usage=50 2").0, 204);
     s.create_trigger("db", "q", "query_params.py", "table:cpu", Some(json!({"host": "a"})), json!({}));
     assert_eq!(s.write("db", "cpu,host=a usage=7 3").0, 204);
-    let rows = wait_for(20, "host_summary", || {
-        let r = s.try_query("db", "SELECT host, points, max FROM host_summary")?;
-        (!r.is_empty()).then_some(r)
-    });
+    let rows = s.wait_rows(20, "db", "SELECT host, points, max FROM host_summary");
     assert_eq!(rows, vec![json!({"host": "a", "points": 2, "max": 7.0})]);
 }
 
@@ -459,9 +450,6 @@ fn example_arrow_sum_reads_the_flush_as_a_pyarrow_batch_after_install_packages()
     assert_eq!(s.write("db", "cpu,host=a usage=1 1").0, 204);
     s.create_trigger("db", "sum", "arrow_sum.py", "table:cpu", None, json!({}));
     assert_eq!(s.write("db", "cpu,host=a usage=1.5 2\ncpu,host=b usage=2.25 3\ncpu,host=c idle=1 4").0, 204);
-    let rows = wait_for(30, "arrow_sums", || {
-        let r = s.try_query("db", "SELECT \"table\", rows, sum FROM arrow_sums")?;
-        (!r.is_empty()).then_some(r)
-    });
+    let rows = s.wait_rows(30, "db", "SELECT \"table\", rows, sum FROM arrow_sums");
     assert_eq!(rows, vec![json!({"table": "cpu", "rows": 3, "sum": 3.75})], "{:?}", s.engine_logs("db"));
 }

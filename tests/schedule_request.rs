@@ -223,10 +223,7 @@ def process_writes(influxdb3_local, table_batches, args=None):
     assert_eq!(v, json!({"caller": true, "callee": {"from": "callee", "got": "ping"}}));
     // A WAL plugin that POSTs to a request trigger, as published alerting plugins do.
     assert_eq!(s.write("db", "cpu usage=2 2").0, 204);
-    let rows = wait_for(30, "the alert", || {
-        let r = s.try_query("db", "SELECT answer FROM alerts")?;
-        (!r.is_empty()).then_some(r)
-    });
+    let rows = s.wait_rows(30, "db", "SELECT answer FROM alerts");
     assert_eq!(rows, vec![json!({"answer": "from-wal"})]);
 }
 
@@ -282,10 +279,7 @@ fn example_heartbeat_writes_on_schedule_and_tests_dry() {
     assert_eq!(status, 400);
     // For real.
     s.create_trigger("db", "hb", "heartbeat.py", "every:1s", Some(json!({"source": "live"})), json!({}));
-    let rows = wait_for(20, "a heartbeat", || {
-        let r = s.try_query("db", "SELECT source, scheduled_ns FROM heartbeat")?;
-        (!r.is_empty()).then_some(r)
-    });
+    let rows = s.wait_rows(20, "db", "SELECT source, scheduled_ns FROM heartbeat");
     assert_eq!(rows[0]["source"], "live");
     assert_eq!(rows[0]["scheduled_ns"].as_i64().unwrap() % 1_000_000_000, 0);
 }

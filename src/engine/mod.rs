@@ -515,11 +515,7 @@ impl Engine {
                 let run = || -> PyResult<()> {
                     let local = Py::new(py, PluginApi::new(ctx.clone()))?;
                     let args = args_dict(py, arguments.as_ref())?;
-                    match &event {
-                        Event::Wal(flush) => func.call1((local, table_batches(py, flush, &db, &TriggerSpec::AllTables)?, args))?,
-                        Event::Schedule { call_time_ns } => func.call1((local, schedule::call_time(py, *call_time_ns)?, args))?,
-                        Event::Request(_) => return Ok(()),
-                    };
+                    func.call1(call_args(py, local, &event, &db, &TriggerSpec::AllTables, args)?)?;
                     Ok(())
                 };
                 match run() {
@@ -753,14 +749,7 @@ impl Inner {
                 let local = Py::new(py, PluginApi::new(ctx.clone()))?;
                 let args = args_dict(py, r.def.arguments.as_ref())?;
                 let ident: i64 = py.import("threading")?.call_method0("get_ident")?.extract::<u64>()? as i64;
-                let call_args: Bound<'_, pyo3::types::PyTuple> = match event {
-                    Event::Wal(flush) => (local, table_batches(py, flush, &r.db, &r.spec)?, args).into_pyobject(py)?,
-                    Event::Schedule { call_time_ns } => (local, schedule::call_time(py, *call_time_ns)?, args).into_pyobject(py)?,
-                    Event::Request(req) => {
-                        let (q, h, b) = req.to_python(py)?;
-                        (local, q, h, b, args).into_pyobject(py)?
-                    }
-                };
+                let call_args = call_args(py, local, event, &r.db, &r.spec, args)?;
                 *slot.running.lock() = Some(Running { thread_ident: ident, deadline: Instant::now() + r.timeout, interrupted: false });
                 let out = func.call1(call_args);
                 timed_out = slot.running.lock().take().is_some_and(|run| run.interrupted);
@@ -894,6 +883,26 @@ fn timer_loop(rx: Receiver<Delayed>, work: Sender<Work>) {
             Ok(d) => heap.push(d),
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
             Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return,
+        }
+    }
+}
+
+/// The positional arguments of the plugin function an event calls: `process_writes`,
+/// `process_scheduled_call` or `process_request`.
+fn call_args<'py>(
+    py: Python<'py>,
+    local: Py<PluginApi>,
+    event: &Event,
+    db: &str,
+    spec: &TriggerSpec,
+    args: Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, pyo3::types::PyTuple>> {
+    match event {
+        Event::Wal(flush) => (local, table_batches(py, flush, db, spec)?, args).into_pyobject(py),
+        Event::Schedule { call_time_ns } => (local, schedule::call_time(py, *call_time_ns)?, args).into_pyobject(py),
+        Event::Request(req) => {
+            let (q, h, b) = req.to_python(py)?;
+            (local, q, h, b, args).into_pyobject(py)
         }
     }
 }

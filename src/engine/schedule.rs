@@ -40,7 +40,7 @@ pub(super) fn scheduler_loop(inner: Arc<Inner>, changes: Receiver<()>) {
     let mut due: HashMap<(String, String), (Arc<Runner>, i64)> = HashMap::new();
     loop {
         let running: Vec<Arc<Runner>> =
-            inner.runners.read().values().filter(|r| matches!(r.spec, TriggerSpec::Every(_) | TriggerSpec::Cron(_))).cloned().collect();
+            inner.runners.read().values().filter(|r| r.spec.is_schedule()).cloned().collect();
         due.retain(|_, (r, _)| running.iter().any(|c| Arc::ptr_eq(c, r)));
         let now = crate::http::write::now_ns();
         for r in running {

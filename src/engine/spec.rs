@@ -90,6 +90,11 @@ impl TriggerSpec {
         matches!(self, TriggerSpec::Table(_) | TriggerSpec::AllTables)
     }
 
+    /// Fires on a schedule.
+    pub fn is_schedule(&self) -> bool {
+        matches!(self, TriggerSpec::Every(_) | TriggerSpec::Cron(_))
+    }
+
     /// Whether a WAL trigger wants rows of `table`.
     pub fn wants_table(&self, table: &str) -> bool {
         match self {

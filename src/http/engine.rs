@@ -163,7 +163,7 @@ pub async fn test_schedule(engine: &Engine, body: &[u8]) -> Result<Resp, ApiErro
     // A bare cron expression (as influxdb3 sends) or a full every:/cron: spec.
     let text = if req.schedule.contains(':') { req.schedule.clone() } else { format!("cron:{}", req.schedule) };
     let spec = TriggerSpec::parse(&text).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    if !matches!(spec, TriggerSpec::Every(_) | TriggerSpec::Cron(_)) {
+    if !spec.is_schedule() {
         return Err(ApiError::BadRequest(format!("'{}' is not a schedule: use every:DURATION or a cron expression", req.schedule)));
     }
     dry_run(engine, req.common, DryRunInput::Schedule { spec }).await

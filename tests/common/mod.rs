@@ -185,6 +185,12 @@ impl Server {
         serde_json::from_str(&text).ok()
     }
 
+    /// Polls `sql` until it returns at least one row (the table may not exist yet); panics after
+    /// `secs` seconds.
+    pub fn wait_rows(&self, secs: u64, db: &str, sql: &str) -> Vec<serde_json::Value> {
+        wait_for(secs, sql, || self.try_query(db, sql).filter(|r| !r.is_empty()))
+    }
+
     pub fn count(&self, db: &str, table: &str) -> i64 {
         let rows = self.query(db, &format!("SELECT count(*) AS n FROM {table}"));
         rows[0]["n"].as_i64().expect("count")
