@@ -30,6 +30,7 @@
 //! after every change and at start-up. It never writes row data itself: plugin writes go through
 //! [`ingest`] to the shards.
 
+pub mod arenas;
 pub mod cache;
 pub mod convert;
 pub mod ingest;
@@ -42,6 +43,9 @@ pub mod request;
 pub mod schedule;
 pub mod spec;
 
+#[cfg(test)]
+#[path = "arrow_export_tests.rs"]
+mod arrow_export_tests;
 #[cfg(test)]
 #[path = "line_builder_tests.rs"]
 mod line_builder_tests;

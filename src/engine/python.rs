@@ -48,6 +48,8 @@ unsafe fn init_interpreter() -> Result<(), String> {
         let mut config = std::mem::MaybeUninit::<ffi::PyConfig>::zeroed();
         ffi::PyConfig_InitPythonConfig(config.as_mut_ptr());
         let mut config = config.assume_init();
+        // The runtime is set up now and no object exists yet: the moment arenas may be swapped.
+        super::arenas::install();
         config.install_signal_handlers = 0;
         config.parse_argv = 0;
         let exe = CString::new(PYTHON_EXECUTABLE).map_err(|e| e.to_string())?;
