@@ -1,19 +1,29 @@
 //! One ingest shard: the write state of one core and its group-commit loop.
 //!
 //! A write is validated ([`crate::write::prepare`]), its accepted lines are appended to the
-//! shard's open WAL record and to per-table Arrow builders, and the writer waits for the flush.
-//! Every tick of the shared flush clock the loop seals the record, writes and `fdatasync`s it,
-//! moves the batches into the write buffer, acks every writer of that flush, and hands the
-//! batches to the merger. If the WAL write fails, that flush's writers get the error and its rows
-//! are dropped unseen: nothing is acked that is not durable.
+//! shard's open WAL record and to per-table Arrow builders, and the writer waits for the commit.
+//! The loop commits whenever something is pending and the WAL is idle (group commit: whatever
+//! arrives during one `fdatasync` goes into the next): it seals the record, writes and
+//! `fdatasync`s it, moves the batches into the write buffer, and acks every writer of that
+//! commit. If the WAL write fails, that commit's writers get the error and its rows are dropped
+//! unseen: nothing is acked that is not durable.
+//!
+//! The flush clock (`--wal-flush-interval`, shared by all shards) paces only the WAL-flush
+//! *events*: on each tick the batches committed since the last one go to the merger as that
+//! epoch, so a `table:` trigger still fires once per interval with all of its rows. A write
+//! never waits for the clock (it used to, and a 1 s interval capped each connection at one
+//! request a second).
 //!
 //! It lives on one glommio executor (`Rc`, `RefCell`): it never blocks on a lock held by
 //! another thread on the hot path and never runs Python or SQL.
 //!
-//! Budget per flush: one `write` + one `fdatasync` (~50 µs–2 ms on SSD), batch building at
+//! Budget per commit: one `write` + one `fdatasync` (~50 µs–2 ms on SSD), batch building at
 //! ~10 M values/s, and O(tables) hand-offs.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -75,12 +85,14 @@ pub struct Shard {
     catalog: Arc<Catalog>,
     buffer: Arc<WriteBuffer>,
     pending: RefCell<Pending>,
+    /// The commit loop, parked until a write makes something pending.
+    waiting: Cell<Option<Waker>>,
     stats: Arc<WriteStats>,
 }
 
 impl Shard {
     pub fn new(id: usize, catalog: Arc<Catalog>, buffer: Arc<WriteBuffer>, stats: Arc<WriteStats>) -> Shard {
-        Shard { id, catalog, buffer, pending: RefCell::new(Pending::default()), stats }
+        Shard { id, catalog, buffer, pending: RefCell::new(Pending::default()), waiting: Cell::new(None), stats }
     }
 
     /// Validates and stages a write for the next flush. Synchronous: nothing else on this
@@ -112,6 +124,9 @@ impl Shard {
             b.append(&g.line, g.time_ns);
         }
         p.record.end_entry(at);
+        if let Some(w) = self.waiting.take() {
+            w.wake();
+        }
         let durable = if req.no_sync {
             None
         } else {
@@ -122,7 +137,8 @@ impl Shard {
         Ok(Accepted { lines_written: prepared.good.len(), rejects: prepared.rejects, durable })
     }
 
-    /// Flushes what is pending as `epoch`: WAL, then buffer, then acks. Returns the batches.
+    /// Commits what is pending as part of `epoch`: WAL, then buffer, then acks. Returns the
+    /// batches.
     pub async fn flush(&self, wal: &mut SegmentWriter, epoch: u64) -> Vec<TableBatch> {
         let p = std::mem::take(&mut *self.pending.borrow_mut());
         if p.record.is_empty() {
@@ -164,8 +180,9 @@ impl Shard {
         out
     }
 
-    /// The group-commit loop: flushes on every tick of the clock shared by all shards
-    /// (`start + k * interval`) and reports each tick to the merger. Runs forever.
+    /// The group-commit loop: commits whenever something is pending, and on every tick of the
+    /// clock shared by all shards (`start + k * interval`) reports what it committed since the
+    /// last tick to the merger as that epoch. Runs forever.
     pub async fn run_flusher(
         self: std::rc::Rc<Self>,
         mut wal: SegmentWriter,
@@ -175,17 +192,27 @@ impl Shard {
         merger: Sender<ShardFlush>,
     ) {
         let interval_ns = interval.as_nanos().max(1);
-        let mut epoch = 0u64;
+        let ticks_at = |t: Instant| (t.saturating_duration_since(start).as_nanos() / interval_ns) as u64;
+        let mut reported = ticks_at(Instant::now());
+        let mut committed: Vec<TableBatch> = Vec::new();
         loop {
+            let due_tick = reported + 1;
+            let due = start + Duration::from_nanos((due_tick as u128 * interval_ns) as u64);
+            if self.pending.borrow().record.is_empty() {
+                let tick = glommio::timer::sleep(due.saturating_duration_since(Instant::now()));
+                futures_lite::future::or(tick, PendingWrite { shard: &self }).await;
+            }
+            if !self.pending.borrow().record.is_empty() {
+                // Sealed with the tick its event will go out on (or, if this shard runs late, an
+                // earlier one than the event: ticks missed while busy fold into one event).
+                committed.extend(self.flush(&mut wal, first_epoch + due_tick).await);
+            }
             let now = Instant::now();
-            let elapsed = now.saturating_duration_since(start).as_nanos();
-            // The next tick after `now`; ticks missed while busy fold into this flush.
-            let next = (elapsed / interval_ns + 1) as u64;
-            let due = start + Duration::from_nanos((next as u128 * interval_ns) as u64);
-            glommio::timer::sleep(due.saturating_duration_since(Instant::now())).await;
-            epoch = epoch.max(next);
-            let tables = self.flush(&mut wal, first_epoch + epoch).await;
-            let mut msg = ShardFlush { epoch: first_epoch + epoch, shard: self.id, tables };
+            if now < due {
+                continue;
+            }
+            reported = ticks_at(now).max(due_tick);
+            let mut msg = ShardFlush { epoch: first_epoch + reported, shard: self.id, tables: std::mem::take(&mut committed) };
             loop {
                 match merger.try_send(msg) {
                     Ok(()) => break,
@@ -196,6 +223,24 @@ impl Shard {
                     Err(crossbeam_channel::TrySendError::Disconnected(_)) => break,
                 }
             }
+        }
+    }
+}
+
+/// Resolves once the shard has something to commit.
+struct PendingWrite<'a> {
+    shard: &'a Shard,
+}
+
+impl Future for PendingWrite<'_> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.shard.pending.borrow().record.is_empty() {
+            self.shard.waiting.set(Some(cx.waker().clone()));
+            Poll::Pending
+        } else {
+            Poll::Ready(())
         }
     }
 }

@@ -1,0 +1,146 @@
+//! `weir-loadtest`: drives a real `weir` binary and, side by side in the same run, its peers
+//! (VictoriaMetrics and InfluxDB 1.6 for ingest and queries, uvicorn for request triggers),
+//! each started alone on loopback with a temporary data directory and stopped after. Prints a
+//! table, ratios Weir/peer, and optionally writes the whole report as JSON.
+//!
+//! `bash scripts/install-peers.sh` installs the peers and wrk; `cargo build --release` builds
+//! the `weir` it drives. See docs/PERFORMANCE.md for the figures and the commands behind them.
+
+mod ingest;
+mod query;
+mod report;
+mod request;
+mod targets;
+mod trigger;
+mod tsbs;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use clap::{Parser, ValueEnum};
+
+use ingest::{Load, Timeline};
+use report::Report;
+use targets::{Kind, Target};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Scenario {
+    Ingest,
+    Query,
+    Trigger,
+    Request,
+    All,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Peer {
+    #[value(name = "victoria-metrics")]
+    VictoriaMetrics,
+    #[value(name = "influxdb-1.6")]
+    Influx16,
+    Uvicorn,
+    /// Weir alone.
+    None,
+}
+
+#[derive(Parser, Debug)]
+#[command(name = "weir-loadtest", about = "Load tests of Weir, side by side with its peers")]
+struct Args {
+    /// Scenarios to run, in order.
+    #[arg(required = true, value_enum)]
+    scenarios: Vec<Scenario>,
+    /// The weir binary to start.
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/release/weir"))]
+    weir_bin: PathBuf,
+    /// Extra flags for `weir serve` (repeat it; none means Weir's defaults).
+    #[arg(long = "weir-flag", allow_hyphen_values = true)]
+    weir_flags: Vec<String>,
+    /// Peers to run beside Weir.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "victoria-metrics,influxdb-1.6,uvicorn")]
+    peers: Vec<Peer>,
+    /// Hosts (series per field) in the TSBS data.
+    #[arg(long, default_value_t = 100)]
+    hosts: usize,
+    /// Lines per write request.
+    #[arg(long, default_value_t = 5000)]
+    batch: usize,
+    /// Concurrent write connections.
+    #[arg(long, default_value_t = 4)]
+    connections: usize,
+    /// Seconds of ingest per target.
+    #[arg(long, default_value_t = 15)]
+    duration: u64,
+    /// Times each query runs.
+    #[arg(long, default_value_t = 20)]
+    iterations: usize,
+    /// Probes written in the trigger scenario.
+    #[arg(long, default_value_t = 200)]
+    samples: usize,
+    /// wrk connections for the request scenario.
+    #[arg(long, default_value_t = 32)]
+    request_connections: usize,
+    /// Seconds of wrk per target.
+    #[arg(long, default_value_t = 10)]
+    request_duration: u64,
+    /// Also write the report here, as JSON.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    let all = args.scenarios.contains(&Scenario::All);
+    let wants = |s: Scenario| all || args.scenarios.contains(&s);
+    let load = Load { hosts: args.hosts, batch: args.batch, connections: args.connections };
+    let mut tsdb_targets = vec![Kind::Weir];
+    if args.peers.contains(&Peer::VictoriaMetrics) {
+        tsdb_targets.push(Kind::VictoriaMetrics);
+    }
+    if args.peers.contains(&Peer::Influx16) {
+        tsdb_targets.push(Kind::Influx16);
+    }
+    let start = |kind: Kind| Target::start(kind, &args.weir_bin, &args.weir_flags);
+    let mut report = Report::default();
+
+    if wants(Scenario::Ingest) {
+        for &kind in &tsdb_targets {
+            eprintln!("ingest: {} for {} s ...", kind.label(), args.duration);
+            let target = start(kind)?;
+            let until = Instant::now() + Duration::from_secs(args.duration);
+            let out = ingest::drive(&target.write_url(), &load, Timeline::ending_an_hour_ago(60), Some(until), None);
+            report.rows.push(out.row("ingest", kind.label(), &load));
+        }
+    }
+    if wants(Scenario::Query) {
+        for &kind in &tsdb_targets {
+            eprintln!("query: {} (loading a day of data first) ...", kind.label());
+            let target = start(kind)?;
+            report.rows.extend(query::run(&target, &load, args.iterations)?);
+        }
+    }
+    if wants(Scenario::Trigger) {
+        eprintln!("trigger: weir ...");
+        let target = start(Kind::Weir)?;
+        report.rows.extend(trigger::run(&target, args.samples, args.connections)?);
+    }
+    if wants(Scenario::Request) {
+        let wrk = request::Wrk { connections: args.request_connections, threads: 2, seconds: args.request_duration };
+        eprintln!("request: weir for {} s ...", wrk.seconds);
+        let target = start(Kind::Weir)?;
+        report.rows.push(request::weir(&target, &wrk)?);
+        drop(target);
+        if args.peers.contains(&Peer::Uvicorn) {
+            eprintln!("request: uvicorn for {} s ...", wrk.seconds);
+            report.rows.push(request::uvicorn(&wrk)?);
+        }
+    }
+
+    report.compute_ratios();
+    print!("{}", report.table());
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
+        eprintln!("report written to {}", path.display());
+    }
+    Ok(())
+}

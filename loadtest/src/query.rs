@@ -1,0 +1,182 @@
+//! The query scenario: loads a day of TSBS cpu data, then times representative queries, each in
+//! the target's own language (SQL for Weir, InfluxQL for InfluxDB 1.6, MetricsQL for
+//! VictoriaMetrics) asking the same question over the same points:
+//! the last point per host, the mean per host per minute over an hour, and the max over the day.
+//!
+//! Every answer is checked for size (hosts, or hosts × minutes), so a target that answers
+//! quickly with nothing does not win.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Result};
+use serde_json::Value;
+
+use crate::ingest::{self, Load, Timeline};
+use crate::report::{Latency, Row};
+use crate::targets::{Kind, Target, DB};
+use crate::tsbs::STEP_NS;
+
+const HOUR_NS: i64 = 3_600_000_000_000;
+
+/// One question, asked of one target: the path and query string to GET.
+struct Ask {
+    name: &'static str,
+    path: &'static str,
+    params: Vec<(&'static str, String)>,
+    /// How many values a full answer has.
+    expect: usize,
+}
+
+fn asks(kind: Kind, hosts: usize, end_ns: i64) -> Vec<Ask> {
+    let (hour0, day0) = (end_ns - HOUR_NS, end_ns - 24 * HOUR_NS);
+    let s = |ns: i64| ns / 1_000_000_000;
+    let minutes = 60;
+    match kind {
+        Kind::Weir => {
+            let sql = |q: String| vec![("db", DB.to_string()), ("q", q), ("format", "json".to_string())];
+            vec![
+                Ask {
+                    name: "last point per host",
+                    path: "/api/v3/query_sql",
+                    params: sql("SELECT hostname, last_value(usage_user ORDER BY time) AS usage_user FROM cpu GROUP BY hostname".into()),
+                    expect: hosts,
+                },
+                Ask {
+                    name: "mean/host/minute, 1h",
+                    path: "/api/v3/query_sql",
+                    params: sql(format!(
+                        "SELECT hostname, date_bin(INTERVAL '1 minute', time) AS minute, avg(usage_user) AS mean FROM cpu \
+                         WHERE time >= to_timestamp({}) AND time < to_timestamp({}) GROUP BY hostname, minute",
+                        s(hour0),
+                        s(end_ns)
+                    )),
+                    expect: hosts * minutes,
+                },
+                Ask {
+                    name: "max over a day",
+                    path: "/api/v3/query_sql",
+                    params: sql(format!(
+                        "SELECT max(usage_user) AS max FROM cpu WHERE time >= to_timestamp({}) AND time < to_timestamp({})",
+                        s(day0),
+                        s(end_ns)
+                    )),
+                    expect: 1,
+                },
+            ]
+        }
+        Kind::Influx16 => {
+            let ql = |q: String| vec![("db", DB.to_string()), ("q", q), ("epoch", "ns".to_string())];
+            vec![
+                Ask { name: "last point per host", path: "/query", params: ql("SELECT last(usage_user) FROM cpu GROUP BY hostname".into()), expect: hosts },
+                Ask {
+                    name: "mean/host/minute, 1h",
+                    path: "/query",
+                    params: ql(format!(
+                        "SELECT mean(usage_user) FROM cpu WHERE time >= {hour0} AND time < {end_ns} GROUP BY time(1m), hostname"
+                    )),
+                    expect: hosts * minutes,
+                },
+                Ask {
+                    name: "max over a day",
+                    path: "/query",
+                    params: ql(format!("SELECT max(usage_user) FROM cpu WHERE time >= {day0} AND time < {end_ns}")),
+                    expect: 1,
+                },
+            ]
+        }
+        Kind::VictoriaMetrics => {
+            // An instant query at `end` looks back over the window in brackets: (end - 1d, end].
+            let at = (end_ns - 1) / 1_000_000_000;
+            vec![
+                Ask {
+                    name: "last point per host",
+                    path: "/api/v1/query",
+                    params: vec![("query", "last_over_time(cpu_usage_user[1d])".into()), ("time", at.to_string())],
+                    expect: hosts,
+                },
+                Ask {
+                    name: "mean/host/minute, 1h",
+                    path: "/api/v1/query_range",
+                    params: vec![
+                        ("query", "avg_over_time(cpu_usage_user[1m])".into()),
+                        ("start", (s(hour0) + 60).to_string()),
+                        ("end", s(end_ns).to_string()),
+                        ("step", "60".into()),
+                    ],
+                    expect: hosts * minutes,
+                },
+                Ask {
+                    name: "max over a day",
+                    path: "/api/v1/query",
+                    params: vec![("query", "max(max_over_time(cpu_usage_user[1d]))".into()), ("time", at.to_string())],
+                    expect: 1,
+                },
+            ]
+        }
+    }
+}
+
+/// Values in an answer: rows (Weir), points over all series (InfluxDB, VictoriaMetrics).
+fn values_in(kind: Kind, v: &Value) -> usize {
+    match kind {
+        Kind::Weir => v.as_array().map_or(0, |a| a.len()),
+        Kind::Influx16 => v["results"][0]["series"]
+            .as_array()
+            .map_or(0, |s| s.iter().map(|x| x["values"].as_array().map_or(0, |a| a.len())).sum()),
+        Kind::VictoriaMetrics => v["data"]["result"]
+            .as_array()
+            .map_or(0, |r| r.iter().map(|x| x["values"].as_array().map_or(1, |a| a.len())).sum()),
+    }
+}
+
+pub fn run(target: &Target, load: &Load, iterations: usize) -> Result<Vec<Row>> {
+    let timeline = Timeline::ending_an_hour_ago(1);
+    let loaded = ingest::drive(&target.write_url(), load, timeline, None, Some(timeline.ticks));
+    if loaded.errors > 0 {
+        return Err(anyhow!("{}: loading the data set failed: {}", target.kind.label(), loaded.first_error.unwrap_or_default()));
+    }
+    target.settle()?;
+    let end_ns = timeline.t0_ns + timeline.ticks as i64 * STEP_NS;
+    let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(120)).build();
+    let mut rows = Vec::new();
+    for ask in asks(target.kind, load.hosts, end_ns) {
+        let mut latencies = Vec::with_capacity(iterations);
+        let (mut errors, mut got, mut first_error) = (0u64, 0usize, None);
+        for _ in 0..iterations.max(1) {
+            let mut req = agent.get(&target.url(ask.path));
+            for (k, v) in &ask.params {
+                req = req.query(k, v);
+            }
+            let sent = Instant::now();
+            match req.call().map_err(|e| e.to_string()).and_then(|r| r.into_string().map_err(|e| e.to_string()).and_then(|t| serde_json::from_str::<Value>(&t).map_err(|e| e.to_string()))) {
+                Ok(v) => {
+                    latencies.push(sent.elapsed());
+                    got = values_in(target.kind, &v);
+                }
+                Err(e) => {
+                    errors += 1;
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        let mut note = format!("{got} of {} values", ask.expect);
+        if let Some(e) = first_error {
+            note.push_str(&format!("; first error: {}", e.chars().take(160).collect::<String>()));
+        }
+        if got < ask.expect {
+            note.push_str(" (SHORT ANSWER)");
+        }
+        rows.push(Row {
+            scenario: "query".into(),
+            target: target.kind.label().into(),
+            measure: ask.name.into(),
+            rate: None,
+            unit: "queries".into(),
+            latency: Latency::of(latencies),
+            errors,
+            note,
+        });
+    }
+    rows.push(Row { measure: "load data set".into(), ..loaded.row("query", target.kind.label(), load) });
+    Ok(rows)
+}

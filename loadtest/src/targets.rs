@@ -1,0 +1,199 @@
+//! The servers under test: Weir and its peers, each started on a free loopback port with a
+//! temporary data directory, and killed (directory removed) when dropped.
+//!
+//! It knows how to start each one, wait until it answers, and the URLs its write and query APIs
+//! live at. It never generates load; the scenarios do.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+
+/// Which server a target is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    Weir,
+    VictoriaMetrics,
+    Influx16,
+}
+
+impl Kind {
+    pub fn label(self) -> &'static str {
+        match self {
+            Kind::Weir => "weir",
+            Kind::VictoriaMetrics => "victoria-metrics",
+            Kind::Influx16 => "influxdb-1.6",
+        }
+    }
+}
+
+/// The database (InfluxDB) every scenario writes to. VictoriaMetrics ignores it.
+pub const DB: &str = "loadtest";
+
+pub struct Target {
+    pub kind: Kind,
+    pub base: String,
+    child: Child,
+    pub dir: tempfile::TempDir,
+}
+
+impl Target {
+    /// Weir at its default settings (1 s WAL flush, durable acks), but for `extra` flags.
+    pub fn weir(bin: &Path, extra: &[String]) -> Result<Target> {
+        let dir = tempfile::tempdir()?;
+        let plugins = dir.path().join("plugins");
+        std::fs::create_dir_all(&plugins)?;
+        let log = std::fs::File::create(dir.path().join("weir.log"))?;
+        let mut child = Command::new(bin)
+            .arg("serve")
+            .arg("--http-bind")
+            .arg("127.0.0.1:0")
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .arg("--plugin-dir")
+            .arg(&plugins)
+            .arg("--log-filter")
+            .arg("warn")
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting {}", bin.display()))?;
+        let stdout = child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(|l| l.ok()) {
+                if let Some(rest) = line.strip_prefix("weir listening on ") {
+                    let _ = tx.send(rest.split_whitespace().next().unwrap_or_default().to_string());
+                }
+            }
+        });
+        let base = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(base) => base,
+            Err(_) => {
+                let _ = child.kill();
+                bail!("weir did not start; see its log in {}", dir.path().display());
+            }
+        };
+        Ok(Target { kind: Kind::Weir, base, child, dir })
+    }
+
+    /// VictoriaMetrics from Debian's package, with its rollup cache off so that repeated
+    /// queries do real work (Weir and InfluxDB 1.6 cache no results either).
+    pub fn victoria_metrics() -> Result<Target> {
+        let dir = tempfile::tempdir()?;
+        let port = free_port()?;
+        let log = std::fs::File::create(dir.path().join("vm.log"))?;
+        let child = Command::new(find_bin("victoria-metrics")?)
+            .arg(format!("-storageDataPath={}", dir.path().join("data").display()))
+            .arg(format!("-httpListenAddr=127.0.0.1:{port}"))
+            .arg("-retentionPeriod=100y")
+            .arg("-search.disableCache")
+            .arg("-loggerLevel=ERROR")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .context("starting victoria-metrics (scripts/install-peers.sh installs it)")?;
+        let t = Target { kind: Kind::VictoriaMetrics, base: format!("http://127.0.0.1:{port}"), child, dir };
+        t.wait_ready("/health")?;
+        Ok(t)
+    }
+
+    /// InfluxDB 1.6 from Debian's package, at its defaults but for directories, ports and its
+    /// own logging and self-monitoring (off, as they would compete for the same cores).
+    pub fn influx16() -> Result<Target> {
+        let dir = tempfile::tempdir()?;
+        let (port, rpc) = (free_port()?, free_port()?);
+        let d = dir.path().display();
+        let config = format!(
+            "reporting-disabled = true\nbind-address = \"127.0.0.1:{rpc}\"\n\
+             [meta]\n  dir = \"{d}/meta\"\n\
+             [data]\n  dir = \"{d}/data\"\n  wal-dir = \"{d}/wal\"\n  query-log-enabled = false\n\
+             [http]\n  bind-address = \"127.0.0.1:{port}\"\n  log-enabled = false\n\
+             [monitor]\n  store-enabled = false\n\
+             [continuous_queries]\n  enabled = false\n"
+        );
+        let conf_path = dir.path().join("influxdb.conf");
+        std::fs::write(&conf_path, config)?;
+        let log = std::fs::File::create(dir.path().join("influxd.log"))?;
+        let child = Command::new(find_bin("influxd")?)
+            .arg("-config")
+            .arg(&conf_path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .context("starting influxd (scripts/install-peers.sh installs it)")?;
+        let t = Target { kind: Kind::Influx16, base: format!("http://127.0.0.1:{port}"), child, dir };
+        t.wait_ready("/ping")?;
+        let resp = ureq::post(&t.url("/query")).query("q", &format!("CREATE DATABASE {DB}")).call();
+        resp.map_err(|e| anyhow!("creating the InfluxDB database: {e}"))?;
+        Ok(t)
+    }
+
+    pub fn start(kind: Kind, weir_bin: &Path, weir_flags: &[String]) -> Result<Target> {
+        match kind {
+            Kind::Weir => Target::weir(weir_bin, weir_flags),
+            Kind::VictoriaMetrics => Target::victoria_metrics(),
+            Kind::Influx16 => Target::influx16(),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// Where line protocol goes: the InfluxDB 1.x `/write` endpoint all three speak.
+    pub fn write_url(&self) -> String {
+        self.url(&format!("/write?db={DB}&precision=ns"))
+    }
+
+    /// Makes everything written so far visible to queries (VictoriaMetrics buffers for ~1 s;
+    /// Weir and InfluxDB show a write once they have acked it).
+    pub fn settle(&self) -> Result<()> {
+        if self.kind == Kind::VictoriaMetrics {
+            ureq::get(&self.url("/internal/force_flush")).call().map_err(|e| anyhow!("force_flush: {e}"))?;
+            std::thread::sleep(Duration::from_secs(2));
+        }
+        Ok(())
+    }
+
+    fn wait_ready(&self, path: &str) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if ureq::get(&self.url(path)).timeout(Duration::from_secs(1)).call().is_ok() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        bail!("{} did not answer {path} within 60 s; see the logs in {}", self.kind.label(), self.dir.path().display())
+    }
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A port the OS had free a moment ago (peers take a fixed port, not port 0).
+pub fn free_port() -> Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// A program on PATH or in /usr/bin (Debian puts some servers where a user's PATH may not look).
+pub fn find_bin(name: &str) -> Result<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/bin"), PathBuf::from("/usr/sbin")])
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+        .ok_or_else(|| anyhow!("{name} is not installed (bash scripts/install-peers.sh installs the peers)"))
+}
