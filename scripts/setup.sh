@@ -2,6 +2,9 @@
 # Installs what building and testing Weir needs on a fresh Debian machine of this project's
 # kind, and nothing if it is already there. Safe to run again.
 set -euo pipefail
+# --build-only: what building the release binary needs, not the test tools (the Dockerfile).
+build_only=false
+[ "${1:-}" = "--build-only" ] && build_only=true
 
 need_apt=()
 command -v cc >/dev/null 2>&1 || need_apt+=(build-essential)
@@ -27,6 +30,6 @@ if ! command -v cargo >/dev/null 2>&1; then
   exit 1
 fi
 
-if ! cargo nextest --version >/dev/null 2>&1; then
+if ! $build_only && ! cargo nextest --version >/dev/null 2>&1; then
   cargo install cargo-nextest --locked
 fi

@@ -28,6 +28,37 @@ fn example_count_rows_counts_each_flush() {
     assert!(logs.iter().any(|(t, l, m)| t == "counter" && l == "INFO" && m == "table cpu had 2 rows"), "{logs:?}");
 }
 
+/// Writes are committed one by one as they arrive, but a `table:` trigger still gets one call per
+/// tick of the flush clock with the rows of every commit since the last tick: ten writes in
+/// quick succession, with a 3 s clock, reach the plugin in at most two calls (a tick may fall
+/// between them) holding all ten rows.
+#[test]
+fn a_flush_event_holds_every_commit_since_the_last_tick() {
+    let s = Server::start(&["--wal-flush-interval", "3s"]);
+    s.add_example("count_rows.py");
+    let (status, body) = s.post_json("/api/v3/configure/database", &json!({"db": "db"}));
+    assert_eq!(status, 200, "{body}");
+    s.create_trigger("db", "counter", "count_rows.py", "table:cpu", Some(json!({"measurement": "counts"})), json!({}));
+    for i in 0..10 {
+        assert_eq!(s.write("db", &format!("cpu,host=a usage={i} {}", 100 + i)).0, 204);
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let calls = loop {
+        let calls: Vec<i64> = s
+            .try_query("db", "SELECT rows FROM counts")
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|r| r["rows"].as_i64())
+            .collect();
+        if calls.iter().sum::<i64>() >= 10 || std::time::Instant::now() > deadline {
+            break calls;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert_eq!(calls.iter().sum::<i64>(), 10, "every row reaches the plugin once: {calls:?}");
+    assert!(calls.len() <= 2, "one call per tick, not per commit: {calls:?}");
+}
+
 #[test]
 fn invariant_4_plugin_exception_affects_only_its_trigger() {
     let s = Server::start(&[]);

@@ -57,3 +57,37 @@ fn counts_calls_and_errors_per_trigger() {
     });
     assert_eq!(m(&text, "weir_trigger_errors_total", "good"), 0.0);
 }
+
+/// The profiling endpoints sample the running server: an SVG flamegraph, a pprof protobuf, one
+/// profile at a time (409 for a second), and a clear 400 for a bad duration.
+#[test]
+fn pprof_profile_and_flamegraph() {
+    use std::io::Read;
+    let s = Server::start(&[]);
+    let url = s.url("/debug/pprof/flamegraph?seconds=2");
+    let busy = std::thread::spawn(move || common::send(ureq::get(&url), None));
+    // Work for the profiler to see while it samples, and a second profile that must wait.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let (status, body) = s.get("/debug/pprof/profile?seconds=1");
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains("already"), "{body}");
+    for i in 0..50 {
+        assert_eq!(s.write("p", &format!("cpu v={i} {i}")).0, 204);
+    }
+    let (status, svg) = busy.join().unwrap();
+    assert_eq!(status, 200);
+    assert!(svg.contains("<svg"), "{}", &svg[..svg.len().min(200)]);
+
+    let resp = ureq::get(&s.url("/debug/pprof/profile?seconds=1")).call().unwrap();
+    assert_eq!(resp.header("Content-Type"), Some("application/octet-stream"));
+    let mut bytes = Vec::new();
+    resp.into_reader().read_to_end(&mut bytes).unwrap();
+    // A pprof Profile starts with field 1 (sample_type), length-delimited: tag byte 0x0a.
+    assert_eq!(bytes.first(), Some(&0x0a), "{} bytes", bytes.len());
+
+    for bad in ["0", "abc", "301"] {
+        let (status, body) = s.get(&format!("/debug/pprof/profile?seconds={bad}"));
+        assert_eq!(status, 400, "{bad}: {body}");
+        assert!(body.contains("seconds must be"), "{body}");
+    }
+}

@@ -11,6 +11,7 @@ mod engine;
 pub mod error;
 pub mod io;
 pub mod paths;
+mod profile;
 mod query;
 pub mod write;
 
@@ -111,6 +112,8 @@ pub async fn handle(api: &Api, parts: Parts, body: Bytes) -> Result<Resp, ApiErr
             r
         }
         paths::METRICS if m == Method::GET => Ok(api.metrics.response(&api.engine)),
+        paths::PPROF_PROFILE if m == Method::GET => profile::profile(&qs, profile::Format::Pprof).await,
+        paths::PPROF_FLAMEGRAPH if m == Method::GET => profile::profile(&qs, profile::Format::Flamegraph).await,
         paths::CONFIGURE_DATABASE => match *m {
             Method::GET => configure::list_databases(&api.catalog, &qs),
             Method::POST => configure::create_database(&api.catalog, &body, &qs),
@@ -140,6 +143,8 @@ pub async fn handle(api: &Api, parts: Parts, body: Bytes) -> Result<Resp, ApiErr
         | paths::PING
         | paths::QUERY_SQL
         | paths::METRICS
+        | paths::PPROF_PROFILE
+        | paths::PPROF_FLAMEGRAPH
         | paths::WRITE_V1
         | paths::WRITE_V2
         | paths::WRITE_V3
