@@ -21,7 +21,8 @@ base=$(sed -n 's/^weir listening on \([^ ]*\).*/\1/p' "$work/out" | head -1)
 [ -n "$base" ] || { echo "smoke: weir did not start"; cat "$work/log"; exit 1; }
 fail() { echo "smoke: $*"; cat "$work/log"; exit 1; }
 curl -fsS "$base/health" >/dev/null || fail "/health"
-curl -fsS -XPOST "$base/api/v3/write_lp?db=smoke" --data-binary 'cpu,host=a usage=1 1' || fail "first write"
+curl -fsS -XPOST "$base/api/v3/configure/database" -H 'Content-Type: application/json' -d '{"db":"smoke"}' >/dev/null \
+  || fail "creating the database"
 curl -fsS -XPOST "$base/api/v3/configure/processing_engine_trigger" -H 'Content-Type: application/json' \
   -d '{"db":"smoke","trigger_name":"counter","plugin_filename":"count_rows.py","trigger_specification":"table:cpu","trigger_settings":{}}' \
   >/dev/null || fail "creating a trigger"
