@@ -42,19 +42,11 @@ fn a_flush_event_holds_every_commit_since_the_last_tick() {
     for i in 0..10 {
         assert_eq!(s.write("db", &format!("cpu,host=a usage={i} {}", 100 + i)).0, 204);
     }
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    let calls = loop {
-        let calls: Vec<i64> = s
-            .try_query("db", "SELECT rows FROM counts")
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|r| r["rows"].as_i64())
-            .collect();
-        if calls.iter().sum::<i64>() >= 10 || std::time::Instant::now() > deadline {
-            break calls;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    };
+    let calls = wait_for(30, "ten rows counted", || {
+        let calls: Vec<i64> =
+            s.try_query("db", "SELECT rows FROM counts").unwrap_or_default().iter().filter_map(|r| r["rows"].as_i64()).collect();
+        (calls.iter().sum::<i64>() >= 10).then_some(calls)
+    });
     assert_eq!(calls.iter().sum::<i64>(), 10, "every row reaches the plugin once: {calls:?}");
     assert!(calls.len() <= 2, "one call per tick, not per commit: {calls:?}");
 }

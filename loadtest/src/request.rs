@@ -12,7 +12,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde_json::json;
 
 use crate::report::{Latency, Row};
-use crate::targets::{find_bin, free_port, Target, DB};
+use crate::targets::{find_bin, free_port, Target};
 
 const PLUGIN: &str = r#"def process_request(influxdb3_local, query_parameters, request_headers, request_body, args=None):
     return {"hello": "world"}
@@ -38,16 +38,7 @@ pub struct Wrk {
 
 /// Runs the request trigger on a started Weir.
 pub fn weir(target: &Target, wrk: &Wrk) -> Result<Row> {
-    std::fs::write(target.dir.path().join("plugins/lt_hello.py"), PLUGIN)?;
-    ureq::post(&target.write_url()).send_string("probe,probe=warmup v=1i").map_err(|e| anyhow!("first write: {e}"))?;
-    let body = json!({
-        "db": DB, "trigger_name": "lt_hello", "plugin_filename": "lt_hello.py",
-        "trigger_specification": "request:lt_hello", "trigger_settings": {"run_async": false, "error_behavior": "log"},
-    });
-    ureq::post(&target.url("/api/v3/configure/processing_engine_trigger"))
-        .set("Content-Type", "application/json")
-        .send_string(&body.to_string())
-        .map_err(|e| anyhow!("creating the request trigger: {e}"))?;
+    target.create_trigger("lt_hello", PLUGIN, "request:lt_hello")?;
     let url = target.url("/api/v3/engine/lt_hello");
     check_answer(&url)?;
     run_wrk(&url, wrk, "weir")

@@ -88,21 +88,14 @@ impl Target {
     pub fn victoria_metrics() -> Result<Target> {
         let dir = tempfile::tempdir()?;
         let port = free_port()?;
-        let log = std::fs::File::create(dir.path().join("vm.log"))?;
-        let child = Command::new(find_bin("victoria-metrics")?)
-            .arg(format!("-storageDataPath={}", dir.path().join("data").display()))
-            .arg(format!("-httpListenAddr=127.0.0.1:{port}"))
-            .arg("-retentionPeriod=100y")
-            .arg("-search.disableCache")
-            .arg("-loggerLevel=ERROR")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .context("starting victoria-metrics (scripts/install-peers.sh installs it)")?;
-        let t = Target { kind: Kind::VictoriaMetrics, base: format!("http://127.0.0.1:{port}"), child, dir };
-        t.wait_ready("/health")?;
-        Ok(t)
+        let args = [
+            format!("-storageDataPath={}", dir.path().join("data").display()),
+            format!("-httpListenAddr=127.0.0.1:{port}"),
+            "-retentionPeriod=100y".into(),
+            "-search.disableCache".into(),
+            "-loggerLevel=ERROR".into(),
+        ];
+        Target::start_peer(Kind::VictoriaMetrics, dir, port, "victoria-metrics", &args, "/health")
     }
 
     /// InfluxDB 1.6 from Debian's package, at its defaults but for directories, ports and its
@@ -121,20 +114,43 @@ impl Target {
         );
         let conf_path = dir.path().join("influxdb.conf");
         std::fs::write(&conf_path, config)?;
-        let log = std::fs::File::create(dir.path().join("influxd.log"))?;
-        let child = Command::new(find_bin("influxd")?)
-            .arg("-config")
-            .arg(&conf_path)
+        let args = ["-config".to_string(), conf_path.display().to_string()];
+        let t = Target::start_peer(Kind::Influx16, dir, port, "influxd", &args, "/ping")?;
+        let resp = ureq::post(&t.url("/query")).query("q", &format!("CREATE DATABASE {DB}")).call();
+        resp.map_err(|e| anyhow!("creating the InfluxDB database: {e}"))?;
+        Ok(t)
+    }
+
+    /// Starts a peer's `program` (logging to DIR/PROGRAM.log) listening on `port`, and waits
+    /// until it answers `ready_path`.
+    fn start_peer(kind: Kind, dir: tempfile::TempDir, port: u16, program: &str, args: &[String], ready_path: &str) -> Result<Target> {
+        let log = std::fs::File::create(dir.path().join(format!("{program}.log")))?;
+        let child = Command::new(find_bin(program)?)
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
-            .context("starting influxd (scripts/install-peers.sh installs it)")?;
-        let t = Target { kind: Kind::Influx16, base: format!("http://127.0.0.1:{port}"), child, dir };
-        t.wait_ready("/ping")?;
-        let resp = ureq::post(&t.url("/query")).query("q", &format!("CREATE DATABASE {DB}")).call();
-        resp.map_err(|e| anyhow!("creating the InfluxDB database: {e}"))?;
+            .with_context(|| format!("starting {program} (scripts/install-peers.sh installs it)"))?;
+        let t = Target { kind, base: format!("http://127.0.0.1:{port}"), child, dir };
+        t.wait_ready(ready_path)?;
         Ok(t)
+    }
+
+    /// Puts `source` in the plugin dir as `NAME.py` and creates trigger NAME on `spec` (sync,
+    /// errors logged), first writing one line so that the database exists.
+    pub fn create_trigger(&self, name: &str, source: &str, spec: &str) -> Result<()> {
+        std::fs::write(self.dir.path().join(format!("plugins/{name}.py")), source)?;
+        ureq::post(&self.write_url()).send_string("probe,probe=warmup v=1i").map_err(|e| anyhow!("first write: {e}"))?;
+        let body = serde_json::json!({
+            "db": DB, "trigger_name": name, "plugin_filename": format!("{name}.py"),
+            "trigger_specification": spec, "trigger_settings": {"run_async": false, "error_behavior": "log"},
+        });
+        ureq::post(&self.url("/api/v3/configure/processing_engine_trigger"))
+            .set("Content-Type", "application/json")
+            .send_string(&body.to_string())
+            .map_err(|e| anyhow!("creating trigger {name}: {e}"))?;
+        Ok(())
     }
 
     pub fn start(kind: Kind, weir_bin: &Path, weir_flags: &[String]) -> Result<Target> {

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Result};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::report::{Latency, Row};
 use crate::targets::{Target, DB};
@@ -29,16 +29,7 @@ def process_writes(influxdb3_local, table_batches, args=None):
 "#;
 
 pub fn run(target: &Target, samples: usize, connections: usize) -> Result<Vec<Row>> {
-    std::fs::write(target.dir.path().join("plugins/lt_seen.py"), PLUGIN)?;
-    ureq::post(&target.write_url()).send_string("probe,probe=warmup v=1i").map_err(|e| anyhow!("first write: {e}"))?;
-    let body = json!({
-        "db": DB, "trigger_name": "lt_seen", "plugin_filename": "lt_seen.py",
-        "trigger_specification": "table:probe", "trigger_settings": {"run_async": false, "error_behavior": "log"},
-    });
-    ureq::post(&target.url("/api/v3/configure/processing_engine_trigger"))
-        .set("Content-Type", "application/json")
-        .send_string(&body.to_string())
-        .map_err(|e| anyhow!("creating the trigger: {e}"))?;
+    target.create_trigger("lt_seen", PLUGIN, "table:probe")?;
 
     // Each connection sends its share of probes one after another, at staggered starts so the
     // probes fall at every phase of the flush clock.
