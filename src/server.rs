@@ -186,7 +186,9 @@ async fn run_shard(s: ShardStart, ready: std::sync::mpsc::Sender<anyhow::Result<
     glommio::spawn_local(shard.clone().run_flusher(wal, s.clock_start, s.flush_interval, s.first_epoch, s.merger))
         .detach();
     glommio::spawn_local(crate::engine::ingest::serve(shard.clone(), s.ingest)).detach();
-    let ctx = Rc::new(ShardContext { shard, api: s.api, runtime: s.runtime });
+    let deadlines = Rc::new(crate::http::deadline::Deadlines::default());
+    glommio::spawn_local(deadlines.clone().run()).detach();
+    let ctx = Rc::new(ShardContext { shard, api: s.api, runtime: s.runtime, deadlines });
     let _ = ready.send(Ok(local));
     loop {
         let stream = match listener.accept().await {

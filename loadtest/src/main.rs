@@ -129,6 +129,8 @@ fn main() -> Result<()> {
         eprintln!("request: weir for {} s ...", wrk.seconds);
         let target = start(Kind::Weir)?;
         report.rows.push(request::weir(&target, &wrk)?);
+        eprintln!("request: weir /health (the HTTP layer's ceiling) for {} s ...", wrk.seconds);
+        report.rows.push(request::weir_ceiling(&target, &wrk)?);
         drop(target);
         if args.peers.contains(&Peer::Uvicorn) {
             eprintln!("request: uvicorn for {} s ...", wrk.seconds);

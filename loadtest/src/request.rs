@@ -41,7 +41,13 @@ pub fn weir(target: &Target, wrk: &Wrk) -> Result<Row> {
     target.create_trigger("lt_hello", PLUGIN, "request:lt_hello")?;
     let url = target.url("/api/v3/engine/lt_hello");
     check_answer(&url)?;
-    run_wrk(&url, wrk, "weir")
+    run_wrk(&url, wrk, "weir", HELLO)
+}
+
+/// The same load on Weir's `/health`, answered by the HTTP layer with no Python: the most a
+/// request trigger could reach on this machine, for reading the figure above.
+pub fn weir_ceiling(target: &Target, wrk: &Wrk) -> Result<Row> {
+    run_wrk(&target.url("/health"), wrk, "weir", "static /health, no Python")
 }
 
 /// Starts uvicorn with the same answer and runs the same load on it.
@@ -70,7 +76,7 @@ pub fn uvicorn(wrk: &Wrk) -> Result<Row> {
         }
         std::thread::sleep(Duration::from_millis(100));
     };
-    let result = if ready { check_answer(&url).and_then(|()| run_wrk(&url, wrk, "uvicorn")) } else { Err(anyhow!("uvicorn did not start")) };
+    let result = if ready { check_answer(&url).and_then(|()| run_wrk(&url, wrk, "uvicorn", HELLO)) } else { Err(anyhow!("uvicorn did not start")) };
     let _ = child.kill();
     let _ = child.wait();
     result
@@ -103,7 +109,10 @@ fn uvicorn_venv() -> Result<PathBuf> {
     Ok(venv)
 }
 
-fn run_wrk(url: &str, wrk: &Wrk, target: &str) -> Result<Row> {
+/// What both servers answer, and the measure their rows share.
+const HELLO: &str = "hello JSON";
+
+fn run_wrk(url: &str, wrk: &Wrk, target: &str, measure: &str) -> Result<Row> {
     let out = Command::new(find_bin("wrk")?)
         .arg(format!("-t{}", wrk.threads))
         .arg(format!("-c{}", wrk.connections))
@@ -120,7 +129,7 @@ fn run_wrk(url: &str, wrk: &Wrk, target: &str) -> Result<Row> {
     Ok(Row {
         scenario: "request".into(),
         target: target.into(),
-        measure: "hello JSON".into(),
+        measure: measure.into(),
         rate: Some(parsed.rps),
         unit: "req".into(),
         latency: Latency { count: parsed.requests, p50_ms: parsed.p50_ms, p99_ms: parsed.p99_ms, max_ms: parsed.max_ms },

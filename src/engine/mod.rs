@@ -122,6 +122,41 @@ pub enum Event {
     Request(Arc<request::RequestCall>),
 }
 
+/// What [`Inner::try_enqueue`] did with an event.
+enum Enqueued {
+    Yes,
+    /// The trigger is disabled or deleted: the event is dropped.
+    Stopped,
+    /// The trigger's queue is full: the event is handed back.
+    Full(Event),
+}
+
+/// A request handed to its trigger, whose answer is still to come.
+pub struct PendingReply {
+    reply: futures_channel::oneshot::Receiver<request::Reply>,
+    /// How long to wait before giving up on the answer (the caller's runtime keeps the time).
+    pub bound: Duration,
+    trigger: String,
+}
+
+impl PendingReply {
+    /// The plugin's answer, or `Timeout` once `expired` completes first: pass a timer of
+    /// [`PendingReply::bound`] from the runtime the caller runs on.
+    pub async fn wait(self, expired: impl std::future::Future<Output = ()>) -> Result<request::Reply, EngineError> {
+        let PendingReply { reply, bound, trigger } = self;
+        let answered = futures_lite::future::or(async { Some(reply.await) }, async {
+            expired.await;
+            None
+        })
+        .await;
+        match answered {
+            Some(Ok(r)) => Ok(r),
+            Some(Err(_)) => Err(EngineError::Unavailable(format!("trigger '{trigger}' was disabled before it answered"))),
+            None => Err(EngineError::Timeout(format!("trigger '{trigger}' did not answer within {} ms", bound.as_millis()))),
+        }
+    }
+}
+
 /// Per-trigger counters, for `/metrics`.
 #[derive(Default)]
 pub struct TriggerStats {
@@ -201,6 +236,18 @@ struct Running {
 #[derive(Default)]
 struct Slot {
     running: Mutex<Option<Running>>,
+    /// The executor thread's Python ident (`threading.get_ident()`), looked up once.
+    ident: std::sync::OnceLock<i64>,
+}
+
+impl Slot {
+    fn thread_ident(&self, py: Python<'_>) -> PyResult<i64> {
+        if let Some(i) = self.ident.get() {
+            return Ok(*i);
+        }
+        let ident = py.import("threading")?.call_method0("get_ident")?.extract::<u64>()? as i64;
+        Ok(*self.ident.get_or_init(|| ident))
+    }
 }
 
 struct Inner {
@@ -426,14 +473,16 @@ impl Engine {
         }
     }
 
-    /// Serves `/api/v3/engine/PATH` with the request trigger of that path.
-    pub async fn request(
+    /// Hands a request to `/api/v3/engine/PATH` to the request trigger of that path. Never
+    /// blocks: a trigger already holding its queue's worth of requests refuses with
+    /// `Unavailable`. The caller awaits the answer with [`PendingReply::wait`] on its own runtime.
+    pub fn start_request(
         &self,
         path: &str,
         query: Vec<(String, String)>,
         headers: Vec<(String, Vec<u8>)>,
         body: bytes::Bytes,
-    ) -> Result<request::Reply, EngineError> {
+    ) -> Result<PendingReply, EngineError> {
         let runner = self
             .inner
             .runners
@@ -443,15 +492,19 @@ impl Engine {
             .cloned()
             .ok_or_else(|| EngineError::NoRoute(path.to_string()))?;
         let (call, reply) = request::RequestCall::new(query, headers, body);
-        self.inner.enqueue(&runner, Event::Request(Arc::new(call)));
+        match self.inner.try_enqueue(&runner, Event::Request(Arc::new(call))) {
+            Enqueued::Yes => {}
+            Enqueued::Stopped => return Err(EngineError::Unavailable(format!("trigger '{}' is disabled", runner.def.name))),
+            Enqueued::Full(_) => {
+                return Err(EngineError::Unavailable(format!(
+                    "trigger '{}' already has {TRIGGER_QUEUE_EVENTS} requests waiting; try again later",
+                    runner.def.name
+                )))
+            }
+        }
         // The watchdog answers 504 at the limit; this bound only covers a call that could not
         // even start (every executor stuck in C code) so the client is never left hanging.
-        let bound = runner.timeout + Duration::from_secs(5);
-        match tokio::time::timeout(bound, reply).await {
-            Ok(Ok(r)) => Ok(r),
-            Ok(Err(_)) => Err(EngineError::Unavailable(format!("trigger '{}' was disabled before it answered", runner.def.name))),
-            Err(_) => Err(EngineError::Timeout(format!("trigger '{}' did not answer within {} ms", runner.def.name, bound.as_millis()))),
-        }
+        Ok(PendingReply { reply, bound: runner.timeout + Duration::from_secs(5), trigger: runner.def.name.to_string() })
     }
 
     /// pip-installs into the plugin venv (on a blocking thread), then makes the new packages
@@ -597,32 +650,43 @@ impl Inner {
         let _ = self.work_tx.send(work);
     }
 
-    fn enqueue(&self, r: &Arc<Runner>, event: Event) {
+    /// Queues an event for a trigger, waiting while the trigger is [`TRIGGER_QUEUE_EVENTS`]
+    /// behind: back-pressure, never a dropped event. Only for threads that may block.
+    fn enqueue(&self, r: &Arc<Runner>, mut event: Event) {
         loop {
-            if r.stopped.load(Ordering::Acquire) {
-                return;
+            match self.try_enqueue(r, event) {
+                Enqueued::Yes | Enqueued::Stopped => return,
+                Enqueued::Full(e) => event = e,
             }
-            if r.def.run_async {
-                if r.in_flight.load(Ordering::Acquire) < TRIGGER_QUEUE_EVENTS {
-                    r.in_flight.fetch_add(1, Ordering::AcqRel);
-                    self.send(Work::Async { runner: r.clone(), event, attempt: 0 });
-                    return;
-                }
-            } else {
-                let mut st = r.state.lock();
-                if st.queue.len() < TRIGGER_QUEUE_EVENTS {
-                    st.queue.push_back(event);
-                    if !st.scheduled {
-                        st.scheduled = true;
-                        drop(st);
-                        self.send(Work::Sync(r.clone()));
-                    }
-                    return;
-                }
-            }
-            // Back-pressure: this trigger is behind. Wait for it rather than drop an event.
             std::thread::sleep(Duration::from_millis(1));
         }
+    }
+
+    /// Queues an event for a trigger unless the trigger is stopped or full.
+    fn try_enqueue(&self, r: &Arc<Runner>, event: Event) -> Enqueued {
+        if r.stopped.load(Ordering::Acquire) {
+            return Enqueued::Stopped;
+        }
+        if r.def.run_async {
+            // Reserved first, so concurrent callers cannot together pass the bound.
+            if r.in_flight.fetch_add(1, Ordering::AcqRel) < TRIGGER_QUEUE_EVENTS {
+                self.send(Work::Async { runner: r.clone(), event, attempt: 0 });
+                return Enqueued::Yes;
+            }
+            r.in_flight.fetch_sub(1, Ordering::AcqRel);
+            return Enqueued::Full(event);
+        }
+        let mut st = r.state.lock();
+        if st.queue.len() >= TRIGGER_QUEUE_EVENTS {
+            return Enqueued::Full(event);
+        }
+        st.queue.push_back(event);
+        if !st.scheduled {
+            st.scheduled = true;
+            drop(st);
+            self.send(Work::Sync(r.clone()));
+        }
+        Enqueued::Yes
     }
 
     fn later(&self, delay: Duration, work: Work) {
@@ -752,7 +816,7 @@ impl Inner {
             let mut run = || -> PyResult<Option<Bound<'_, PyAny>>> {
                 let local = Py::new(py, PluginApi::new(ctx.clone()))?;
                 let args = args_dict(py, r.def.arguments.as_ref())?;
-                let ident: i64 = py.import("threading")?.call_method0("get_ident")?.extract::<u64>()? as i64;
+                let ident = slot.thread_ident(py)?;
                 let call_args = call_args(py, local, event, &r.db, &r.spec, args)?;
                 *slot.running.lock() = Some(Running { thread_ident: ident, deadline: Instant::now() + r.timeout, interrupted: false });
                 let out = func.call1(call_args);

@@ -69,6 +69,8 @@ pub fn fetch_gh(plugin_dir: &Path, repo: &str, name: &str) -> Result<(), PluginE
 type Stamp = Vec<(PathBuf, SystemTime, u64)>;
 
 struct Loaded {
+    /// The name triggers use for it (`x.py`, `gh:x.py`, `pkg`).
+    name: String,
     module: Py<PyModule>,
     stamp: Stamp,
 }
@@ -115,6 +117,9 @@ impl PluginLoader {
 
     /// The plugin's module, loaded or reloaded as needed.
     pub fn load<'py>(&self, py: Python<'py>, name: &str) -> Result<Bound<'py, PyModule>, PluginError> {
+        if let Some(module) = self.unchanged_file(py, name) {
+            return Ok(module);
+        }
         let path = self.resolve(name)?;
         let stamp = stamp(&path);
         if let Some(l) = self.loaded.lock().get(&path) {
@@ -127,8 +132,22 @@ impl PluginLoader {
             name: name.to_string(),
             detail: format_exception(py, &e),
         })?;
-        self.loaded.lock().insert(path, Loaded { module: module.clone().unbind(), stamp });
+        self.loaded.lock().insert(path, Loaded { name: name.to_string(), module: module.clone().unbind(), stamp });
         Ok(module)
+    }
+
+    /// The loaded module of a single-file plugin whose file is unchanged, at the cost of one
+    /// `stat` (this runs on every call). Anything else, including a file that is gone or has
+    /// become a directory, takes the full path through `resolve`.
+    fn unchanged_file<'py>(&self, py: Python<'py>, name: &str) -> Option<Bound<'py, PyModule>> {
+        let loaded = self.loaded.lock();
+        let (path, l) = loaded.iter().find(|(_, l)| l.name == name)?;
+        let [(file, mtime, len)] = l.stamp.as_slice() else { return None };
+        if file != path {
+            return None;
+        }
+        let meta = std::fs::metadata(path).ok()?;
+        (meta.is_file() && meta.modified().ok()? == *mtime && meta.len() == *len).then(|| l.module.bind(py).clone())
     }
 
     /// Loads the plugin and checks it defines `function`.

@@ -11,7 +11,8 @@ use bytes::Bytes;
 use futures_channel::oneshot;
 use parking_lot::Mutex;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict};
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyBytes, PyDict, PyList, PyString};
 
 /// What the plugin's answer became.
 #[derive(Debug)]
@@ -74,10 +75,25 @@ impl RequestCall {
     }
 
     /// Answers with what the plugin returned; an unusable return value is an error.
+    ///
+    /// The common answers (a plain `dict`/`list` as JSON, a `str` as HTML) are encoded here, as
+    /// `weir_runtime._response` would, without its type probing; every other shape goes to it.
     pub fn answer_from_python(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<()> {
-        let normalized = py.import("weir_runtime")?.call_method1("_response", (value,))?;
-        let (status, headers, body): (u16, Vec<(String, String)>, Vec<u8>) = normalized.extract()?;
-        self.answer(Reply { status, headers, body });
+        static DUMPS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+        static RESPONSE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+        let reply = if value.is_exact_instance_of::<PyDict>() || value.is_exact_instance_of::<PyList>() {
+            let text = DUMPS.import(py, "json", "dumps")?.call1((value,))?;
+            let body = text.cast::<PyString>()?.to_str()?.as_bytes().to_vec();
+            Reply { status: 200, headers: vec![("Content-Type".into(), "application/json".into())], body }
+        } else if let Ok(s) = value.cast_exact::<PyString>() {
+            let body = s.to_str()?.as_bytes().to_vec();
+            Reply { status: 200, headers: vec![("Content-Type".into(), "text/html; charset=utf-8".into())], body }
+        } else {
+            let normalized = RESPONSE.import(py, "weir_runtime", "_response")?.call1((value,))?;
+            let (status, headers, body): (u16, Vec<(String, String)>, Vec<u8>) = normalized.extract()?;
+            Reply { status, headers, body }
+        };
+        self.answer(reply);
         Ok(())
     }
 }

@@ -191,8 +191,14 @@ pub async fn install_requirements(engine: &Engine, body: &[u8]) -> Result<Resp, 
     Ok(empty_response(StatusCode::OK))
 }
 
-/// `GET|POST /api/v3/engine/PATH`: the request trigger of PATH answers.
-pub async fn serve_request(engine: &Engine, parts: &hyper::http::request::Parts, body: bytes::Bytes) -> Result<Resp, ApiError> {
+/// `GET|POST /api/v3/engine/PATH`: the request trigger of PATH answers. Runs on the shard that
+/// read the request (glommio), so the only thread hops are to the Python executor and back.
+pub async fn serve_request(
+    engine: &Engine,
+    deadlines: &super::deadline::Deadlines,
+    parts: &hyper::http::request::Parts,
+    body: bytes::Bytes,
+) -> Result<Resp, ApiError> {
     let path = parts.uri.path().trim_start_matches(super::paths::ENGINE_PREFIX).to_string();
     let query: Vec<(String, String)> = parts
         .uri
@@ -201,7 +207,9 @@ pub async fn serve_request(engine: &Engine, parts: &hyper::http::request::Parts,
         .unwrap_or_default();
     let headers: Vec<(String, Vec<u8>)> =
         parts.headers.iter().map(|(k, v)| (k.as_str().to_string(), v.as_bytes().to_vec())).collect();
-    let reply = engine.request(&path, query, headers, body).await?;
+    let pending = engine.start_request(&path, query, headers, body)?;
+    let bound = pending.bound;
+    let reply = pending.wait(deadlines.after(bound)).await?;
     let mut r = hyper::Response::new(http_body_util::Full::new(bytes::Bytes::from(reply.body)));
     *r.status_mut() = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     for (k, v) in reply.headers {

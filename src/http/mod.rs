@@ -3,10 +3,13 @@
 //! Every request arrives on a shard (glommio). Writes are served right there, on the shard that
 //! owns the WAL they go to. Everything else is read off the socket by the shard and handed to
 //! the query runtime (tokio), whose answer comes back on a one-shot channel: the shard never
-//! blocks on a query, and DataFusion never runs on a shard.
+//! blocks on a query, and DataFusion never runs on a shard. Two exceptions: health and ping are
+//! answered on the shard, and request triggers go from the shard straight to the Python
+//! executors, the shard awaiting the answer.
 
 pub mod body;
 mod configure;
+pub mod deadline;
 mod engine;
 pub mod error;
 pub mod io;
@@ -50,6 +53,8 @@ pub struct ShardContext {
     pub shard: Rc<Shard>,
     pub api: Arc<Api>,
     pub runtime: tokio::runtime::Handle,
+    /// Bounds on waits for request-trigger answers.
+    pub deadlines: Rc<deadline::Deadlines>,
 }
 
 fn write_flavor(method: &Method, path: &str) -> Option<Flavor> {
@@ -85,6 +90,15 @@ async fn route(ctx: &Rc<ShardContext>, req: Request<Incoming>) -> Result<Resp, A
         return write::write(&ctx.shard, params, &body).await;
     }
     let (parts, body) = read_body(req, limit).await?;
+    // Answers that need nothing of the query runtime are given right here.
+    match (parts.uri.path(), &parts.method) {
+        (paths::HEALTH, &Method::GET | &Method::HEAD) => return Ok(text(StatusCode::OK, "OK")),
+        (paths::PING, &Method::GET | &Method::POST | &Method::HEAD) => return Ok(ping()),
+        _ => {}
+    }
+    if parts.uri.path().starts_with(paths::ENGINE_PREFIX) && (parts.method == Method::GET || parts.method == Method::POST) {
+        return engine::serve_request(&ctx.api.engine, &ctx.deadlines, &parts, body).await;
+    }
     let (tx, rx) = futures_channel::oneshot::channel();
     let api = ctx.api.clone();
     ctx.runtime.spawn(async move {
@@ -136,9 +150,6 @@ pub async fn handle(api: &Api, parts: Parts, body: Bytes) -> Result<Resp, ApiErr
         paths::PLUGIN_TEST_SCHEDULE if m == Method::POST => engine::test_schedule(&api.engine, &body).await,
         paths::INSTALL_PACKAGES if m == Method::POST => engine::install_packages(&api.engine, &body).await,
         paths::INSTALL_REQUIREMENTS if m == Method::POST => engine::install_requirements(&api.engine, &body).await,
-        p if p.starts_with(paths::ENGINE_PREFIX) && (m == Method::GET || m == Method::POST) => {
-            engine::serve_request(&api.engine, &parts, body).await
-        }
         paths::HEALTH
         | paths::PING
         | paths::QUERY_SQL
