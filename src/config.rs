@@ -49,7 +49,8 @@ pub struct ServeConfig {
     #[arg(long, env = "WEIR_WITHOUT_AUTH")]
     pub without_auth: bool,
 
-    /// Ingest shards (threads, one per core). Default: half the cores, at least one.
+    /// Ingest shards (threads, one per core). Default: three cores of every four, and every core
+    /// below four (a 2-core machine ingests on both; Python and queries share them).
     #[arg(long, env = "WEIR_SHARDS")]
     pub shards: Option<usize>,
 
@@ -78,6 +79,11 @@ pub struct ServeConfig {
     )]
     pub plugin_repo: String,
 
+    /// How long freed memory stays mapped for reuse before the allocator returns it to the OS
+    /// (`-1`: never; `0`: at once). Short delays make every large write fault in fresh pages.
+    #[arg(long, env = "WEIR_ALLOCATOR_PURGE_DELAY_MS", default_value_t = 10_000, allow_hyphen_values = true)]
+    pub allocator_purge_delay_ms: i64,
+
     /// Log filter (tracing's EnvFilter syntax).
     #[arg(long, env = "WEIR_LOG_FILTER", default_value = "info")]
     pub log_filter: String,
@@ -85,7 +91,7 @@ pub struct ServeConfig {
 
 impl ServeConfig {
     pub fn shard_count(&self) -> usize {
-        self.shards.unwrap_or_else(|| (cores() / 2).max(1)).max(1)
+        self.shards.unwrap_or_else(|| cores() - cores() / 4).max(1)
     }
 
     pub fn py_executor_count(&self) -> usize {

@@ -3,6 +3,7 @@
 //! Where things live: [`server`] wires the threads, [`http`] routes requests, [`query`] runs
 //! SQL, [`engine`] runs Python plugins on triggers, [`cli`] is the command line; the data path itself is the `pipeline` crate.
 
+pub mod alloc;
 pub mod cli;
 pub mod config;
 pub mod engine;

@@ -124,7 +124,9 @@ fn example_query_params_reads_with_placeholders() {
 
 #[test]
 fn invariant_5_sync_trigger_calls_one_at_a_time_in_wal_order() {
-    let s = Server::start(&[]);
+    // Two shards whatever the machine: each write below may land on either, and a write acked
+    // before the next is sent must still come first.
+    let s = Server::start(&["--shards", "2"]);
     // Records each call's ids; flags any overlap or any id not above the last one seen.
     s.add_plugin(
         "ordered.py",
@@ -153,7 +155,7 @@ def process_writes(influxdb3_local, table_batches, args=None):
     // Concurrent writers, each with increasing ids in its own range, would not give one WAL
     // order; one writer sending quickly gives many flushes queued behind a slow plugin.
     for id in 1..=60i64 {
-        assert_eq!(s.post("/api/v3/write_lp?db=db&no_sync=true", format!("k id={id}i {id}").as_bytes()).0, 204);
+        assert_eq!(s.post("/api/v3/write_lp?db=db", format!("k id={id}i {id}").as_bytes()).0, 204);
     }
     wait_for(60, "the last id", || (count_of(&s, "db", "SELECT max(last) AS n FROM seen")? == 60).then_some(()));
     let logs = s.engine_logs("db");

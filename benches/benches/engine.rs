@@ -25,7 +25,7 @@ fn tsbs_flush(rows: usize) -> WalFlush {
         b.append(&g.line, g.time_ns);
     }
     let batch = b.finish().expect("batch");
-    WalFlush { epoch: 1, tables: vec![TableBatch { db_id: p.db_id, db_name: "bench".into(), table_name: "cpu".into(), batch }] }
+    WalFlush { epoch: 1, tables: vec![TableBatch { db_id: p.db_id, db_name: "bench".into(), table_name: "cpu".into(), batch, commit: 0 }] }
 }
 
 fn into_python(c: &mut Criterion) {

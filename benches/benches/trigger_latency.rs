@@ -66,7 +66,7 @@ fn flush_with_t0(t0: i64) -> WalFlush {
         vec![Arc::new(Int64Array::from(vec![t0])), Arc::new(TimestampNanosecondArray::from(vec![t0]))],
     )
     .expect("batch");
-    WalFlush { epoch: 0, tables: vec![TableBatch { db_id: 0, db_name: "bench".into(), table_name: "lat".into(), batch }] }
+    WalFlush { epoch: 0, tables: vec![TableBatch { db_id: 0, db_name: "bench".into(), table_name: "lat".into(), batch, commit: 0 }] }
 }
 
 fn percentile(sorted: &[i64], p: f64) -> i64 {

@@ -120,7 +120,7 @@ fn queue_handoff(c: &mut Criterion) {
             });
             let start = Instant::now();
             for epoch in 1..=iters {
-                let t = TableBatch { db_id: 0, db_name: "bench".into(), table_name: "cpu".into(), batch: batch.clone() };
+                let t = TableBatch { db_id: 0, db_name: "bench".into(), table_name: "cpu".into(), batch: batch.clone(), commit: 0 };
                 tx.send(ShardFlush { epoch, shard: 0, tables: vec![t] }).unwrap();
             }
             drop(tx);

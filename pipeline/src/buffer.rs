@@ -75,11 +75,19 @@ pub fn merge(batches: &[RecordBatch]) -> Result<RecordBatch, ArrowError> {
 #[derive(Default)]
 pub struct WriteBuffer {
     tables: RwLock<HashMap<(u32, u32), Arc<TableBuffer>>>,
+    /// Commits numbered so far, across all shards.
+    commits: std::sync::atomic::AtomicU64,
 }
 
 impl WriteBuffer {
     pub fn new() -> WriteBuffer {
         WriteBuffer::default()
+    }
+
+    /// The next number in the order of commits of all shards. A shard takes one per commit,
+    /// once its WAL record is durable and before it acks the commit's writes.
+    pub fn next_commit(&self) -> u64 {
+        self.commits.fetch_add(1, std::sync::atomic::Ordering::AcqRel)
     }
 
     pub fn append(&self, db_id: u32, table_id: u32, batch: RecordBatch) {

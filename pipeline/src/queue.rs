@@ -22,6 +22,10 @@ pub struct TableBatch {
     pub db_name: Arc<str>,
     pub table_name: Arc<str>,
     pub batch: RecordBatch,
+    /// Where the commit that made these rows durable falls in the order of all commits of all
+    /// shards ([`crate::buffer::WriteBuffer::next_commit`]): a write acked before another was
+    /// sent has the lower number, whichever shards took them.
+    pub commit: u64,
 }
 
 /// What one shard flushed at one epoch.
@@ -118,7 +122,14 @@ impl Merger {
         };
         let later = self.pending.split_off(&(done + 1));
         let ready = std::mem::replace(&mut self.pending, later);
-        ready.into_iter().map(|(epoch, tables)| WalFlush { epoch, tables }).collect()
+        ready
+            .into_iter()
+            .map(|(epoch, mut tables)| {
+                // Each shard's list is in its commit order already; this interleaves the shards.
+                tables.sort_by_key(|t| t.commit);
+                WalFlush { epoch, tables }
+            })
+            .collect()
     }
 }
 
@@ -131,7 +142,7 @@ mod tests {
     fn tb(rows: i64) -> TableBatch {
         let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, false)]));
         let batch = RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from_iter_values(0..rows))]).unwrap();
-        TableBatch { db_id: 0, db_name: "db".into(), table_name: "t".into(), batch }
+        TableBatch { db_id: 0, db_name: "db".into(), table_name: "t".into(), batch, commit: 0 }
     }
 
     #[test]
@@ -149,6 +160,20 @@ mod tests {
         let out = m.push(ShardFlush { epoch: 3, shard: 0, tables: vec![] });
         assert_eq!(out[0].epoch, 3);
         assert_eq!(out[0].tables[0].batch.num_rows(), 4);
+    }
+
+    #[test]
+    fn a_merged_flush_lists_commits_in_their_order_across_shards() {
+        let at = |rows, commit| TableBatch { commit, ..tb(rows) };
+        let mut m = Merger::new(2);
+        // Shard 0 committed 1 then 4; shard 1 committed 2 then 3 (a client whose writes were
+        // acked by alternating shards, each sent after the previous ack).
+        assert!(m.push(ShardFlush { epoch: 1, shard: 0, tables: vec![at(1, 1), at(4, 4)] }).is_empty());
+        let out = m.push(ShardFlush { epoch: 1, shard: 1, tables: vec![at(2, 2), at(3, 3)] });
+        let order: Vec<u64> = out[0].tables.iter().map(|t| t.commit).collect();
+        assert_eq!(order, vec![1, 2, 3, 4]);
+        let rows: Vec<usize> = out[0].tables.iter().map(|t| t.batch.num_rows()).collect();
+        assert_eq!(rows, vec![1, 2, 3, 4]);
     }
 
     #[test]

@@ -161,6 +161,7 @@ impl Shard {
         }
         self.stats.wal_flushes.fetch_add(1, Relaxed);
         self.stats.wal_bytes.fetch_add(record_bytes, Relaxed);
+        let commit = self.buffer.next_commit();
         let mut out = Vec::with_capacity(p.builders.len());
         for ((db_id, table_id), b) in p.builders {
             let db_name = b.db_name.clone();
@@ -168,7 +169,7 @@ impl Shard {
             match b.finish() {
                 Ok(batch) => {
                     self.buffer.append(db_id, table_id, batch.clone());
-                    out.push(TableBatch { db_id, db_name, table_name, batch });
+                    out.push(TableBatch { db_id, db_name, table_name, batch, commit });
                 }
                 // Durable in the WAL but not buildable: a bug. Replay will rebuild it on restart.
                 Err(e) => tracing::error!(shard = self.id, error = %e, "could not build a batch from a flush"),

@@ -34,7 +34,7 @@ fn part(values: &[f64], t0: i64) -> TableBatch {
     let columns: Vec<ArrayRef> =
         vec![Arc::new(Float64Array::from(values.to_vec())), Arc::new(TimestampNanosecondArray::from(times))];
     let batch = RecordBatch::try_new(schema, columns).expect("batch");
-    TableBatch { db_id: 1, db_name: "db".into(), table_name: "cpu".into(), batch }
+    TableBatch { db_id: 1, db_name: "db".into(), table_name: "cpu".into(), batch, commit: 0 }
 }
 
 #[test]

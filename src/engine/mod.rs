@@ -1062,7 +1062,7 @@ fn batches_from_lines(db: &str, lines: &str, errors: &mut Vec<String>) -> Vec<Ta
         .filter_map(|b| {
             let table_name: Arc<str> = Arc::from(b.table.name.as_str());
             match b.finish() {
-                Ok(batch) => Some(TableBatch { db_id: prepared.db_id, db_name: db_name.clone(), table_name, batch }),
+                Ok(batch) => Some(TableBatch { db_id: prepared.db_id, db_name: db_name.clone(), table_name, batch, commit: 0 }),
                 Err(e) => {
                     errors.push(e.to_string());
                     None
