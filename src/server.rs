@@ -6,6 +6,7 @@
 //! starts, so it misses none), the flush merger, and one glommio executor per shard, each with
 //! its own SO_REUSEPORT listener on the same address and a queue for plugin writes. It owns no request logic.
 
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::rc::Rc;
@@ -83,6 +84,7 @@ pub fn run(cfg: ServeConfig) -> anyhow::Result<()> {
     let logs = Arc::new(PluginLogs::default());
     let query = Arc::new(QueryEngine::new(catalog.clone(), buffer.clone(), logs.clone(), cfg.query_thread_count()));
     let (ingest, mut ingest_rx) = ShardIngest::new(shards);
+    let (balancer, mut handed_rx) = crate::http::balance::Balancer::new(shards);
     let services = Arc::new(Services {
         writer: Arc::new(ingest),
         query: query.clone(),
@@ -133,6 +135,8 @@ pub fn run(cfg: ServeConfig) -> anyhow::Result<()> {
             first_epoch: stats.max_epoch,
             merger: merger_tx.clone(),
             ingest: ingest_rx.remove(0),
+            balancer: balancer.clone(),
+            handed: handed_rx.remove(0),
         };
         glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
             .name(&format!("weir-shard-{id}"))
@@ -167,6 +171,8 @@ struct ShardStart {
     first_epoch: u64,
     merger: crossbeam_channel::Sender<pipeline::queue::ShardFlush>,
     ingest: futures_channel::mpsc::Receiver<crate::engine::ingest::IngestJob>,
+    balancer: Arc<crate::http::balance::Balancer>,
+    handed: futures_channel::mpsc::UnboundedReceiver<crate::http::balance::Handoff>,
 }
 
 async fn run_shard(s: ShardStart, ready: std::sync::mpsc::Sender<anyhow::Result<SocketAddr>>) {
@@ -191,6 +197,19 @@ async fn run_shard(s: ShardStart, ready: std::sync::mpsc::Sender<anyhow::Result<
     glommio::spawn_local(deadlines.clone().run()).detach();
     let ctx = Rc::new(ShardContext { shard, api: s.api, runtime: s.runtime, deadlines });
     let _ = ready.send(Ok(local));
+    {
+        // Connections other shards accepted and handed over to this one.
+        let ctx = ctx.clone();
+        let mut handed = s.handed;
+        glommio::spawn_local(async move {
+            while let Some((fd, open)) = futures_lite::StreamExt::next(&mut handed).await {
+                // SAFETY: the descriptor is a connected TCP socket this shard now owns alone.
+                let stream = unsafe { glommio::net::TcpStream::from_raw_fd(fd.into_raw_fd()) };
+                serve_connection(ctx.clone(), stream, open);
+            }
+        })
+        .detach();
+    }
     loop {
         let stream = match listener.accept().await {
             Ok(st) => st,
@@ -202,15 +221,38 @@ async fn run_shard(s: ShardStart, ready: std::sync::mpsc::Sender<anyhow::Result<
             }
         };
         let _ = stream.set_nodelay(true);
-        let ctx = ctx.clone();
-        glommio::spawn_local(async move {
-            let svc = service_fn(move |req| crate::http::serve(ctx.clone(), req));
-            if let Err(e) = http1::Builder::new().serve_connection(GlommioIo(stream), svc).await {
-                tracing::debug!(error = %e, "connection ended with an error");
+        let to = s.balancer.place(s.id);
+        if to != s.id {
+            // SAFETY: the descriptor stays open while `stream` lives; it is duplicated first.
+            let dup = unsafe { std::os::fd::BorrowedFd::borrow_raw(stream.as_raw_fd()) }.try_clone_to_owned();
+            if let Ok(fd) = dup {
+                // Closing this copy leaves the socket open through the duplicate.
+                drop(stream);
+                match s.balancer.hand_over(to, fd) {
+                    Ok(()) => continue,
+                    Err(fd) => {
+                        // SAFETY: handed back unsent: still a connected socket owned here alone.
+                        let stream = unsafe { glommio::net::TcpStream::from_raw_fd(fd.into_raw_fd()) };
+                        serve_connection(ctx.clone(), stream, s.balancer.open(s.id));
+                        continue;
+                    }
+                }
             }
-        })
-        .detach();
+        }
+        serve_connection(ctx.clone(), stream, s.balancer.open(s.id));
     }
+}
+
+/// Serves one connection on this shard until it closes; `open` counts it meanwhile.
+fn serve_connection(ctx: Rc<ShardContext>, stream: glommio::net::TcpStream, open: crate::http::balance::Open) {
+    glommio::spawn_local(async move {
+        let _open = open;
+        let svc = service_fn(move |req| crate::http::serve(ctx.clone(), req));
+        if let Err(e) = http1::Builder::new().serve_connection(GlommioIo(stream), svc).await {
+            tracing::debug!(error = %e, "connection ended with an error");
+        }
+    })
+    .detach();
 }
 
 async fn wait_for_signal() {

@@ -7,6 +7,7 @@
 //! answered on the shard, and request triggers go from the shard straight to the Python
 //! executors, the shard awaiting the answer.
 
+pub mod balance;
 pub mod body;
 mod configure;
 pub mod deadline;
