@@ -203,9 +203,7 @@ async fn run_shard(s: ShardStart, ready: std::sync::mpsc::Sender<anyhow::Result<
         let mut handed = s.handed;
         glommio::spawn_local(async move {
             while let Some((fd, open)) = futures_lite::StreamExt::next(&mut handed).await {
-                // SAFETY: the descriptor is a connected TCP socket this shard now owns alone.
-                let stream = unsafe { glommio::net::TcpStream::from_raw_fd(fd.into_raw_fd()) };
-                serve_connection(ctx.clone(), stream, open);
+                serve_connection(ctx.clone(), stream_from(fd), open);
             }
         })
         .detach();
@@ -221,26 +219,37 @@ async fn run_shard(s: ShardStart, ready: std::sync::mpsc::Sender<anyhow::Result<
             }
         };
         let _ = stream.set_nodelay(true);
-        let to = s.balancer.place(s.id);
-        if to != s.id {
-            // SAFETY: the descriptor stays open while `stream` lives; it is duplicated first.
-            let dup = unsafe { std::os::fd::BorrowedFd::borrow_raw(stream.as_raw_fd()) }.try_clone_to_owned();
-            if let Ok(fd) = dup {
-                // Closing this copy leaves the socket open through the duplicate.
-                drop(stream);
-                match s.balancer.hand_over(to, fd) {
-                    Ok(()) => continue,
-                    Err(fd) => {
-                        // SAFETY: handed back unsent: still a connected socket owned here alone.
-                        let stream = unsafe { glommio::net::TcpStream::from_raw_fd(fd.into_raw_fd()) };
-                        serve_connection(ctx.clone(), stream, s.balancer.open(s.id));
-                        continue;
-                    }
-                }
-            }
+        if let Some(stream) = hand_over_or_keep(&s.balancer, s.id, stream) {
+            serve_connection(ctx.clone(), stream, s.balancer.open(s.id));
         }
-        serve_connection(ctx.clone(), stream, s.balancer.open(s.id));
     }
+}
+
+/// Hands a connection shard `id` just accepted to a shard serving fewer; gives it back when
+/// this shard should serve it (none serves fewer, or the hand-off failed).
+fn hand_over_or_keep(
+    balancer: &Arc<crate::http::balance::Balancer>,
+    id: usize,
+    stream: glommio::net::TcpStream,
+) -> Option<glommio::net::TcpStream> {
+    let to = balancer.place(id);
+    if to == id {
+        return Some(stream);
+    }
+    // SAFETY: the descriptor stays open while `stream` lives; it is duplicated before the drop.
+    let Ok(fd) = unsafe { std::os::fd::BorrowedFd::borrow_raw(stream.as_raw_fd()) }.try_clone_to_owned() else {
+        return Some(stream);
+    };
+    // Closing this copy leaves the socket open through the duplicate.
+    drop(stream);
+    balancer.hand_over(to, fd).err().map(stream_from)
+}
+
+/// A shard's stream over a connected TCP socket it owns alone.
+fn stream_from(fd: std::os::fd::OwnedFd) -> glommio::net::TcpStream {
+    // SAFETY: `OwnedFd` guarantees the descriptor is open and owned by no one else; every one
+    // passed here is an accepted (connected) TCP socket.
+    unsafe { glommio::net::TcpStream::from_raw_fd(fd.into_raw_fd()) }
 }
 
 /// Serves one connection on this shard until it closes; `open` counts it meanwhile.

@@ -112,14 +112,13 @@ async fn route(ctx: &Rc<ShardContext>, req: Request<Incoming>) -> Result<Resp, A
     rx.await.map_err(|_| ApiError::Internal("the query runtime dropped the request".into()))
 }
 
-/// Serves a non-write request on the query runtime.
+/// Serves a non-write request on the query runtime (health, ping and request triggers are
+/// answered by `route` on the shard and never reach it).
 pub async fn handle(api: &Api, parts: Parts, body: Bytes) -> Result<Resp, ApiError> {
     let qs = query_params(&parts);
     let path = parts.uri.path();
     let m = &parts.method;
     match path {
-        paths::HEALTH if m == Method::GET || m == Method::HEAD => Ok(text(StatusCode::OK, "OK")),
-        paths::PING if m == Method::GET || m == Method::POST || m == Method::HEAD => Ok(ping()),
         paths::QUERY_SQL if m == Method::GET || m == Method::POST => {
             let started = std::time::Instant::now();
             let r = query::query_sql(&api.query, &parts, &qs, &body).await;
