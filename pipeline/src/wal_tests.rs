@@ -123,3 +123,35 @@ fn empty_segments_from_idle_runs_are_removed() {
     assert_eq!(stats.segments, 1);
     assert_eq!(segments(&shard_dir(dir.path(), 0)).unwrap(), vec![1]);
 }
+
+/// Pages of `path` that are in the page cache, by `mincore` over a mapping of the file.
+fn resident_pages(path: &Path) -> Vec<bool> {
+    use std::os::fd::AsRawFd;
+    let file = std::fs::File::open(path).unwrap();
+    let len = file.metadata().unwrap().len() as usize;
+    let pages = len.div_ceil(PAGE_BYTES as usize);
+    let mut vec = vec![0u8; pages];
+    // SAFETY: a read-only shared mapping of a file nobody writes meanwhile; mincore reads no
+    // page, it only reports residency into `vec`, which holds one byte per page.
+    unsafe {
+        let addr = libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ, libc::MAP_SHARED, file.as_raw_fd(), 0);
+        assert_ne!(addr, libc::MAP_FAILED);
+        assert_eq!(libc::mincore(addr, len, vec.as_mut_ptr()), 0);
+        libc::munmap(addr, len);
+    }
+    vec.into_iter().map(|b| b & 1 == 1).collect()
+}
+
+#[test]
+fn synced_wal_pages_leave_the_page_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let lines = "m,host=h f=1.5 1\n".repeat(600); // ~10 KB a record
+    write_with_glommio(dir.path(), vec![record(1, &[(0, &lines)]), record(2, &[(0, &lines)])]);
+    let path = segment_path(&shard_dir(dir.path(), 0), 1);
+    let resident = resident_pages(&path);
+    assert_eq!(resident.len(), 6, "two ~10 KB records span six pages");
+    // Every whole page is synced and dropped; the last, partly written one is kept so the next
+    // record's write need not read it back.
+    assert_eq!(resident[..5], [false; 5], "{resident:?}");
+    assert!(resident[5], "{resident:?}");
+}
