@@ -142,6 +142,10 @@ pub struct TableBuilder {
     pub table: Arc<Table>,
     cols: Vec<Col>,
     index: HashMap<String, usize>,
+    /// The column each key position of the previous row went to: rows of one table nearly
+    /// always list their keys in the same order, so one name comparison usually finds the
+    /// column without hashing.
+    order: Vec<usize>,
     time: TimestampNanosecondBuilder,
     rows: usize,
 }
@@ -154,6 +158,7 @@ impl TableBuilder {
             table,
             cols: Vec::new(),
             index: HashMap::new(),
+            order: Vec::new(),
             time: TimestampNanosecondBuilder::new(),
             rows: 0,
         }
@@ -163,9 +168,11 @@ impl TableBuilder {
         self.rows
     }
 
-    fn col(&mut self, name: &str, kind: ColumnKind) -> &mut Col {
-        let i = match self.index.get(name) {
-            Some(&i) => i,
+    /// The column for the key at position `at` of the row being appended.
+    fn col(&mut self, at: usize, name: &str, kind: ColumnKind) -> &mut Col {
+        let guess = self.order.get(at).copied().filter(|&i| self.cols[i].name == name);
+        let i = match guess.or_else(|| self.index.get(name).copied()) {
+            Some(i) => i,
             None => {
                 let mut builder = ColumnBuilder::new(kind);
                 builder.append_nulls(self.rows);
@@ -174,6 +181,10 @@ impl TableBuilder {
                 self.cols.len() - 1
             }
         };
+        match self.order.get_mut(at) {
+            Some(o) => *o = i,
+            None => self.order.push(i),
+        }
         let rows = self.rows;
         let c = &mut self.cols[i];
         if c.len < rows {
@@ -185,15 +196,16 @@ impl TableBuilder {
 
     /// Appends one row. The line's column names are distinct (validated).
     pub fn append(&mut self, line: &ParsedLine<'_>, time_ns: i64) {
-        for (k, v) in &line.tags {
-            let c = self.col(k, ColumnKind::Tag);
+        for (at, (k, v)) in line.tags.iter().enumerate() {
+            let c = self.col(at, k, ColumnKind::Tag);
             if let ColumnBuilder::Tag(b) = &mut c.builder {
                 b.append_value(v.as_ref());
             }
             c.len += 1;
         }
-        for (k, v) in &line.fields {
-            let c = self.col(k, ColumnKind::Field(crate::write::field_type(v)));
+        let n = line.tags.len();
+        for (at, (k, v)) in line.fields.iter().enumerate() {
+            let c = self.col(n + at, k, ColumnKind::Field(crate::write::field_type(v)));
             c.builder.append_field(v);
             c.len += 1;
         }
@@ -230,6 +242,28 @@ mod tests {
     use crate::catalog::{Catalog, CatalogOp};
     use crate::lp::parse_lines;
     use arrow::util::pretty::pretty_format_batches;
+
+    #[test]
+    fn rows_that_reorder_their_keys_land_in_the_right_columns() {
+        let table = Arc::new(Table { id: 0, name: "m".into(), columns: vec![] });
+        let mut b = TableBuilder::new(0, "d".into(), table);
+        let body = "m,a=1,b=2 f=1,g=2 1\nm,b=3,a=4 g=3,f=4 2\nm,a=5 f=5 3\nm,b=6,a=7 g=6 4";
+        for item in parse_lines(body.as_bytes()) {
+            let l = item.parsed.unwrap();
+            b.append(&l, l.timestamp.unwrap());
+        }
+        let text = pretty_format_batches(&[b.finish().unwrap()]).unwrap().to_string();
+        let expected = "\
++---+---+-----+-----+-------------------------------+
+| a | b | f   | g   | time                          |
++---+---+-----+-----+-------------------------------+
+| 1 | 2 | 1.0 | 2.0 | 1970-01-01T00:00:00.000000001 |
+| 4 | 3 | 4.0 | 3.0 | 1970-01-01T00:00:00.000000002 |
+| 5 |   | 5.0 |     | 1970-01-01T00:00:00.000000003 |
+| 7 | 6 |     | 6.0 | 1970-01-01T00:00:00.000000004 |
++---+---+-----+-----+-------------------------------+";
+        assert_eq!(text, expected);
+    }
 
     #[test]
     fn sparse_columns_read_as_null() {

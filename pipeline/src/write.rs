@@ -144,9 +144,13 @@ pub fn prepare<'a>(
                 continue;
             }
         };
-        if let Err(e) = check_names(&line) {
-            rejects.push(reject(e));
-            continue;
+        // Lines of one body nearly always repeat the previous line's keys; those passed already.
+        let names_checked = lines.last().is_some_and(|(_, _, prev, _): &(usize, &[u8], ParsedLine<'_>, i64)| same_shape(prev, &line));
+        if !names_checked {
+            if let Err(e) = check_names(&line) {
+                rejects.push(reject(e));
+                continue;
+            }
         }
         let time_ns = match line.timestamp {
             None => default_time_ns,
@@ -195,15 +199,19 @@ pub fn prepare<'a>(
         let Some(dbm) = snapshot.db(db).cloned() else {
             return Ok(PreparedWrite { db_id: 0, db_name: db.to_string(), good: Vec::new(), rejects: all_rejects });
         };
-        let rejected: std::collections::HashSet<usize> = typed_rejects.iter().map(|(i, _)| *i).collect();
-        let mut good = Vec::with_capacity(good_count);
+        // `typed_rejects` is in line order, so one cursor walks it.
+        let mut rejected = typed_rejects.iter().map(|(i, _)| *i).peekable();
+        let mut good: Vec<GoodLine<'a>> = Vec::with_capacity(good_count);
         for (i, (_, text, line, time_ns)) in lines.into_iter().enumerate() {
-            if rejected.contains(&i) {
+            if rejected.next_if_eq(&i).is_some() {
                 continue;
             }
-            let table = match dbm.table(&line.measurement) {
-                Some(t) => t.clone(),
-                None => continue, // unreachable: the table was just ensured
+            let table = match good.last() {
+                Some(prev) if prev.line.measurement == line.measurement => prev.table.clone(),
+                _ => match dbm.table(&line.measurement) {
+                    Some(t) => t.clone(),
+                    None => continue, // unreachable: the table was just ensured
+                },
             };
             good.push(GoodLine { text, line, time_ns, table });
         }
@@ -249,7 +257,18 @@ fn check_types(
     let mut rejects = Vec::new();
     let mut new_columns: NewColumns = HashMap::new();
     let mut line_new: Vec<((String, String), ColumnKind)> = Vec::new();
+    // The verdict on the previous line: a line of the same shape gets the same one (its new
+    // columns, if any, were recorded by that line).
+    let mut prev: Option<(&ParsedLine<'_>, Option<String>)> = None;
     for (i, (_, _, line, _)) in lines.iter().enumerate() {
+        if let Some((p, verdict)) = &prev {
+            if same_shape(p, line) {
+                if let Some(msg) = verdict {
+                    rejects.push((i, msg.clone()));
+                }
+                continue;
+            }
+        }
         let table = dbm.and_then(|d| d.table(&line.measurement));
         line_new.clear();
         let cols = line
@@ -276,16 +295,27 @@ fn check_types(
                 None => line_new.push(((line.measurement.to_string(), name.to_string()), kind)),
             }
         }
-        match conflict {
-            Some(msg) => rejects.push((i, msg)),
+        match &conflict {
+            Some(msg) => rejects.push((i, msg.clone())),
             None => {
                 for (k, v) in line_new.drain(..) {
                     new_columns.insert(k, v);
                 }
             }
         }
+        prev = Some((line, conflict));
     }
     (rejects, new_columns)
+}
+
+/// Same measurement, same keys in the same order, same field types: whatever the catalog and
+/// the naming rules say of one line, they say of the other.
+fn same_shape(a: &ParsedLine<'_>, b: &ParsedLine<'_>) -> bool {
+    a.measurement == b.measurement
+        && a.tags.len() == b.tags.len()
+        && a.fields.len() == b.fields.len()
+        && a.tags.iter().zip(&b.tags).all(|((x, _), (y, _))| x == y)
+        && a.fields.iter().zip(&b.fields).all(|((x, u), (y, v))| x == y && std::mem::discriminant(u) == std::mem::discriminant(v))
 }
 
 #[cfg(test)]
@@ -329,6 +359,19 @@ mod tests {
         let p = prepare(&cat, "db", b"m time=1\nm,a=1 a=2\nm f=1,f=2\nm ok=1", Precision::Auto, 0, true).unwrap();
         assert_eq!(p.rejects.iter().map(|r| r.line_number).collect::<Vec<_>>(), vec![1, 2, 3]);
         assert_eq!(p.good.len(), 1);
+    }
+
+    #[test]
+    fn repeated_shapes_get_the_same_verdict() {
+        // Consecutive lines of one shape share a verdict; each must still be the right one.
+        let cat = Catalog::in_memory();
+        let body = b"m,h=a f=1i 1\nm,h=b f=1.5 2\nm,h=c f=2.5 3\nm,h=d f=2i 4\nm f=1,f=2 5\nm f=1,f=2 6\nn f=1.5 7\nn f=2.5 8";
+        let p = prepare(&cat, "db", body, Precision::Nanosecond, 0, true).unwrap();
+        assert_eq!(p.rejects.iter().map(|r| r.line_number).collect::<Vec<_>>(), vec![2, 3, 5, 6]);
+        assert!(p.rejects[1].error_message.contains("first written as integer"), "{}", p.rejects[1].error_message);
+        assert!(p.rejects[3].error_message.contains("more than once"), "{}", p.rejects[3].error_message);
+        let tables: Vec<_> = p.good.iter().map(|g| (g.table.name.as_str(), g.time_ns)).collect();
+        assert_eq!(tables, vec![("m", 1), ("m", 4), ("n", 7), ("n", 8)]);
     }
 
     #[test]
