@@ -170,7 +170,7 @@ impl TableBuilder {
 
     /// The column for the key at position `at` of the row being appended.
     fn col(&mut self, at: usize, name: &str, kind: ColumnKind) -> &mut Col {
-        let guess = self.order.get(at).copied().filter(|&i| self.cols[i].name == name);
+        let guess = self.order.get(at).copied().filter(|&i| crate::name_eq::same_name(&self.cols[i].name, name));
         let i = match guess.or_else(|| self.index.get(name).copied()) {
             Some(i) => i,
             None => {

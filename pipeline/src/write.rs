@@ -207,7 +207,7 @@ pub fn prepare<'a>(
                 continue;
             }
             let table = match good.last() {
-                Some(prev) if prev.line.measurement == line.measurement => prev.table.clone(),
+                Some(prev) if crate::name_eq::same_name(&prev.line.measurement, &line.measurement) => prev.table.clone(),
                 _ => match dbm.table(&line.measurement) {
                     Some(t) => t.clone(),
                     None => continue, // unreachable: the table was just ensured
@@ -311,11 +311,12 @@ fn check_types(
 /// Same measurement, same keys in the same order, same field types: whatever the catalog and
 /// the naming rules say of one line, they say of the other.
 fn same_shape(a: &ParsedLine<'_>, b: &ParsedLine<'_>) -> bool {
-    a.measurement == b.measurement
+    use crate::name_eq::same_name;
+    same_name(&a.measurement, &b.measurement)
         && a.tags.len() == b.tags.len()
         && a.fields.len() == b.fields.len()
-        && a.tags.iter().zip(&b.tags).all(|((x, _), (y, _))| x == y)
-        && a.fields.iter().zip(&b.fields).all(|((x, u), (y, v))| x == y && std::mem::discriminant(u) == std::mem::discriminant(v))
+        && a.tags.iter().zip(&b.tags).all(|((x, _), (y, _))| same_name(x, y))
+        && a.fields.iter().zip(&b.fields).all(|((x, u), (y, v))| same_name(x, y) && std::mem::discriminant(u) == std::mem::discriminant(v))
 }
 
 #[cfg(test)]
