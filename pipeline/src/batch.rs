@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::array::{
-    new_null_array, ArrayRef, BooleanBuilder, Float64Builder, Int64Builder, StringBuilder, StringDictionaryBuilder,
+    new_null_array, ArrayRef, BooleanBuilder, DictionaryArray, Float64Builder, Int32Builder, Int64Builder, StringBuilder,
     TimestampNanosecondBuilder, UInt64Builder,
 };
 use arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef, TimeUnit};
@@ -64,8 +64,40 @@ pub fn align(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, Arr
     RecordBatch::try_new_with_options(schema.clone(), columns, &RecordBatchOptions::new().with_row_count(Some(rows)))
 }
 
+/// A tag column: dictionary keys this builder assigns itself, so that a row's keys, once
+/// found, can be reused whole for the next row of the same series.
+struct TagBuilder {
+    keys: Int32Builder,
+    values: StringBuilder,
+    index: HashMap<Box<str>, i32, foldhash::fast::RandomState>,
+}
+
+impl TagBuilder {
+    fn new() -> TagBuilder {
+        TagBuilder { keys: Int32Builder::new(), values: StringBuilder::new(), index: HashMap::default() }
+    }
+
+    /// The key of `value`, added to the dictionary if new.
+    fn key(&mut self, value: &str) -> i32 {
+        if let Some(&k) = self.index.get(value) {
+            return k;
+        }
+        // A flush holds at most MAX_PENDING_BYTES of lines, far fewer than 2^31 values.
+        let k = i32::try_from(self.index.len()).expect("fewer than 2^31 tag values in one flush");
+        self.values.append_value(value);
+        self.index.insert(value.into(), k);
+        k
+    }
+
+    fn finish(&mut self) -> Result<ArrayRef, ArrowError> {
+        let values: ArrayRef = Arc::new(self.values.finish());
+        self.index.clear();
+        Ok(Arc::new(DictionaryArray::<Int32Type>::try_new(self.keys.finish(), values)?))
+    }
+}
+
 enum ColumnBuilder {
-    Tag(StringDictionaryBuilder<Int32Type>),
+    Tag(TagBuilder),
     Float(Float64Builder),
     Integer(Int64Builder),
     UInteger(UInt64Builder),
@@ -76,7 +108,7 @@ enum ColumnBuilder {
 impl ColumnBuilder {
     fn new(kind: ColumnKind) -> ColumnBuilder {
         match kind {
-            ColumnKind::Tag | ColumnKind::Time => ColumnBuilder::Tag(StringDictionaryBuilder::new()),
+            ColumnKind::Tag | ColumnKind::Time => ColumnBuilder::Tag(TagBuilder::new()),
             ColumnKind::Field(FieldType::Float) => ColumnBuilder::Float(Float64Builder::new()),
             ColumnKind::Field(FieldType::Integer) => ColumnBuilder::Integer(Int64Builder::new()),
             ColumnKind::Field(FieldType::UInteger) => ColumnBuilder::UInteger(UInt64Builder::new()),
@@ -87,11 +119,7 @@ impl ColumnBuilder {
 
     fn append_nulls(&mut self, n: usize) {
         match self {
-            ColumnBuilder::Tag(b) => {
-                for _ in 0..n {
-                    b.append_null()
-                }
-            }
+            ColumnBuilder::Tag(b) => b.keys.append_nulls(n),
             ColumnBuilder::Float(b) => b.append_nulls(n),
             ColumnBuilder::Integer(b) => b.append_nulls(n),
             ColumnBuilder::UInteger(b) => b.append_nulls(n),
@@ -116,15 +144,15 @@ impl ColumnBuilder {
         }
     }
 
-    fn finish(&mut self) -> ArrayRef {
-        match self {
-            ColumnBuilder::Tag(b) => Arc::new(b.finish()),
+    fn finish(&mut self) -> Result<ArrayRef, ArrowError> {
+        Ok(match self {
+            ColumnBuilder::Tag(b) => b.finish()?,
             ColumnBuilder::Float(b) => Arc::new(b.finish()),
             ColumnBuilder::Integer(b) => Arc::new(b.finish()),
             ColumnBuilder::UInteger(b) => Arc::new(b.finish()),
             ColumnBuilder::String(b) => Arc::new(b.finish()),
             ColumnBuilder::Boolean(b) => Arc::new(b.finish()),
-        }
+        })
     }
 }
 
@@ -134,6 +162,9 @@ struct Col {
     builder: ColumnBuilder,
     len: usize,
 }
+
+/// Series remembered per builder; past this, new series are looked up tag by tag.
+const MAX_SERIES: usize = 1 << 16;
 
 /// Accumulates one table's rows of one flush.
 pub struct TableBuilder {
@@ -146,6 +177,10 @@ pub struct TableBuilder {
     /// always list their keys in the same order, so one name comparison usually finds the
     /// column without hashing.
     order: Vec<usize>,
+    /// Each series seen (its raw measurement and tags) → the dictionary keys of its tags, in
+    /// the line's order: a series seen before costs one hash of its bytes, not one per tag.
+    series: HashMap<Box<[u8]>, Box<[i32]>, foldhash::fast::RandomState>,
+    keys: Vec<i32>,
     time: TimestampNanosecondBuilder,
     rows: usize,
 }
@@ -159,6 +194,8 @@ impl TableBuilder {
             cols: Vec::new(),
             index: HashMap::new(),
             order: Vec::new(),
+            series: HashMap::default(),
+            keys: Vec::new(),
             time: TimestampNanosecondBuilder::new(),
             rows: 0,
         }
@@ -196,12 +233,27 @@ impl TableBuilder {
 
     /// Appends one row. The line's column names are distinct (validated).
     pub fn append(&mut self, line: &ParsedLine<'_>, time_ns: i64) {
-        for (at, (k, v)) in line.tags.iter().enumerate() {
-            let c = self.col(at, k, ColumnKind::Tag);
-            if let ColumnBuilder::Tag(b) = &mut c.builder {
-                b.append_value(v.as_ref());
+        self.keys.clear();
+        let known = match self.series.get(line.series) {
+            Some(keys) if keys.len() == line.tags.len() => {
+                self.keys.extend_from_slice(keys);
+                true
             }
+            _ => false,
+        };
+        for (at, (k, v)) in line.tags.iter().enumerate() {
+            let reuse = if known { self.keys.get(at).copied() } else { None };
+            let c = self.col(at, k, ColumnKind::Tag);
             c.len += 1;
+            let ColumnBuilder::Tag(b) = &mut c.builder else { continue };
+            let key = reuse.unwrap_or_else(|| b.key(v));
+            b.keys.append_value(key);
+            if !known {
+                self.keys.push(key);
+            }
+        }
+        if !known && !line.tags.is_empty() && self.series.len() < MAX_SERIES && self.keys.len() == line.tags.len() {
+            self.series.insert(line.series.into(), self.keys.as_slice().into());
         }
         let n = line.tags.len();
         for (at, (k, v)) in line.fields.iter().enumerate() {
@@ -224,7 +276,7 @@ impl TableBuilder {
                 c.builder.append_nulls(rows - c.len);
             }
             fields.push(arrow_field(&c.name, c.kind));
-            arrays.push(c.builder.finish());
+            arrays.push(c.builder.finish()?);
         }
         fields.push(arrow_field("time", ColumnKind::Time));
         arrays.push(Arc::new(self.time.finish()));
@@ -263,6 +315,30 @@ mod tests {
 | 7 | 6 |     | 6.0 | 1970-01-01T00:00:00.000000004 |
 +---+---+-----+-----+-------------------------------+";
         assert_eq!(text, expected);
+    }
+
+    #[test]
+    fn repeated_series_read_back_with_their_own_tags() {
+        use arrow::array::AsArray;
+        let table = Arc::new(Table { id: 0, name: "m".into(), columns: vec![] });
+        let mut b = TableBuilder::new(0, "d".into(), table);
+        // Series come back after others, one shares a value with another, and one escapes.
+        let body = "m,h=a,r=x f=1 1\nm,h=b,r=x f=2 2\nm,h=a,r=x f=3 3\nm,h=a f=4 4\nm,h=b,r=x f=5 5\nm,h=a\\ b,r=y f=6 6\nm,h=a\\ b,r=y f=7 7";
+        for item in parse_lines(body.as_bytes()) {
+            let l = item.parsed.unwrap();
+            b.append(&l, l.timestamp.unwrap());
+        }
+        let batch = b.finish().unwrap();
+        let read = |name: &str| -> Vec<Option<String>> {
+            let col = batch.column_by_name(name).unwrap().as_dictionary::<Int32Type>();
+            let values = col.values().as_string::<i32>();
+            col.keys().iter().map(|k| k.map(|k| values.value(k as usize).to_string())).collect()
+        };
+        let s = |v: &str| Some(v.to_string());
+        assert_eq!(read("h"), vec![s("a"), s("b"), s("a"), s("a"), s("b"), s("a b"), s("a b")]);
+        assert_eq!(read("r"), vec![s("x"), s("x"), s("x"), None, s("x"), s("y"), s("y")]);
+        // Each distinct value is stored once.
+        assert_eq!(batch.column_by_name("h").unwrap().as_dictionary::<Int32Type>().values().len(), 3);
     }
 
     #[test]

@@ -41,6 +41,9 @@ impl FieldValue<'_> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ParsedLine<'a> {
     pub measurement: Cow<'a, str>,
+    /// The measurement and tag set as sent, escapes and all: two lines with the same `series`
+    /// bytes have the same measurement and tags.
+    pub series: &'a [u8],
     pub tags: Vec<(Cow<'a, str>, Cow<'a, str>)>,
     pub fields: Vec<(Cow<'a, str>, FieldValue<'a>)>,
     /// Raw timestamp in the request's precision; `None` means "server time".
@@ -264,6 +267,7 @@ impl<'a> Parser<'a> {
     }
 
     fn line(&mut self, hint: (usize, usize)) -> Result<ParsedLine<'a>, Fail> {
+        let start = self.pos;
         let measurement = self.name(NameKind::Measurement)?;
         if measurement.is_empty() {
             return Err(Fail::NoMeasurement);
@@ -290,6 +294,7 @@ impl<'a> Parser<'a> {
         if self.peek() != Some(b' ') {
             return Err(Fail::NoSpaceBeforeFields);
         }
+        let series = &self.b[start..self.pos];
         self.skip_spaces();
         let mut fields = Vec::with_capacity(hint.1.max(1));
         loop {
@@ -337,7 +342,7 @@ impl<'a> Parser<'a> {
             Some(c) if is_line_end(c) => {}
             Some(_) => return Err(Fail::TextAfterTimestamp),
         }
-        Ok(ParsedLine { measurement, tags, fields, timestamp })
+        Ok(ParsedLine { measurement, series, tags, fields, timestamp })
     }
 
     fn skip_spaces(&mut self) {
@@ -522,12 +527,51 @@ fn parse_scalar(raw: &[u8]) -> Option<FieldValue<'static>> {
         b"f" | b"F" | b"false" | b"False" | b"FALSE" => return Some(FieldValue::Boolean(false)),
         _ => {}
     }
+    if let Some(v) = plain_decimal(raw) {
+        return Some(FieldValue::Float(v));
+    }
     // Digits, sign, dot and exponent only: this refuses "inf", "NaN" and friends up front.
     if !raw.iter().all(|c| matches!(c, b'0'..=b'9' | b'.' | b'-' | b'+' | b'e' | b'E')) {
         return None;
     }
     let v = lexical_core::parse::<f64>(raw).ok()?;
     v.is_finite().then_some(FieldValue::Float(v))
+}
+
+/// Exact powers of ten up to 10^15, all representable in an `f64`.
+const POW10: [f64; 16] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15];
+
+/// The common float spelling, `-?D+(.D+)?` with at most 15 digits, in one pass. Such a number
+/// is `m / 10^k` with `m < 2^53` and `10^k` both exact in an `f64`, so one IEEE division gives
+/// the correctly rounded value (Clinger's fast path), the same `f64` a full parser returns.
+/// Anything else (exponents, more digits, `1.`, `.5`, `+1`) is `None` and takes the full
+/// parser.
+#[inline(always)]
+fn plain_decimal(raw: &[u8]) -> Option<f64> {
+    let (negative, digits) = match raw.split_first()? {
+        (b'-', rest) => (true, rest),
+        _ => (false, raw),
+    };
+    if digits.len() > 16 {
+        return None;
+    }
+    let mut m: u64 = 0;
+    let mut dot = None;
+    for (i, &c) in digits.iter().enumerate() {
+        match c {
+            b'0'..=b'9' => m = m * 10 + u64::from(c - b'0'),
+            b'.' if dot.is_none() => dot = Some(i),
+            _ => return None,
+        }
+    }
+    let scale = match dot {
+        None if !digits.is_empty() && digits.len() <= 15 => 0,
+        Some(i) if i > 0 && i + 1 < digits.len() => digits.len() - i - 1,
+        _ => return None,
+    };
+    // Without a dot, at most 15 digits were allowed above; with one, 16 bytes hold 15.
+    let v = m as f64 / POW10[scale];
+    Some(if negative { -v } else { v })
 }
 
 /// An optional leading `-` or `+`, then at least one digit and nothing else.

@@ -17,6 +17,7 @@ fn err(body: &str) -> String {
 fn parses_basic_line() {
     let l = one("cpu,host=a,region=west usage=1.5,count=3i,ok=t,name=\"x y\",big=7u 1700000000");
     assert_eq!(l.measurement, "cpu");
+    assert_eq!(l.series, b"cpu,host=a,region=west");
     assert_eq!(l.tags, vec![("host".into(), "a".into()), ("region".into(), "west".into())]);
     assert_eq!(
         l.fields,
@@ -46,6 +47,31 @@ fn floats_in_every_syntax() {
     assert_eq!(one("m f=1").fields[0].1, FieldValue::Float(1.0));
     assert_eq!(one("m f=-1e3").fields[0].1, FieldValue::Float(-1000.0));
     assert_eq!(one("m f=.5").fields[0].1, FieldValue::Float(0.5));
+    assert_eq!(one("m f=5.").fields[0].1, FieldValue::Float(5.0));
+    assert_eq!(one("m f=+2.25").fields[0].1, FieldValue::Float(2.25));
+    assert_eq!(one("m f=-0.0").fields[0].1, FieldValue::Float(-0.0));
+    assert_eq!(one("m f=0.1").fields[0].1, FieldValue::Float(0.1));
+    assert_eq!(one("m f=123456789012345").fields[0].1, FieldValue::Float(123456789012345.0));
+    assert_eq!(one("m f=1234567890123456789").fields[0].1, FieldValue::Float(1234567890123456789.0));
+    assert_eq!(one("m f=9007199254740993.5").fields[0].1, FieldValue::Float(9007199254740994.0));
+    assert!(err("m f=1.2.3").contains("invalid value '1.2.3'"), "{}", err("m f=1.2.3"));
+    assert!(err("m f=-").contains("invalid value '-'"), "{}", err("m f=-"));
+}
+
+proptest! {
+    /// The one-pass decimal path and the full parser agree on every value they both read.
+    #[test]
+    fn plain_decimals_read_as_the_full_parser_reads_them(int in 0u64..10_000_000_000_000_000, frac in 0u64..1_000_000_000, width in 0usize..10, neg: bool) {
+        let text = match width {
+            0 => format!("{}{int}", if neg { "-" } else { "" }),
+            w => format!("{}{int}.{:0w$}", if neg { "-" } else { "" }, frac % 10u64.pow(w as u32)),
+        };
+        let expected = lexical_core::parse::<f64>(text.as_bytes()).unwrap();
+        let line = format!("m f={text}");
+        prop_assert_eq!(one(&line).fields[0].1.clone(), FieldValue::Float(expected), "{}", text);
+        let got = match one(&line).fields[0].1 { FieldValue::Float(f) => f, _ => f64::NAN };
+        prop_assert_eq!(got.to_bits(), expected.to_bits(), "{}", text);
+    }
 }
 
 #[test]
@@ -148,6 +174,7 @@ fn invalid_utf8_is_an_error() {
 fn render(m: &str, tags: &[(String, String)], fields: &[(String, FieldValue<'static>)], ts: Option<i64>) -> String {
     ParsedLine {
         measurement: m.into(),
+        series: b"",
         tags: tags.iter().map(|(k, v)| (Cow::Borrowed(k.as_str()), Cow::Borrowed(v.as_str()))).collect(),
         fields: fields.iter().map(|(k, v)| (Cow::Borrowed(k.as_str()), v.clone())).collect(),
         timestamp: ts,
@@ -186,6 +213,8 @@ proptest! {
         for item in items {
             let line = item.parsed.map_err(|e| TestCaseError::fail(format!("{e}: {text}")))?;
             prop_assert_eq!(line.measurement.as_ref(), m.as_str());
+            prop_assert!(text.as_bytes().starts_with(line.series), "{}", text);
+            prop_assert_eq!(text.as_bytes().get(line.series.len()), Some(&b' '));
             let got_tags: Vec<(String, String)> = line.tags.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
             prop_assert_eq!(&got_tags, &tags);
             prop_assert_eq!(line.fields.len(), fields.len());

@@ -140,10 +140,14 @@ impl Shard {
     /// Commits what is pending as part of `epoch`: WAL, then buffer, then acks. Returns the
     /// batches.
     pub async fn flush(&self, wal: &mut SegmentWriter, epoch: u64) -> Vec<TableBatch> {
-        let p = std::mem::take(&mut *self.pending.borrow_mut());
-        if p.record.is_empty() {
-            return Vec::new();
-        }
+        let p = {
+            let mut pending = self.pending.borrow_mut();
+            if pending.record.is_empty() {
+                return Vec::new();
+            }
+            let next = Pending { record: RecordBuf::with_capacity(pending.record.len_bytes()), ..Pending::default() };
+            std::mem::replace(&mut *pending, next)
+        };
         use std::sync::atomic::Ordering::Relaxed;
         let record = p.record.seal(epoch);
         let record_bytes = record.len() as u64;

@@ -58,6 +58,15 @@ impl RecordBuf {
         RecordBuf { buf: vec![0; HEADER_BYTES + PAYLOAD_PREFIX_BYTES], entries: 0 }
     }
 
+    /// An empty record with room for `bytes` of entries: a commit's record is usually about as
+    /// large as the last one, and growing a multi-megabyte buffer by doubling copies it and
+    /// touches twice the memory.
+    pub fn with_capacity(bytes: usize) -> RecordBuf {
+        let mut buf = Vec::with_capacity(HEADER_BYTES + PAYLOAD_PREFIX_BYTES + bytes);
+        buf.resize(HEADER_BYTES + PAYLOAD_PREFIX_BYTES, 0);
+        RecordBuf { buf, entries: 0 }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.entries == 0
     }
