@@ -59,7 +59,14 @@ fn sample(seconds: u64, format: Format) -> Result<Vec<u8>, ApiError> {
     let report = guard.report().build().map_err(|e| ApiError::Internal(format!("could not build the profile: {e}")))?;
     let mut out = Vec::new();
     match format {
-        Format::Flamegraph => report.flamegraph(&mut out).map_err(|e| ApiError::Internal(format!("flamegraph: {e}")))?,
+        Format::Flamegraph => {
+            report.flamegraph(&mut out).map_err(|e| ApiError::Internal(format!("flamegraph: {e}")))?;
+            // With no samples (an idle server uses no CPU time to sample) the crate writes
+            // nothing at all; answer a valid SVG that says so.
+            if out.is_empty() {
+                out = no_samples_svg(seconds).into_bytes();
+            }
+        }
         Format::Pprof => {
             use pprof::protos::Message;
             let profile = report.pprof().map_err(|e| ApiError::Internal(format!("pprof: {e}")))?;
@@ -67,4 +74,14 @@ fn sample(seconds: u64, format: Format) -> Result<Vec<u8>, ApiError> {
         }
     }
     Ok(out)
+}
+
+/// The flamegraph of a profile that caught no samples.
+fn no_samples_svg(seconds: u64) -> String {
+    format!(
+        "<?xml version=\"1.0\" standalone=\"no\"?>\n\
+         <svg version=\"1.1\" width=\"1200\" height=\"60\" xmlns=\"http://www.w3.org/2000/svg\">\
+         <text x=\"600\" y=\"34\" text-anchor=\"middle\" font-family=\"Verdana\" font-size=\"14\">\
+         No samples: the server used no CPU time in the {seconds} s profiled</text></svg>\n"
+    )
 }
