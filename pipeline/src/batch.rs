@@ -291,20 +291,24 @@ impl TableBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::{Catalog, CatalogOp};
     use crate::lp::parse_lines;
     use arrow::util::pretty::pretty_format_batches;
 
-    #[test]
-    fn rows_that_reorder_their_keys_land_in_the_right_columns() {
+    /// The batch one builder makes of `body`'s lines, each at its own timestamp.
+    fn build(body: &str) -> RecordBatch {
         let table = Arc::new(Table { id: 0, name: "m".into(), columns: vec![] });
         let mut b = TableBuilder::new(0, "d".into(), table);
-        let body = "m,a=1,b=2 f=1,g=2 1\nm,b=3,a=4 g=3,f=4 2\nm,a=5 f=5 3\nm,b=6,a=7 g=6 4";
         for item in parse_lines(body.as_bytes()) {
             let l = item.parsed.unwrap();
             b.append(&l, l.timestamp.unwrap());
         }
-        let text = pretty_format_batches(&[b.finish().unwrap()]).unwrap().to_string();
+        b.finish().unwrap()
+    }
+
+    #[test]
+    fn rows_that_reorder_their_keys_land_in_the_right_columns() {
+        let batch = build("m,a=1,b=2 f=1,g=2 1\nm,b=3,a=4 g=3,f=4 2\nm,a=5 f=5 3\nm,b=6,a=7 g=6 4");
+        let text = pretty_format_batches(&[batch]).unwrap().to_string();
         let expected = "\
 +---+---+-----+-----+-------------------------------+
 | a | b | f   | g   | time                          |
@@ -320,15 +324,8 @@ mod tests {
     #[test]
     fn repeated_series_read_back_with_their_own_tags() {
         use arrow::array::AsArray;
-        let table = Arc::new(Table { id: 0, name: "m".into(), columns: vec![] });
-        let mut b = TableBuilder::new(0, "d".into(), table);
         // Series come back after others, one shares a value with another, and one escapes.
-        let body = "m,h=a,r=x f=1 1\nm,h=b,r=x f=2 2\nm,h=a,r=x f=3 3\nm,h=a f=4 4\nm,h=b,r=x f=5 5\nm,h=a\\ b,r=y f=6 6\nm,h=a\\ b,r=y f=7 7";
-        for item in parse_lines(body.as_bytes()) {
-            let l = item.parsed.unwrap();
-            b.append(&l, l.timestamp.unwrap());
-        }
-        let batch = b.finish().unwrap();
+        let batch = build("m,h=a,r=x f=1 1\nm,h=b,r=x f=2 2\nm,h=a,r=x f=3 3\nm,h=a f=4 4\nm,h=b,r=x f=5 5\nm,h=a\\ b,r=y f=6 6\nm,h=a\\ b,r=y f=7 7");
         let read = |name: &str| -> Vec<Option<String>> {
             let col = batch.column_by_name(name).unwrap().as_dictionary::<Int32Type>();
             let values = col.values().as_string::<i32>();
@@ -343,17 +340,7 @@ mod tests {
 
     #[test]
     fn sparse_columns_read_as_null() {
-        let cat = Catalog::in_memory();
-        cat.update(&[CatalogOp::EnsureDatabase("d".into())]).unwrap();
-        let table = Arc::new(Table { id: 0, name: "m".into(), columns: vec![] });
-        let mut b = TableBuilder::new(0, "d".into(), table);
-        let body = "m,h=a f=1 1\nm g=2i 2\nm,h=b f=3,s=\"x\",ok=true 3";
-        for item in parse_lines(body.as_bytes()) {
-            let l = item.parsed.unwrap();
-            let ts = l.timestamp.unwrap();
-            b.append(&l, ts);
-        }
-        let batch = b.finish().unwrap();
+        let batch = build("m,h=a f=1 1\nm g=2i 2\nm,h=b f=3,s=\"x\",ok=true 3");
         let text = pretty_format_batches(&[batch]).unwrap().to_string();
         let expected = "\
 +-----+---+---+------+---+-------------------------------+

@@ -55,7 +55,7 @@ impl Default for RecordBuf {
 
 impl RecordBuf {
     pub fn new() -> RecordBuf {
-        RecordBuf { buf: vec![0; HEADER_BYTES + PAYLOAD_PREFIX_BYTES], entries: 0 }
+        RecordBuf::with_capacity(0)
     }
 
     /// An empty record with room for `bytes` of entries: a commit's record is usually about as

@@ -102,6 +102,17 @@ pub struct GoodLine<'a> {
     pub table: Arc<Table>,
 }
 
+/// A line that parsed and passed the naming rules, waiting for the catalog's type check.
+struct Staged<'a> {
+    line_number: usize,
+    text: &'a [u8],
+    line: ParsedLine<'a>,
+    time_ns: i64,
+    /// Same shape as the staged line before it ([`same_shape`]): it shares that line's
+    /// verdicts. Worked out once, as the line is staged.
+    repeats: bool,
+}
+
 /// The outcome of validation: lines to write and lines refused.
 #[derive(Debug)]
 pub struct PreparedWrite<'a> {
@@ -145,9 +156,9 @@ pub fn prepare<'a>(
                 continue;
             }
         };
-        // Lines of one body nearly always repeat the previous line's keys; those passed already.
-        let names_checked = lines.last().is_some_and(|(_, _, prev, _): &(usize, &[u8], ParsedLine<'_>, i64)| same_shape(prev, &line));
-        if !names_checked {
+        // Lines of one body nearly always repeat the previous line's shape; its names passed.
+        let repeats = lines.last().is_some_and(|prev: &Staged<'_>| same_shape(&prev.line, &line));
+        if !repeats {
             if let Err(e) = check_names(&line) {
                 rejects.push(reject(e));
                 continue;
@@ -163,7 +174,7 @@ pub fn prepare<'a>(
                 }
             },
         };
-        lines.push((item.line_number, item.text, line, time_ns));
+        lines.push(Staged { line_number: item.line_number, text: item.text, line, time_ns, repeats });
     }
 
     // Check types against the catalog; a catalog update can race another shard's, so on a
@@ -172,8 +183,8 @@ pub fn prepare<'a>(
     for _attempt in 0..4 {
         let (typed_rejects, new_columns) = check_types(&snapshot, db, &lines);
         let all_rejects = rejects.iter().cloned().chain(typed_rejects.iter().map(|(i, msg)| {
-            let (n, text, _, _) = &lines[*i];
-            LineReject { line_number: *n, original_line: String::from_utf8_lossy(text).into_owned(), error_message: msg.clone() }
+            let l = &lines[*i];
+            LineReject { line_number: l.line_number, original_line: String::from_utf8_lossy(l.text).into_owned(), error_message: msg.clone() }
         }));
         let mut all_rejects: Vec<LineReject> = all_rejects.collect();
         all_rejects.sort_by_key(|r| r.line_number);
@@ -203,7 +214,7 @@ pub fn prepare<'a>(
         // `typed_rejects` is in line order, so one cursor walks it.
         let mut rejected = typed_rejects.iter().map(|(i, _)| *i).peekable();
         let mut good: Vec<GoodLine<'a>> = Vec::with_capacity(good_count);
-        for (i, (_, text, line, time_ns)) in lines.into_iter().enumerate() {
+        for (i, Staged { text, line, time_ns, .. }) in lines.into_iter().enumerate() {
             if rejected.next_if_eq(&i).is_some() {
                 continue;
             }
@@ -252,23 +263,21 @@ type NewColumns = HashMap<(String, String), ColumnKind>;
 fn check_types(
     snapshot: &CatalogSnapshot,
     db: &str,
-    lines: &[(usize, &[u8], ParsedLine<'_>, i64)],
+    lines: &[Staged<'_>],
 ) -> (Vec<(usize, String)>, NewColumns) {
     let dbm = snapshot.db(db);
     let mut rejects = Vec::new();
     let mut new_columns: NewColumns = HashMap::new();
     let mut line_new: Vec<((String, String), ColumnKind)> = Vec::new();
-    // The verdict on the previous line: a line of the same shape gets the same one (its new
-    // columns, if any, were recorded by that line).
-    let mut prev: Option<(&ParsedLine<'_>, Option<String>)> = None;
-    for (i, (_, _, line, _)) in lines.iter().enumerate() {
-        if let Some((p, verdict)) = &prev {
-            if same_shape(p, line) {
-                if let Some(msg) = verdict {
-                    rejects.push((i, msg.clone()));
-                }
-                continue;
+    // The verdict on the previous line: a line that repeats its shape gets the same one (its
+    // new columns, if any, were recorded by that line).
+    let mut verdict: Option<String> = None;
+    for (i, Staged { line, repeats, .. }) in lines.iter().enumerate() {
+        if *repeats {
+            if let Some(msg) = &verdict {
+                rejects.push((i, msg.clone()));
             }
+            continue;
         }
         let table = dbm.and_then(|d| d.table(&line.measurement));
         line_new.clear();
@@ -304,7 +313,7 @@ fn check_types(
                 }
             }
         }
-        prev = Some((line, conflict));
+        verdict = conflict;
     }
     (rejects, new_columns)
 }
