@@ -5,7 +5,7 @@
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use pipeline::lp::parse_lines;
-use weir_benches::tsbs_cpu_lines;
+use weir_benches::{tsbs_cpu_lines, tsbs_cpu_lines_over};
 
 fn parse(c: &mut Criterion) {
     let body = tsbs_cpu_lines(10_000);
@@ -23,6 +23,10 @@ fn parse(c: &mut Criterion) {
             fields
         })
     });
+    // Every line a new series: the per-body series memory only costs here.
+    let unique = tsbs_cpu_lines_over(10_000, 10_000);
+    g.throughput(Throughput::Bytes(unique.len() as u64));
+    g.bench_function("tsbs_cpu_10k_series", |b| b.iter(|| parse_lines(black_box(unique.as_bytes())).filter(|i| i.parsed.is_ok()).count()));
     g.finish();
     let mut g = c.benchmark_group("parse_lp_lines");
     g.throughput(Throughput::Elements(10_000));

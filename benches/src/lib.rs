@@ -2,6 +2,12 @@
 
 /// `n` lines shaped like TSBS's cpu-only data set (10 tags, 10 float fields) over 100 hosts.
 pub fn tsbs_cpu_lines(n: usize) -> String {
+    tsbs_cpu_lines_over(n, 100)
+}
+
+/// `n` TSBS cpu-only lines cycling through `hosts` hosts (`hosts >= n`: every line a new series).
+pub fn tsbs_cpu_lines_over(n: usize, hosts: usize) -> String {
+    let hosts = hosts.max(1);
     let mut s = String::with_capacity(n * 370);
     let mut x: u64 = 0x2545_f491_4f6c_dd1d;
     let mut next = move || {
@@ -11,7 +17,7 @@ pub fn tsbs_cpu_lines(n: usize) -> String {
         (x % 10_000) as f64 / 100.0
     };
     for i in 0..n {
-        let host = i % 100;
+        let host = i % hosts;
         s.push_str(&format!(
             "cpu,hostname=host_{host},region=eu-west-1,datacenter=eu-west-1a,rack={},os=Ubuntu16.04LTS,arch=x64,\
              team=NYC,service={},service_version=1,service_environment=production \

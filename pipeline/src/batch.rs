@@ -181,6 +181,8 @@ pub struct TableBuilder {
     /// the line's order: a series seen before costs one hash of its bytes, not one per tag.
     series: HashMap<Box<[u8]>, Box<[i32]>, foldhash::fast::RandomState>,
     keys: Vec<i32>,
+    /// How many keys the last row had: the positions of `order` that describe it.
+    last_width: usize,
     time: TimestampNanosecondBuilder,
     rows: usize,
 }
@@ -196,6 +198,7 @@ impl TableBuilder {
             order: Vec::new(),
             series: HashMap::default(),
             keys: Vec::new(),
+            last_width: 0,
             time: TimestampNanosecondBuilder::new(),
             rows: 0,
         }
@@ -231,8 +234,23 @@ impl TableBuilder {
         c
     }
 
-    /// Appends one row. The line's column names are distinct (validated).
-    pub fn append(&mut self, line: &ParsedLine<'_>, time_ns: i64) {
+    /// The column for key position `at`; by position alone when `same_shape`, since the last
+    /// row put its key at `at` into that column and has filled it up to this row.
+    #[inline(always)]
+    fn slot(&mut self, same_shape: bool, at: usize, name: &str, kind: ColumnKind) -> &mut Col {
+        match self.order.get(at) {
+            Some(&i) if same_shape => &mut self.cols[i],
+            _ => self.col(at, name, kind),
+        }
+    }
+
+    /// Appends one row. The line's column names are distinct (validated). `same_shape` is the
+    /// caller's word that the line has the same keys, in the same order and with the same
+    /// field types, as the last row appended to this builder (as [`crate::write::GoodLine`]
+    /// tells); it lets the row skip finding its columns by name.
+    pub fn append(&mut self, line: &ParsedLine<'_>, time_ns: i64, same_shape: bool) {
+        let width = line.tags.len() + line.fields.len();
+        let same_shape = same_shape && self.rows > 0 && self.last_width == width;
         self.keys.clear();
         let known = match self.series.get(line.series) {
             Some(keys) if keys.len() == line.tags.len() => {
@@ -243,7 +261,7 @@ impl TableBuilder {
         };
         for (at, (k, v)) in line.tags.iter().enumerate() {
             let reuse = if known { self.keys.get(at).copied() } else { None };
-            let c = self.col(at, k, ColumnKind::Tag);
+            let c = self.slot(same_shape, at, k, ColumnKind::Tag);
             c.len += 1;
             let ColumnBuilder::Tag(b) = &mut c.builder else { continue };
             let key = reuse.unwrap_or_else(|| b.key(v));
@@ -257,12 +275,13 @@ impl TableBuilder {
         }
         let n = line.tags.len();
         for (at, (k, v)) in line.fields.iter().enumerate() {
-            let c = self.col(n + at, k, ColumnKind::Field(crate::write::field_type(v)));
+            let c = self.slot(same_shape, n + at, k, ColumnKind::Field(crate::write::field_type(v)));
             c.builder.append_field(v);
             c.len += 1;
         }
         self.time.append_value(time_ns);
         self.rows += 1;
+        self.last_width = width;
     }
 
     /// Finishes the batch of the rows appended so far.
@@ -291,18 +310,39 @@ impl TableBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lp::parse_lines;
     use arrow::util::pretty::pretty_format_batches;
 
-    /// The batch one builder makes of `body`'s lines, each at its own timestamp.
+    /// The batch one builder makes of `body`'s lines of table `m`, validated as a write is,
+    /// each at its own timestamp.
     fn build(body: &str) -> RecordBatch {
-        let table = Arc::new(Table { id: 0, name: "m".into(), columns: vec![] });
-        let mut b = TableBuilder::new(0, "d".into(), table);
-        for item in parse_lines(body.as_bytes()) {
-            let l = item.parsed.unwrap();
-            b.append(&l, l.timestamp.unwrap());
+        let catalog = crate::catalog::Catalog::in_memory();
+        let p = crate::write::prepare(&catalog, "d", body.as_bytes(), crate::write::Precision::Nanosecond, 0, false).unwrap();
+        assert!(p.rejects.is_empty(), "{:?}", p.rejects);
+        let mut b = TableBuilder::new(0, "d".into(), p.good[0].table.clone());
+        for g in &p.good {
+            b.append(&g.line, g.time_ns, g.same_shape);
         }
         b.finish().unwrap()
+    }
+
+    #[test]
+    fn rows_of_one_shape_fill_their_columns_by_position() {
+        // Runs of one shape take the fast path; each change of keys or types must leave it.
+        let batch = build("m,a=1 f=1 1\nm,a=2 f=2 2\nm,b=3 f=3 3\nm,b=4 g=4 4\nm,b=5 h=5i 5\nm,b=6 h=6i 6\nm,a=7 f=7 7");
+        let text = pretty_format_batches(&[batch]).unwrap().to_string();
+        let expected = "\
++---+---+-----+-----+---+-------------------------------+
+| a | b | f   | g   | h | time                          |
++---+---+-----+-----+---+-------------------------------+
+| 1 |   | 1.0 |     |   | 1970-01-01T00:00:00.000000001 |
+| 2 |   | 2.0 |     |   | 1970-01-01T00:00:00.000000002 |
+|   | 3 | 3.0 |     |   | 1970-01-01T00:00:00.000000003 |
+|   | 4 |     | 4.0 |   | 1970-01-01T00:00:00.000000004 |
+|   | 5 |     |     | 5 | 1970-01-01T00:00:00.000000005 |
+|   | 6 |     |     | 6 | 1970-01-01T00:00:00.000000006 |
+| 7 |   | 7.0 |     |   | 1970-01-01T00:00:00.000000007 |
++---+---+-----+-----+---+-------------------------------+";
+        assert_eq!(text, expected);
     }
 
     #[test]

@@ -12,8 +12,16 @@
 //! A string field value may hold a raw newline (what a correct LineBuilder emits for a string
 //! with a newline), so lines are not split on `\n` up front: the parser walks the body and a line
 //! ends at the first newline outside a quoted string.
+//!
+//! A body usually repeats a few series many times (every host reports every interval), so the
+//! parser remembers each series it has parsed in the body. A line whose measurement and tags
+//! are byte for byte a remembered series shares that parse ([`ParsedLine::tags`] is one `Rc`),
+//! and only its fields and timestamp are read. Equal bytes parse alike, so this changes no
+//! result: it only skips work.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
+use std::rc::Rc;
 
 /// A field's value, typed by its syntax.
 #[derive(Debug, Clone, PartialEq)]
@@ -37,6 +45,9 @@ impl FieldValue<'_> {
     }
 }
 
+/// A tag's key and value.
+pub type Tag<'a> = (Cow<'a, str>, Cow<'a, str>);
+
 /// One parsed line, borrowing from the body.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ParsedLine<'a> {
@@ -44,7 +55,8 @@ pub struct ParsedLine<'a> {
     /// The measurement and tag set as sent, escapes and all: two lines with the same `series`
     /// bytes have the same measurement and tags.
     pub series: &'a [u8],
-    pub tags: Vec<(Cow<'a, str>, Cow<'a, str>)>,
+    /// Shared by every line of the body with the same `series` bytes.
+    pub tags: Rc<[Tag<'a>]>,
     pub fields: Vec<(Cow<'a, str>, FieldValue<'a>)>,
     /// Raw timestamp in the request's precision; `None` means "server time".
     pub timestamp: Option<i64>,
@@ -55,7 +67,7 @@ impl ParsedLine<'_> {
     /// Floats use Rust's shortest round-trip form.
     pub fn to_line_protocol(&self) -> String {
         let mut s = escape_measurement(&self.measurement);
-        for (k, v) in &self.tags {
+        for (k, v) in self.tags.iter() {
             s.push(',');
             s.push_str(&escape_key(k));
             s.push('=');
@@ -113,13 +125,83 @@ pub struct Lines<'a> {
     line_number: usize,
     /// The whole body is valid UTF-8 (checked once), so tokens need no check of their own.
     utf8: bool,
-    /// Tag and field counts of the previous line: the next line's vectors start that large.
-    hint: (usize, usize),
+    /// Field count of the previous line: the next line's vector starts that large.
+    hint: usize,
+    /// Series parsed earlier in this body, by their raw bytes.
+    known: HashMap<&'a [u8], Series<'a>, foldhash::fast::FixedState>,
+    /// Lookups that found a series and lookups that did not: a body of ever-new series stops
+    /// looking (see [`Lines::looking`]), so it pays for a few misses, not one a line.
+    hits: usize,
+    misses: usize,
+    /// Reused for the tags of each line parsed in full, so that only the shared copy is
+    /// allocated.
+    scratch: Vec<Tag<'a>>,
 }
+
+/// A parsed measurement and tag set.
+#[derive(Clone)]
+struct Series<'a> {
+    measurement: Cow<'a, str>,
+    tags: Rc<[Tag<'a>]>,
+}
+
+/// Series remembered per body: enough for every host of a typical batch, bounded for bodies
+/// of high cardinality.
+const MAX_KNOWN_SERIES: usize = 4096;
 
 /// Parses a whole body lazily.
 pub fn parse_lines(body: &[u8]) -> Lines<'_> {
-    Lines { body, pos: 0, line_number: 1, utf8: std::str::from_utf8(body).is_ok(), hint: (4, 4) }
+    Lines {
+        body,
+        pos: 0,
+        line_number: 1,
+        utf8: std::str::from_utf8(body).is_ok(),
+        hint: 4,
+        known: HashMap::default(),
+        hits: 0,
+        misses: 0,
+        scratch: Vec::new(),
+    }
+}
+
+impl<'a> Lines<'a> {
+    /// The series a line starting at `start` repeats, with the position of the space after it.
+    /// Only escape-free series are looked up, so the first space ends the series exactly as the
+    /// full parse would end it.
+    #[inline]
+    fn repeated_series(&mut self, start: usize) -> Option<(usize, Series<'a>)> {
+        if self.known.is_empty() || !self.looking() {
+            return None;
+        }
+        let rest = &self.body[start..];
+        let end = start + memchr::memchr3(b' ', b'\\', b'\n', rest)?;
+        if self.body[end] != b' ' {
+            return None;
+        }
+        match self.known.get(&self.body[start..end]) {
+            Some(s) => {
+                self.hits += 1;
+                Some((end, s.clone()))
+            }
+            None => {
+                self.misses += 1;
+                None
+            }
+        }
+    }
+
+    /// Whether series repeat enough to be worth looking up: the first occurrence of each is a
+    /// miss, so a few hundred misses are allowed before the hits must outnumber them.
+    #[inline]
+    fn looking(&self) -> bool {
+        self.misses < 256 || self.misses < 2 * self.hits
+    }
+
+    fn remember(&mut self, line: &ParsedLine<'a>) {
+        if self.looking() && self.known.len() < MAX_KNOWN_SERIES && memchr::memchr(b'\\', line.series).is_none() {
+            self.known.entry(line.series).or_insert_with(|| Series { measurement: line.measurement.clone(), tags: line.tags.clone() });
+        }
+    }
 }
 
 impl<'a> Iterator for Lines<'a> {
@@ -149,9 +231,22 @@ impl<'a> Iterator for Lines<'a> {
                 continue;
             }
             let mut p = Parser { b: self.body, pos: start, newlines: 0, utf8: self.utf8, detail: (0, 0), key: (0, 0) };
-            let parsed = p.line(self.hint).map_err(|f| p.message(f));
+            let parsed = match self.repeated_series(start) {
+                Some((end, series)) => {
+                    p.pos = end;
+                    p.rest(series.measurement, &self.body[start..end], series.tags, self.hint)
+                }
+                None => {
+                    let parsed = p.line(&mut self.scratch, self.hint);
+                    if let Ok(l) = &parsed {
+                        self.remember(l);
+                    }
+                    parsed
+                }
+            }
+            .map_err(|f| p.message(f));
             if let Ok(l) = &parsed {
-                self.hint = (l.tags.len(), l.fields.len());
+                self.hint = l.fields.len();
             }
             let (end, newlines) = match parsed {
                 Ok(_) => (p.pos, p.newlines),
@@ -266,13 +361,13 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn line(&mut self, hint: (usize, usize)) -> Result<ParsedLine<'a>, Fail> {
+    fn line(&mut self, tags: &mut Vec<Tag<'a>>, hint: usize) -> Result<ParsedLine<'a>, Fail> {
         let start = self.pos;
         let measurement = self.name(NameKind::Measurement)?;
         if measurement.is_empty() {
             return Err(Fail::NoMeasurement);
         }
-        let mut tags = Vec::with_capacity(hint.0);
+        tags.clear();
         while self.peek() == Some(b',') {
             self.pos += 1;
             let key_start = self.pos;
@@ -295,8 +390,14 @@ impl<'a> Parser<'a> {
             return Err(Fail::NoSpaceBeforeFields);
         }
         let series = &self.b[start..self.pos];
+        self.rest(measurement, series, share(tags), hint)
+    }
+
+    /// The rest of a line after its series, from the space that ends it.
+    #[inline(always)]
+    fn rest(&mut self, measurement: Cow<'a, str>, series: &'a [u8], tags: Rc<[Tag<'a>]>, hint: usize) -> Result<ParsedLine<'a>, Fail> {
         self.skip_spaces();
-        let mut fields = Vec::with_capacity(hint.1.max(1));
+        let mut fields = Vec::with_capacity(hint.max(1));
         loop {
             let key_start = self.pos;
             let key = self.name(NameKind::Key)?;
@@ -481,6 +582,22 @@ impl<'a> Parser<'a> {
             self.detail = (start, self.pos);
         }
         parsed.ok_or(Fail::InvalidTimestamp)
+    }
+}
+
+/// Moves the tags out of `scratch` into one shared slice of the exact size, leaving `scratch`
+/// empty with its capacity: one allocation a line, and a copy rather than a clone a tag.
+fn share<'a>(scratch: &mut Vec<Tag<'a>>) -> Rc<[Tag<'a>]> {
+    let n = scratch.len();
+    let mut shared = Rc::<[Tag<'a>]>::new_uninit_slice(n);
+    let Some(slots) = Rc::get_mut(&mut shared) else { unreachable!("a new Rc has no other owner") };
+    // SAFETY: `slots` has room for `n` tags and does not overlap `scratch`. The tags are moved
+    // bitwise, and `set_len(0)` makes `scratch` forget them, so each is dropped once, by the Rc;
+    // all `n` slots are then initialised.
+    unsafe {
+        std::ptr::copy_nonoverlapping(scratch.as_ptr(), slots.as_mut_ptr().cast::<Tag<'a>>(), n);
+        scratch.set_len(0);
+        shared.assume_init()
     }
 }
 

@@ -18,7 +18,7 @@ fn parses_basic_line() {
     let l = one("cpu,host=a,region=west usage=1.5,count=3i,ok=t,name=\"x y\",big=7u 1700000000");
     assert_eq!(l.measurement, "cpu");
     assert_eq!(l.series, b"cpu,host=a,region=west");
-    assert_eq!(l.tags, vec![("host".into(), "a".into()), ("region".into(), "west".into())]);
+    assert_eq!(*l.tags, [("host".into(), "a".into()), ("region".into(), "west".into())]);
     assert_eq!(
         l.fields,
         vec![
@@ -224,6 +224,20 @@ proptest! {
             }
             prop_assert_eq!(line.timestamp, ts);
         }
+    }
+
+    /// The per-body series memory only skips work: every line of a body with repeated series
+    /// parses exactly as it does alone, bad lines and escapes included.
+    #[test]
+    fn repeated_series_parse_as_they_do_alone(
+        series in proptest::collection::vec("[a-c,=\\\\ ]{1,10}", 1..4),
+        lines in proptest::collection::vec((0usize..4, "[a-c0-9=.,i ]{0,10}"), 1..12),
+    ) {
+        let texts: Vec<String> = lines.iter().map(|(i, rest)| format!("{} {rest}", series[i % series.len()])).collect();
+        let body = texts.join("\n");
+        let together: Vec<_> = parse_lines(body.as_bytes()).map(|i| (i.text, i.parsed)).collect();
+        let alone: Vec<_> = texts.iter().flat_map(|t| parse_lines(t.as_bytes()).map(|i| (i.text, i.parsed)).collect::<Vec<_>>()).collect();
+        prop_assert_eq!(together, alone);
     }
 
     #[test]

@@ -121,7 +121,7 @@ impl Shard {
                 .builders
                 .entry((prepared.db_id, g.table.id))
                 .or_insert_with(|| TableBuilder::new(prepared.db_id, db_name.clone(), g.table.clone()));
-            b.append(&g.line, g.time_ns);
+            b.append(&g.line, g.time_ns, g.same_shape);
         }
         p.record.end_entry(at);
         if let Some(w) = self.waiting.take() {

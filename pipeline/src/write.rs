@@ -100,6 +100,9 @@ pub struct GoodLine<'a> {
     pub line: ParsedLine<'a>,
     pub time_ns: i64,
     pub table: Arc<Table>,
+    /// Same measurement, keys (in order) and field types as the good line before it in this
+    /// write, so it goes to the same table right after that line.
+    pub same_shape: bool,
 }
 
 /// A line that parsed and passed the naming rules, waiting for the catalog's type check.
@@ -214,10 +217,12 @@ pub fn prepare<'a>(
         // `typed_rejects` is in line order, so one cursor walks it.
         let mut rejected = typed_rejects.iter().map(|(i, _)| *i).peekable();
         let mut good: Vec<GoodLine<'a>> = Vec::with_capacity(good_count);
-        for (i, Staged { text, line, time_ns, .. }) in lines.into_iter().enumerate() {
+        for (i, Staged { text, line, time_ns, repeats, .. }) in lines.into_iter().enumerate() {
             if rejected.next_if_eq(&i).is_some() {
                 continue;
             }
+            // A repeat shares its verdict, so the staged line before it is good too: the
+            // previous good line.
             let table = match good.last() {
                 Some(prev) if crate::name_eq::same_name(&prev.line.measurement, &line.measurement) => prev.table.clone(),
                 _ => match dbm.table(&line.measurement) {
@@ -225,7 +230,7 @@ pub fn prepare<'a>(
                     None => continue, // unreachable: the table was just ensured
                 },
             };
-            good.push(GoodLine { text, line, time_ns, table });
+            good.push(GoodLine { text, line, time_ns, table, same_shape: repeats });
         }
         return Ok(PreparedWrite { db_id: dbm.id, db_name: db.to_string(), good, rejects: all_rejects });
     }
@@ -323,9 +328,9 @@ fn check_types(
 fn same_shape(a: &ParsedLine<'_>, b: &ParsedLine<'_>) -> bool {
     use crate::name_eq::same_name;
     same_name(&a.measurement, &b.measurement)
-        && a.tags.len() == b.tags.len()
         && a.fields.len() == b.fields.len()
-        && a.tags.iter().zip(&b.tags).all(|((x, _), (y, _))| same_name(x, y))
+        && (std::rc::Rc::ptr_eq(&a.tags, &b.tags)
+            || (a.tags.len() == b.tags.len() && a.tags.iter().zip(b.tags.iter()).all(|((x, _), (y, _))| same_name(x, y))))
         && a.fields.iter().zip(&b.fields).all(|((x, u), (y, v))| same_name(x, y) && std::mem::discriminant(u) == std::mem::discriminant(v))
 }
 

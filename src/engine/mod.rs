@@ -1055,7 +1055,7 @@ fn batches_from_lines(db: &str, lines: &str, errors: &mut Vec<String>) -> Vec<Ta
                 builders.len() - 1
             }
         };
-        builders[i].append(&g.line, g.time_ns);
+        builders[i].append(&g.line, g.time_ns, g.same_shape);
     }
     builders
         .into_iter()
