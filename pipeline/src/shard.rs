@@ -145,7 +145,9 @@ impl Shard {
             if pending.record.is_empty() {
                 return Vec::new();
             }
-            let next = Pending { record: RecordBuf::with_capacity(pending.record.len_bytes()), ..Pending::default() };
+            // Room for twice the last record: commits vary with how many writes arrive during a
+            // sync, and a multi-megabyte record that must grow is copied into fresh memory.
+            let next = Pending { record: RecordBuf::with_capacity(2 * pending.record.len_bytes()), ..Pending::default() };
             std::mem::replace(&mut *pending, next)
         };
         use std::sync::atomic::Ordering::Relaxed;
