@@ -90,6 +90,11 @@ impl WriteBuffer {
         self.commits.fetch_add(1, std::sync::atomic::Ordering::AcqRel)
     }
 
+    /// The number the next commit will take: every write acked so far has a lower one.
+    pub fn commits(&self) -> u64 {
+        self.commits.load(std::sync::atomic::Ordering::Acquire)
+    }
+
     pub fn append(&self, db_id: u32, table_id: u32, batch: RecordBatch) {
         if batch.num_rows() == 0 {
             return;

@@ -187,6 +187,10 @@ pub struct Runner {
     in_flight: AtomicUsize,
     cache: Arc<CacheSpace>,
     pub stats: TriggerStats,
+    /// The write buffer's commit count when this trigger started: WAL flushes hand it only
+    /// rows committed since. A write acked before the trigger was created (or enabled) is
+    /// published on a later tick, but it is not this trigger's to see.
+    since_commit: u64,
 }
 
 impl Runner {
@@ -465,9 +469,8 @@ impl Engine {
         for flush in rx.iter() {
             let runners: Vec<Arc<Runner>> = self.inner.runners.read().values().filter(|r| r.spec.is_wal()).cloned().collect();
             for r in runners {
-                let wanted = flush.tables.iter().any(|t| *t.db_name == *r.db && r.spec.wants_table(&t.table_name));
-                if wanted {
-                    self.inner.enqueue(&r, Event::Wal(flush.clone()));
+                if let Some(event) = flush_for(&flush, &r) {
+                    self.inner.enqueue(&r, Event::Wal(event));
                 }
             }
         }
@@ -629,6 +632,7 @@ impl Inner {
             let timeout = def.timeout_ms.map_or(self.default_timeout, Duration::from_millis);
             let cache = caches.entry(key.clone()).or_default().clone();
             let runner = Arc::new(Runner {
+                since_commit: self.services.query.buffer().commits(),
                 db: key.0.clone(),
                 def,
                 spec,
@@ -987,6 +991,20 @@ fn args_dict<'py>(py: Python<'py>, args: Option<&BTreeMap<String, String>>) -> P
             Ok(d.into_any())
         }
     }
+}
+
+/// What a WAL flush holds for trigger `r`: `None` if nothing, else the flush itself, or a copy
+/// without the batches committed before the trigger started (only around its start).
+fn flush_for(flush: &Arc<WalFlush>, r: &Runner) -> Option<Arc<WalFlush>> {
+    let fresh = |t: &TableBatch| t.commit >= r.since_commit;
+    let wanted = flush.tables.iter().any(|t| fresh(t) && *t.db_name == *r.db && r.spec.wants_table(&t.table_name));
+    if !wanted {
+        return None;
+    }
+    if flush.tables.iter().all(fresh) {
+        return Some(flush.clone());
+    }
+    Some(Arc::new(WalFlush { epoch: flush.epoch, tables: flush.tables.iter().filter(|t| fresh(t)).cloned().collect() }))
 }
 
 /// `table_batches` for one trigger: one `TableBatch` dict per table of `db` that the spec

@@ -65,6 +65,11 @@ impl QueryEngine {
         QueryEngine { catalog, buffer, logs, target_partitions: target_partitions.max(1) }
     }
 
+    /// The write buffer it reads.
+    pub fn buffer(&self) -> &WriteBuffer {
+        &self.buffer
+    }
+
     fn context(&self, db: &str) -> Result<SessionContext, QueryError> {
         let snapshot = self.catalog.snapshot();
         let dbm = snapshot.db(db).cloned().ok_or_else(|| QueryError::DatabaseNotFound(db.to_string()))?;

@@ -156,10 +156,6 @@ impl Server {
 
     /// Creates a trigger; panics unless the server accepts it.
     pub fn create_trigger(&self, db: &str, name: &str, plugin: &str, spec: &str, args: Option<serde_json::Value>, settings: serde_json::Value) {
-        // Writes are acked at commit, before the tick that publishes them: a trigger created
-        // right after an ack may still be handed that write. Tests that write first (to make
-        // the database) want it published before the trigger exists; ten 10 ms ticks do that.
-        std::thread::sleep(Duration::from_millis(100));
         let (status, body) = self.post_json(
             "/api/v3/configure/processing_engine_trigger",
             &serde_json::json!({
