@@ -38,6 +38,7 @@ const SHARD_IO_MEMORY_BYTES: usize = 512 << 10;
 
 pub fn run(cfg: ServeConfig) -> anyhow::Result<()> {
     crate::alloc::set_purge_delay(cfg.allocator_purge_delay_ms);
+    crate::alloc::set_huge_pages(cfg.allocator_huge_pages);
     init_logging(&cfg.log_filter);
     abort_on_shard_panic();
     // Kept alive until exit for the `memory` store.
