@@ -118,6 +118,11 @@ impl ColumnBuilder {
     }
 
     fn append_nulls(&mut self, n: usize) {
+        // Arrow's builders materialise a validity bitmap on any call, even for zero nulls, and
+        // then set a bit for every value after it.
+        if n == 0 {
+            return;
+        }
         match self {
             ColumnBuilder::Tag(b) => b.keys.append_nulls(n),
             ColumnBuilder::Float(b) => b.append_nulls(n),
@@ -376,6 +381,30 @@ mod tests {
         assert_eq!(read("r"), vec![s("x"), s("x"), s("x"), None, s("x"), s("y"), s("y")]);
         // Each distinct value is stored once.
         assert_eq!(batch.column_by_name("h").unwrap().as_dictionary::<Int32Type>().values().len(), 3);
+    }
+
+    #[test]
+    fn dense_rows_build_no_validity_bitmap() {
+        // Arrow drops an all-valid bitmap when it finishes an array, but a builder that has one
+        // sets a bit for every value it takes: rows without gaps must never make one.
+        let catalog = crate::catalog::Catalog::in_memory();
+        let body = b"m,h=a f=1,g=2i,s=\"x\",ok=true 1\nm,h=b f=3,g=4i,s=\"y\",ok=false 2";
+        let p = crate::write::prepare(&catalog, "d", body, crate::write::Precision::Nanosecond, 0, false).unwrap();
+        let mut b = TableBuilder::new(0, "d".into(), p.good[0].table.clone());
+        for g in &p.good {
+            b.append(&g.line, g.time_ns, g.same_shape);
+        }
+        for c in &b.cols {
+            let bitmap = match &c.builder {
+                ColumnBuilder::Tag(t) => t.keys.validity_slice(),
+                ColumnBuilder::Float(f) => f.validity_slice(),
+                ColumnBuilder::Integer(i) => i.validity_slice(),
+                ColumnBuilder::UInteger(u) => u.validity_slice(),
+                ColumnBuilder::String(s) => s.validity_slice(),
+                ColumnBuilder::Boolean(x) => x.validity_slice(),
+            };
+            assert!(bitmap.is_none(), "column {} built a validity bitmap", c.name);
+        }
     }
 
     #[test]
