@@ -430,6 +430,24 @@ fn plugin_test_wal_reports_logs_writes_and_errors_and_writes_nothing() {
     assert_eq!(status, 400);
 }
 
+/// A dry run is under the same time limit as a trigger's call: a plugin that never returns is
+/// stopped, the request answers with the reason, and the executor serves the next call.
+#[test]
+fn plugin_test_of_a_plugin_that_never_returns_is_stopped_at_the_time_limit() {
+    let s = Server::start(&["--plugin-timeout", "300ms", "--py-executors", "1"]);
+    s.add_plugin("spins.py", "def process_writes(influxdb3_local, table_batches, args=None):\n    while True:\n        pass\n");
+    s.add_example("count_rows.py");
+    let (status, body) = s.post_json("/api/v3/plugin_test/wal", &json!({"filename": "spins.py", "database": "dry", "input_lp": "cpu usage=1 1"}));
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("time limit of 300 ms"), "{body}");
+    let (status, body) = s.post_json(
+        "/api/v3/plugin_test/wal",
+        &json!({"filename": "count_rows.py", "database": "dry", "input_lp": "cpu usage=1 1", "input_arguments": {"measurement": "c"}}),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("table cpu had 1 rows"), "{body}");
+}
+
 #[test]
 fn changed_plugin_file_is_used_from_the_next_call() {
     let s = Server::start(&[]);

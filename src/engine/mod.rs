@@ -203,7 +203,8 @@ impl Runner {
 enum Work {
     Sync(Arc<Runner>),
     Async { runner: Arc<Runner>, event: Event, attempt: u32 },
-    Task(Box<dyn FnOnce(Python<'_>) + Send>),
+    /// Runs on an executor, with that executor's slot (to put a call under the watchdog).
+    Task(Box<dyn FnOnce(Python<'_>, &Slot) + Send>),
 }
 
 struct Delayed {
@@ -393,10 +394,10 @@ impl Engine {
     }
 
     /// Runs `f` on an executor (with the GIL) and returns its result.
-    async fn on_executor<T: Send + 'static>(&self, f: impl FnOnce(Python<'_>) -> T + Send + 'static) -> Result<T, EngineError> {
+    async fn on_executor<T: Send + 'static>(&self, f: impl FnOnce(Python<'_>, &Slot) -> T + Send + 'static) -> Result<T, EngineError> {
         let (tx, rx) = futures_channel::oneshot::channel();
-        let work = Work::Task(Box::new(move |py| {
-            let _ = tx.send(f(py));
+        let work = Work::Task(Box::new(move |py, slot| {
+            let _ = tx.send(f(py, slot));
         }));
         self.inner.work_tx.send(work).map_err(|_| EngineError::Unavailable("the Python executors stopped".into()))?;
         rx.await.map_err(|_| EngineError::Unavailable("a Python executor dropped the request".into()))
@@ -432,7 +433,7 @@ impl Engine {
         self.inner.plugins.resolve(&trigger.plugin_filename)?;
         let inner = self.inner.clone();
         let (file, function, spec_text) = (trigger.plugin_filename.clone(), spec.entry_point(), trigger.specification.clone());
-        self.on_executor(move |py| inner.plugins.function(py, &file, function, &spec_text).map(|_| ())).await??;
+        self.on_executor(move |py, _| inner.plugins.function(py, &file, function, &spec_text).map(|_| ())).await??;
         self.inner.catalog.update(&[CatalogOp::CreateTrigger { db: db.to_string(), trigger }])?;
         self.reconcile();
         Ok(())
@@ -518,7 +519,7 @@ impl Engine {
         tokio::task::spawn_blocking(move || packages::install(&d, what))
             .await
             .map_err(|e| EngineError::Unavailable(e.to_string()))??;
-        self.on_executor(move |py| {
+        self.on_executor(move |py, _| {
             python::add_venv_site_packages(py, &python::venv_dir(&dir))
                 .and_then(|_| py.import("importlib")?.call_method0("invalidate_caches").map(|_| ()))
                 .map_err(|e| EngineError::Unavailable(format!("could not load the new packages: {e}")))
@@ -562,7 +563,7 @@ impl Engine {
         let capture = Arc::new(Capture::default());
         let cap = capture.clone();
         let error = self
-            .on_executor(move |py| -> Option<String> {
+            .on_executor(move |py, slot| -> Option<String> {
                 let entry = match event {
                     Event::Schedule { .. } => spec::PROCESS_SCHEDULED_CALL,
                     _ => spec::PROCESS_WRITES,
@@ -572,17 +573,26 @@ impl Engine {
                     Err(e) => return Some(e.to_string()),
                 };
                 let ctx = Arc::new(CallContext::new(&db, "plugin_test", inner.services.clone(), cache, Some(cap)));
-                let run = || -> PyResult<()> {
+                // Under the watchdog with the default limit, as a trigger's call is: a plugin
+                // that never returns must not hold an executor for good.
+                let limit = inner.default_timeout;
+                let mut timed_out = false;
+                let mut run = || -> PyResult<()> {
                     let local = Py::new(py, PluginApi::new(ctx.clone()))?;
                     let args = args_dict(py, arguments.as_ref())?;
-                    func.call1(call_args(py, local, &event, &db, &TriggerSpec::AllTables, args)?)?;
-                    Ok(())
+                    let call_args = call_args(py, local, &event, &db, &TriggerSpec::AllTables, args)?;
+                    let ident = slot.thread_ident(py)?;
+                    *slot.running.lock() = Some(Running { thread_ident: ident, deadline: Instant::now() + limit, interrupted: false });
+                    let out = func.call1(call_args);
+                    timed_out = slot.running.lock().take().is_some_and(|run| run.interrupted);
+                    out.map(|_| ())
                 };
                 match run() {
                     Ok(()) => {
                         ctx.flush_buffered();
                         None
                     }
+                    Err(_) if timed_out => Some(format!("the plugin ran longer than the time limit of {} ms and was stopped", limit.as_millis())),
                     Err(e) => Some(format_exception(py, &e)),
                 }
             })
@@ -700,7 +710,7 @@ impl Inner {
 
     fn run(&self, py: Python<'_>, slot: &Slot, work: Work) {
         match work {
-            Work::Task(f) => f(py),
+            Work::Task(f) => f(py, slot),
             Work::Sync(r) => self.run_sync(py, slot, r),
             Work::Async { runner, event, attempt } => {
                 if runner.stopped.load(Ordering::Acquire) {
