@@ -200,11 +200,13 @@ impl Runner {
     }
 }
 
+/// Code run on an executor, with that executor's slot (to put a call under the watchdog).
+type Task = Box<dyn FnOnce(Python<'_>, &Slot) + Send>;
+
 enum Work {
     Sync(Arc<Runner>),
     Async { runner: Arc<Runner>, event: Event, attempt: u32 },
-    /// Runs on an executor, with that executor's slot (to put a call under the watchdog).
-    Task(Box<dyn FnOnce(Python<'_>, &Slot) + Send>),
+    Task(Task),
 }
 
 struct Delayed {
