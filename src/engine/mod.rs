@@ -255,6 +255,16 @@ impl Slot {
         let ident = py.import("threading")?.call_method0("get_ident")?.extract::<u64>()? as i64;
         Ok(*self.ident.get_or_init(|| ident))
     }
+
+    /// Runs a plugin call under the watchdog, which raises `TimeoutError` in it once `limit`
+    /// has passed. Returns the call's result and whether the watchdog interrupted it.
+    fn watched<T>(&self, py: Python<'_>, limit: Duration, call: impl FnOnce() -> T) -> PyResult<(T, bool)> {
+        let ident = self.thread_ident(py)?;
+        *self.running.lock() = Some(Running { thread_ident: ident, deadline: Instant::now() + limit, interrupted: false });
+        let out = call();
+        let interrupted = self.running.lock().take().is_some_and(|run| run.interrupted);
+        Ok((out, interrupted))
+    }
 }
 
 struct Inner {
@@ -583,10 +593,8 @@ impl Engine {
                     let local = Py::new(py, PluginApi::new(ctx.clone()))?;
                     let args = args_dict(py, arguments.as_ref())?;
                     let call_args = call_args(py, local, &event, &db, &TriggerSpec::AllTables, args)?;
-                    let ident = slot.thread_ident(py)?;
-                    *slot.running.lock() = Some(Running { thread_ident: ident, deadline: Instant::now() + limit, interrupted: false });
-                    let out = func.call1(call_args);
-                    timed_out = slot.running.lock().take().is_some_and(|run| run.interrupted);
+                    let (out, interrupted) = slot.watched(py, limit, || func.call1(call_args))?;
+                    timed_out = interrupted;
                     out.map(|_| ())
                 };
                 match run() {
@@ -832,11 +840,9 @@ impl Inner {
             let mut run = || -> PyResult<Option<Bound<'_, PyAny>>> {
                 let local = Py::new(py, PluginApi::new(ctx.clone()))?;
                 let args = args_dict(py, r.def.arguments.as_ref())?;
-                let ident = slot.thread_ident(py)?;
                 let call_args = call_args(py, local, event, &r.db, &r.spec, args)?;
-                *slot.running.lock() = Some(Running { thread_ident: ident, deadline: Instant::now() + r.timeout, interrupted: false });
-                let out = func.call1(call_args);
-                timed_out = slot.running.lock().take().is_some_and(|run| run.interrupted);
+                let (out, interrupted) = slot.watched(py, r.timeout, || func.call1(call_args))?;
+                timed_out = interrupted;
                 let out = out?;
                 Ok(matches!(event, Event::Request(_)).then_some(out))
             };
