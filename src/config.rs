@@ -85,8 +85,8 @@ pub struct ServeConfig {
     pub allocator_purge_delay_ms: i64,
 
     /// Let the heap use transparent huge pages. Off by default: the write buffer grows by
-    /// fresh memory all the time, and faulting it in 2 MiB pages (each zeroed whole) cost a
-    /// third more CPU a line than 4 KiB pages in the ingest load test.
+    /// fresh memory all the time, and faulting it in 2 MiB pages (each zeroed whole) cost ~17%
+    /// more CPU a line than 4 KiB pages in the ingest load test.
     #[arg(long, env = "WEIR_ALLOCATOR_HUGE_PAGES")]
     pub allocator_huge_pages: bool,
 
