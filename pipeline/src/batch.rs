@@ -317,9 +317,9 @@ mod tests {
     use super::*;
     use arrow::util::pretty::pretty_format_batches;
 
-    /// The batch one builder makes of `body`'s lines of table `m`, validated as a write is,
-    /// each at its own timestamp.
-    fn build(body: &str) -> RecordBatch {
+    /// One builder holding `body`'s lines of table `m`, validated as a write is, each at its
+    /// own timestamp.
+    fn builder(body: &str) -> TableBuilder {
         let catalog = crate::catalog::Catalog::in_memory();
         let p = crate::write::prepare(&catalog, "d", body.as_bytes(), crate::write::Precision::Nanosecond, 0, false).unwrap();
         assert!(p.rejects.is_empty(), "{:?}", p.rejects);
@@ -327,7 +327,12 @@ mod tests {
         for g in &p.good {
             b.append(&g.line, g.time_ns, g.same_shape);
         }
-        b.finish().unwrap()
+        b
+    }
+
+    /// The batch [`builder`] makes of `body`.
+    fn build(body: &str) -> RecordBatch {
+        builder(body).finish().unwrap()
     }
 
     #[test]
@@ -387,13 +392,7 @@ mod tests {
     fn dense_rows_build_no_validity_bitmap() {
         // Arrow drops an all-valid bitmap when it finishes an array, but a builder that has one
         // sets a bit for every value it takes: rows without gaps must never make one.
-        let catalog = crate::catalog::Catalog::in_memory();
-        let body = b"m,h=a f=1,g=2i,s=\"x\",ok=true 1\nm,h=b f=3,g=4i,s=\"y\",ok=false 2";
-        let p = crate::write::prepare(&catalog, "d", body, crate::write::Precision::Nanosecond, 0, false).unwrap();
-        let mut b = TableBuilder::new(0, "d".into(), p.good[0].table.clone());
-        for g in &p.good {
-            b.append(&g.line, g.time_ns, g.same_shape);
-        }
+        let b = builder("m,h=a f=1,g=2i,s=\"x\",ok=true 1\nm,h=b f=3,g=4i,s=\"y\",ok=false 2");
         for c in &b.cols {
             let bitmap = match &c.builder {
                 ColumnBuilder::Tag(t) => t.keys.validity_slice(),
