@@ -22,6 +22,8 @@ fn restart_keeps_every_acked_write_and_the_catalog() {
     assert_eq!(s.write("a", "cpu,host=x u=1 1\ncpu,host=y u=2 2").0, 204);
     assert_eq!(s.write("a", "cpu,host=z u=3,extra=\"e\" 3\nmem free=7i 4").0, 204);
     assert_eq!(s.write("b", "disk used=0.5 5").0, 204);
+    // Series repeated in a body are logged once in its WAL entry; escaped ones are logged whole.
+    assert_eq!(s.write("a", "cpu,host=x u=4 6\ncpu,host=w\\ x u=5 7\ncpu,host=x u=6 8\ncpu,host=w\\ x u=7 9").0, 204);
     assert_eq!(s.write("gone", "t f=1 1").0, 204);
     assert_eq!(send(ureq::delete(&s.url("/api/v3/configure/database?db=gone")), None).0, 200);
     let before_cpu = values(&s, "a", "SELECT * FROM cpu ORDER BY time", "extra");
@@ -29,7 +31,7 @@ fn restart_keeps_every_acked_write_and_the_catalog() {
 
     let s = Server::start_in(dir.path(), &[]);
     assert_eq!(values(&s, "a", "SELECT * FROM cpu ORDER BY time", "extra"), before_cpu);
-    assert_eq!(s.count("a", "cpu"), 3);
+    assert_eq!(s.count("a", "cpu"), 7);
     assert_eq!(s.count("a", "mem"), 1);
     assert_eq!(s.count("b", "disk"), 1);
     // The deleted database stays deleted although its rows are still in the WAL.

@@ -54,6 +54,20 @@ fn wal_append(c: &mut Criterion) {
     let mut g = c.benchmark_group("wal");
     g.throughput(Throughput::Bytes(body.len() as u64));
     g.sample_size(20);
+    g.bench_function("log_and_seal_tsbs_10k_lines", |b| {
+        // As a shard logs a write: each series once, then referred to by number.
+        let catalog = Catalog::in_memory();
+        let p = prepare(&catalog, "bench", body.as_bytes(), Precision::Nanosecond, 0, true).unwrap();
+        b.iter(|| {
+            let mut r = RecordBuf::new();
+            let at = r.begin_entry(p.db_id, Precision::Nanosecond, 0);
+            for l in &p.good {
+                r.push_series_line(l.series_id, l.line.series, l.text);
+            }
+            r.end_entry(at);
+            r.seal(0).len()
+        })
+    });
     g.bench_function("append_fdatasync_3.6MB_record", |b| {
         let lines: Vec<Vec<u8>> = body.lines().map(|l| l.as_bytes().to_vec()).collect();
         b.iter_custom(|iters| time_appends(iters, lines.clone()))

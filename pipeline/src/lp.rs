@@ -117,6 +117,10 @@ pub struct Item<'a> {
     /// The line's text as sent (without the trailing newline).
     pub text: &'a [u8],
     pub parsed: Result<ParsedLine<'a>, String>,
+    /// The number the parser gave the line's series in this body, when it remembered it
+    /// (numbered from 0 in order of first appearance): lines of one body with the same number
+    /// begin with the same series bytes. The WAL logs such a series once per entry.
+    pub series_id: Option<u32>,
 }
 
 /// Iterates over the non-blank, non-comment lines of a body.
@@ -144,6 +148,7 @@ pub struct Lines<'a> {
 struct Series<'a> {
     measurement: Cow<'a, str>,
     tags: Rc<[Tag<'a>]>,
+    id: u32,
 }
 
 /// Series remembered per body: enough for every host of a typical batch, bounded for bodies
@@ -199,10 +204,14 @@ impl<'a> Lines<'a> {
         self.misses < 256 || self.misses < 2 * self.hits
     }
 
-    fn remember(&mut self, line: &ParsedLine<'a>) {
+    /// Remembers the series of a line parsed in full, if it is worth it; returns its number.
+    fn remember(&mut self, line: &ParsedLine<'a>) -> Option<u32> {
         if self.looking() && self.known.len() < MAX_KNOWN_SERIES && memchr::memchr(b'\\', line.series).is_none() {
-            self.known.entry(line.series).or_insert_with(|| Series { measurement: line.measurement.clone(), tags: line.tags.clone() });
+            let id = self.known.len() as u32;
+            let s = self.known.entry(line.series).or_insert_with(|| Series { measurement: line.measurement.clone(), tags: line.tags.clone(), id });
+            return Some(s.id);
         }
+        None
     }
 }
 
@@ -233,15 +242,17 @@ impl<'a> Iterator for Lines<'a> {
                 continue;
             }
             let mut p = Parser { b: self.body, pos: start, newlines: 0, utf8: self.utf8, detail: (0, 0), key: (0, 0) };
+            let mut series_id = None;
             let parsed = match self.repeated_series(start) {
                 Some((end, series)) => {
                     p.pos = end;
+                    series_id = Some(series.id);
                     p.rest(series.measurement, &self.body[start..end], series.tags, self.hint)
                 }
                 None => {
                     let parsed = p.line(&mut self.scratch, self.hint);
                     if let Ok(l) = &parsed {
-                        self.remember(l);
+                        series_id = self.remember(l);
                     }
                     parsed
                 }
@@ -262,7 +273,8 @@ impl<'a> Iterator for Lines<'a> {
             while let [rest @ .., b'\r' | b' ' | b'\t'] = text {
                 text = rest;
             }
-            return Some(Item { line_number, text, parsed });
+            let series_id = if parsed.is_ok() { series_id } else { None };
+            return Some(Item { line_number, text, parsed, series_id });
         }
     }
 }

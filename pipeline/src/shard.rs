@@ -116,7 +116,7 @@ impl Shard {
         let at = p.record.begin_entry(prepared.db_id, req.precision, req.default_time_ns);
         let db_name: Arc<str> = Arc::from(prepared.db_name.as_str());
         for g in &prepared.good {
-            p.record.push_line(g.text);
+            p.record.push_series_line(g.series_id, g.line.series, g.text);
             let b = p
                 .builders
                 .entry((prepared.db_id, g.table.id))

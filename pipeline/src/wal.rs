@@ -4,7 +4,12 @@
 //! lines plus what is needed to read them back the same way (database id, precision, the server
 //! time given to lines without a timestamp). One record per shard per flush (group commit), one
 //! `fdatasync` per record. Replaying a record re-parses its lines, which is cheap (the parser
-//! runs at hundreds of MB/s) and keeps the record format as simple as the wire format.
+//! runs at hundreds of MB/s) and keeps the record format close to the wire format.
+//!
+//! A write usually repeats a few series many times (every host, every interval), and a series
+//! (measurement and tags) is half of a typical line. So an entry logs each series the parser
+//! recognised once, and its later lines refer to it by number: the text of a line is its
+//! series' bytes followed by its own.
 //!
 //! Layout: `ROOT/shard-NNN/SSSSSSSSSSSSSSSSSSSS.wal`, segments numbered from 1 and rotated at
 //! [`SEGMENT_BYTES`]. A record is
@@ -13,8 +18,14 @@
 //! magic u32 | payload_len u32 | crc32c(payload) u32 | payload
 //! payload = epoch u64 | entry_count u32 | entries
 //! entry   = db_id u32 | precision u8 | default_time_ns i64 | lines_len u32 | lines
+//! lines   = line*, each one of
+//!           0 | len | text                          a whole line
+//!           1 | len | series | len | rest           a series, numbered next (from 0), and a line of it
+//!           k | len | rest                          a line of series number k - 2
 //! ```
-//! all little-endian. Replay stops a segment at the first record whose header, length or checksum
+//! fixed-width integers little-endian, `len` and `k` LEB128 varints; a line's text is its series
+//! bytes and its rest together. Records of the first format (magic `WRC1`, whose `lines` are plain
+//! text, one line per newline) are still replayed. Replay stops a segment at the first record whose header, length or checksum
 //! is wrong, truncates the file there and says so in the log: the tail of a crash is cut, never
 //! fatal. It never deletes a segment; persistence to Parquet (later) will.
 
@@ -23,7 +34,9 @@ use std::path::{Path, PathBuf};
 
 use crate::write::Precision;
 
-pub const MAGIC: u32 = 0x3143_5257; // "WRC1"
+pub const MAGIC: u32 = 0x3243_5257; // "WRC2"
+/// The first format, whose entries hold plain line-protocol text.
+pub const MAGIC_V1: u32 = 0x3143_5257; // "WRC1"
 pub const HEADER_BYTES: usize = 12;
 const PAYLOAD_PREFIX_BYTES: usize = 12; // epoch + entry count
 /// A record larger than this is corrupt by definition (bodies are limited far below it).
@@ -45,7 +58,17 @@ pub struct WalEntry<'a> {
 pub struct RecordBuf {
     buf: Vec<u8>,
     entries: u32,
+    /// For the entry being filled, by the parser's series number in its body: 0 if the series
+    /// is not logged yet, else its number in the entry plus one.
+    logged: Vec<u32>,
+    /// Series logged in the entry being filled.
+    series: u32,
 }
+
+/// Line tags in an entry's `lines` (see the module docs).
+const WHOLE_LINE: u64 = 0;
+const NEW_SERIES: u64 = 1;
+const FIRST_SERIES_REF: u64 = 2;
 
 impl Default for RecordBuf {
     fn default() -> Self {
@@ -64,7 +87,7 @@ impl RecordBuf {
     pub fn with_capacity(bytes: usize) -> RecordBuf {
         let mut buf = Vec::with_capacity(HEADER_BYTES + PAYLOAD_PREFIX_BYTES + bytes);
         buf.resize(HEADER_BYTES + PAYLOAD_PREFIX_BYTES, 0);
-        RecordBuf { buf, entries: 0 }
+        RecordBuf { buf, entries: 0, logged: Vec::new(), series: 0 }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -75,9 +98,12 @@ impl RecordBuf {
         self.buf.len()
     }
 
-    /// Starts an entry; the caller then appends its lines with [`RecordBuf::push_line`] and
-    /// closes it with [`RecordBuf::end_entry`].
+    /// Starts an entry (one write's lines); the caller then appends its lines with
+    /// [`RecordBuf::push_line`] or [`RecordBuf::push_series_line`] and closes it with
+    /// [`RecordBuf::end_entry`].
     pub fn begin_entry(&mut self, db_id: u32, precision: Precision, default_time_ns: i64) -> usize {
+        self.logged.clear();
+        self.series = 0;
         self.buf.extend_from_slice(&db_id.to_le_bytes());
         self.buf.push(precision.code());
         self.buf.extend_from_slice(&default_time_ns.to_le_bytes());
@@ -86,9 +112,34 @@ impl RecordBuf {
         len_at
     }
 
+    /// Logs a line whole.
     pub fn push_line(&mut self, line: &[u8]) {
-        self.buf.extend_from_slice(line);
-        self.buf.push(b'\n');
+        put_varint(&mut self.buf, WHOLE_LINE);
+        put_bytes(&mut self.buf, line);
+    }
+
+    /// Logs a line whose text begins with `series`, the bytes the parser numbered `series_id`
+    /// in this entry's body: the series is logged the first time, and referred to after.
+    pub fn push_series_line(&mut self, series_id: Option<u32>, series: &[u8], text: &[u8]) {
+        // The same bytes by position nearly always; compared only if not.
+        let prefix = (text.as_ptr() == series.as_ptr() && series.len() <= text.len()) || text.starts_with(series);
+        let Some(id) = series_id.filter(|_| prefix).map(|i| i as usize) else {
+            return self.push_line(text);
+        };
+        if self.logged.len() <= id {
+            self.logged.resize(id + 1, 0);
+        }
+        let rest = &text[series.len()..];
+        match self.logged[id] {
+            0 => {
+                self.series += 1;
+                self.logged[id] = self.series;
+                put_varint(&mut self.buf, NEW_SERIES);
+                put_bytes(&mut self.buf, series);
+            }
+            n => put_varint(&mut self.buf, FIRST_SERIES_REF + u64::from(n - 1)),
+        }
+        put_bytes(&mut self.buf, rest);
     }
 
     pub fn end_entry(&mut self, len_at: usize) {
@@ -113,6 +164,66 @@ impl RecordBuf {
     }
 }
 
+fn put_varint(buf: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        buf.push(v as u8 | 0x80);
+        v >>= 7;
+    }
+    buf.push(v as u8);
+}
+
+fn put_bytes(buf: &mut Vec<u8>, bytes: &[u8]) {
+    put_varint(buf, bytes.len() as u64);
+    buf.extend_from_slice(bytes);
+}
+
+fn get_varint(b: &mut &[u8]) -> Result<u64, RecordError> {
+    let mut v = 0u64;
+    for i in 0..10 {
+        let (&byte, rest) = b.split_first().ok_or(RecordError::Malformed("varint runs past the entry"))?;
+        *b = rest;
+        v |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            return Ok(v);
+        }
+    }
+    Err(RecordError::Malformed("varint too long"))
+}
+
+fn get_bytes<'a>(b: &mut &'a [u8]) -> Result<&'a [u8], RecordError> {
+    let n = get_varint(b)?;
+    let n = usize::try_from(n).map_err(|_| RecordError::Malformed("length too large"))?;
+    take(b, n)
+}
+
+/// The line-protocol text of an entry's `lines`, one line per newline.
+fn decode_lines(mut b: &[u8]) -> Result<Vec<u8>, RecordError> {
+    // Lines rebuilt from numbered series are longer than their encoding; twice is usually enough.
+    let mut text = Vec::with_capacity(b.len() * 2);
+    let mut series: Vec<&[u8]> = Vec::new();
+    while !b.is_empty() {
+        match get_varint(&mut b)? {
+            WHOLE_LINE => text.extend_from_slice(get_bytes(&mut b)?),
+            NEW_SERIES => {
+                let s = get_bytes(&mut b)?;
+                series.push(s);
+                text.extend_from_slice(s);
+                text.extend_from_slice(get_bytes(&mut b)?);
+            }
+            k => {
+                let s = usize::try_from(k - FIRST_SERIES_REF)
+                    .ok()
+                    .and_then(|i| series.get(i))
+                    .ok_or(RecordError::Malformed("line refers to a series not logged before it"))?;
+                text.extend_from_slice(s);
+                text.extend_from_slice(get_bytes(&mut b)?);
+            }
+        }
+        text.push(b'\n');
+    }
+    Ok(text)
+}
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum RecordError {
     #[error("record is truncated")]
@@ -127,7 +238,8 @@ pub enum RecordError {
     Malformed(&'static str),
 }
 
-/// A decoded record, borrowing its lines from the segment bytes.
+/// A decoded record, with each entry's lines as line-protocol text (borrowed from the segment
+/// bytes in a first-format record).
 #[derive(Debug)]
 pub struct Record<'a> {
     pub epoch: u64,
@@ -154,9 +266,11 @@ pub fn decode_record(bytes: &[u8]) -> Result<Record<'_>, RecordError> {
     if bytes.len() < HEADER_BYTES {
         return Err(RecordError::Truncated);
     }
-    if u32_at(&bytes[0..4]) != MAGIC {
-        return Err(RecordError::BadMagic);
-    }
+    let v1 = match u32_at(&bytes[0..4]) {
+        MAGIC => false,
+        MAGIC_V1 => true,
+        _ => return Err(RecordError::BadMagic),
+    };
     let len = u32_at(&bytes[4..8]) as usize;
     if !(PAYLOAD_PREFIX_BYTES..=MAX_RECORD_BYTES).contains(&len) {
         return Err(RecordError::BadLength(len));
@@ -178,7 +292,8 @@ pub fn decode_record(bytes: &[u8]) -> Result<Record<'_>, RecordError> {
         let default_time_ns =
             i64::from_le_bytes(take(&mut p, 8)?.try_into().map_err(|_| RecordError::Malformed("time"))?);
         let n = u32_at(take(&mut p, 4)?) as usize;
-        let lines = Cow::Borrowed(take(&mut p, n)?);
+        let raw = take(&mut p, n)?;
+        let lines = if v1 { Cow::Borrowed(raw) } else { Cow::Owned(decode_lines(raw)?) };
         entries.push(WalEntry { db_id, precision, default_time_ns, lines });
     }
     if !p.is_empty() {

@@ -50,6 +50,118 @@ fn record_round_trip() {
     assert_eq!(d.entries[1].default_time_ns, 7);
 }
 
+/// A record of entries whose lines are logged as the shard logs them: each through the
+/// parser, so that a series repeated in an entry is logged once.
+fn series_record(epoch: u64, entries: &[&str]) -> Vec<u8> {
+    let mut r = RecordBuf::new();
+    for body in entries {
+        let at = r.begin_entry(0, Precision::Nanosecond, 7);
+        for item in crate::lp::parse_lines(body.as_bytes()) {
+            match &item.parsed {
+                Ok(line) => r.push_series_line(item.series_id, line.series, item.text),
+                Err(_) => r.push_line(item.text),
+            }
+        }
+        r.end_entry(at);
+    }
+    r.seal(epoch)
+}
+
+fn occurrences(hay: &[u8], needle: &[u8]) -> usize {
+    hay.windows(needle.len()).filter(|w| *w == needle).count()
+}
+
+#[test]
+fn repeated_series_are_logged_once_an_entry() {
+    let series = "cpu,host=a,region=eu-west-1,datacenter=eu-west-1a";
+    let body = format!("{series} u=1 1\n{series} u=2 2\ncpu,host=b u=3 3\n{series} u=4 4\n");
+    let r = series_record(5, &[&body, &body]);
+    assert_eq!(occurrences(&r, series.as_bytes()), 2, "once in each of the two entries");
+    let d = decode_record(&r).unwrap();
+    assert_eq!(d.entries.len(), 2);
+    for e in &d.entries {
+        assert_eq!(String::from_utf8(e.lines.to_vec()).unwrap(), body);
+    }
+    assert!(r.len() < body.len() * 2 - 2 * series.len(), "{} bytes for {} of text", r.len(), 2 * body.len());
+}
+
+#[test]
+fn a_line_not_starting_with_its_series_is_logged_whole() {
+    let mut r = RecordBuf::new();
+    let at = r.begin_entry(0, Precision::Nanosecond, 0);
+    r.push_series_line(Some(0), b"m,t=a", b"m,t=a f=1");
+    r.push_series_line(Some(0), b"m,t=a", b"other f=2");
+    r.push_series_line(None, b"m,t=b", b"m,t=b f=3");
+    r.push_series_line(Some(0), b"m,t=a", b"m,t=a f=4");
+    r.end_entry(at);
+    let sealed = r.seal(1);
+    let d = decode_record(&sealed).unwrap();
+    assert_eq!(&*d.entries[0].lines, b"m,t=a f=1\nother f=2\nm,t=b f=3\nm,t=a f=4\n");
+}
+
+/// A record around `entries` (raw `lines` bytes), sealed by hand with `magic`.
+fn raw_record(magic: u32, entries: &[&[u8]]) -> Vec<u8> {
+    let mut payload = 1u64.to_le_bytes().to_vec();
+    payload.extend_from_slice(&(entries.len() as u32).to_le_bytes());
+    for lines in entries {
+        payload.extend_from_slice(&4u32.to_le_bytes());
+        payload.push(Precision::Second.code());
+        payload.extend_from_slice(&9i64.to_le_bytes());
+        payload.extend_from_slice(&(lines.len() as u32).to_le_bytes());
+        payload.extend_from_slice(lines);
+    }
+    let mut r = magic.to_le_bytes().to_vec();
+    r.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    r.extend_from_slice(&crc32c::crc32c(&payload).to_le_bytes());
+    r.extend_from_slice(&payload);
+    r
+}
+
+#[test]
+fn first_format_records_still_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let seg = segment_path(&shard_dir(dir.path(), 0), 1);
+    std::fs::create_dir_all(seg.parent().unwrap()).unwrap();
+    let mut bytes = raw_record(MAGIC_V1, &[b"m f=1 1\nm f=2 2\n"]);
+    bytes.extend(series_record(2, &["m f=3 3"]));
+    std::fs::write(&seg, bytes).unwrap();
+    let (got, stats) = collect(dir.path());
+    assert!(stats.truncated.is_empty(), "{:?}", stats.truncated);
+    assert_eq!(got, vec![(1, 4, "m f=1 1\nm f=2 2\n".into()), (2, 0, "m f=3 3\n".into())]);
+}
+
+#[test]
+fn malformed_series_lines_are_errors() {
+    for lines in [
+        &[5u8, 1, b'x'][..],            // a reference to a series never logged
+        &[1, 3, b'a', b'b'][..],        // a series running past the entry
+        &[1, 1, b'm', 3, b' ', b'f'][..], // a rest running past the entry
+        &[0x80; 11][..],                // a varint that never ends
+        &[9][..],                       // a reference with no rest
+    ] {
+        let r = raw_record(MAGIC, &[lines]);
+        assert!(matches!(decode_record(&r), Err(RecordError::Malformed(_))), "{lines:?}");
+    }
+    let ok = raw_record(MAGIC, &[&[1, 1, b'm', 4, b' ', b'f', b'=', b'1', 2, 4, b' ', b'f', b'=', b'2']]);
+    assert_eq!(&*decode_record(&ok).unwrap().entries[0].lines, b"m f=1\nm f=2\n");
+}
+
+proptest::proptest! {
+    /// Whatever mix of repeated series, escapes and bad lines a body holds, its entry replays
+    /// as the text of the lines the parser yielded.
+    #[test]
+    fn series_coded_entries_replay_as_their_text(
+        series in proptest::collection::vec("[a-c,=\\\\ ]{1,8}", 1..4),
+        lines in proptest::collection::vec((0usize..4, "[a-c0-9=.,i\"\\\\ ]{0,10}"), 1..16),
+    ) {
+        let body = lines.iter().map(|(i, rest)| format!("{} {rest}", series[i % series.len()])).collect::<Vec<_>>().join("\n");
+        let want: Vec<u8> = crate::lp::parse_lines(body.as_bytes()).flat_map(|i| [i.text, b"\n"].concat()).collect();
+        let r = series_record(3, &[&body]);
+        let d = decode_record(&r).map_err(|e| proptest::test_runner::TestCaseError::fail(e.to_string()))?;
+        proptest::prop_assert_eq!(&*d.entries[0].lines, &want[..]);
+    }
+}
+
 #[test]
 fn append_then_replay() {
     let dir = tempfile::tempdir().unwrap();

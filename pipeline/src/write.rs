@@ -103,6 +103,8 @@ pub struct GoodLine<'a> {
     /// Same measurement, keys (in order) and field types as the good line before it in this
     /// write, so it goes to the same table right after that line.
     pub same_shape: bool,
+    /// The parser's number for the line's series in this body ([`crate::lp::Item::series_id`]).
+    pub series_id: Option<u32>,
 }
 
 /// A line that parsed and passed the naming rules, waiting for the catalog's type check.
@@ -114,6 +116,7 @@ struct Staged<'a> {
     /// Same shape as the staged line before it ([`same_shape`]): it shares that line's
     /// verdicts. Worked out once, as the line is staged.
     repeats: bool,
+    series_id: Option<u32>,
 }
 
 /// The outcome of validation: lines to write and lines refused.
@@ -177,7 +180,7 @@ pub fn prepare<'a>(
                 }
             },
         };
-        lines.push(Staged { line_number: item.line_number, text: item.text, line, time_ns, repeats });
+        lines.push(Staged { line_number: item.line_number, text: item.text, line, time_ns, repeats, series_id: item.series_id });
     }
 
     // Check types against the catalog; a catalog update can race another shard's, so on a
@@ -217,7 +220,7 @@ pub fn prepare<'a>(
         // `typed_rejects` is in line order, so one cursor walks it.
         let mut rejected = typed_rejects.iter().map(|(i, _)| *i).peekable();
         let mut good: Vec<GoodLine<'a>> = Vec::with_capacity(good_count);
-        for (i, Staged { text, line, time_ns, repeats, .. }) in lines.into_iter().enumerate() {
+        for (i, Staged { text, line, time_ns, repeats, series_id, .. }) in lines.into_iter().enumerate() {
             if rejected.next_if_eq(&i).is_some() {
                 continue;
             }
@@ -230,7 +233,7 @@ pub fn prepare<'a>(
                     None => continue, // unreachable: the table was just ensured
                 },
             };
-            good.push(GoodLine { text, line, time_ns, table, same_shape: repeats });
+            good.push(GoodLine { text, line, time_ns, table, same_shape: repeats, series_id });
         }
         return Ok(PreparedWrite { db_id: dbm.id, db_name: db.to_string(), good, rejects: all_rejects });
     }
