@@ -60,10 +60,14 @@ impl Batch {
 
     /// Stamps the batch as ticks `first_tick..` after `t0_ns` and returns the body to send.
     pub fn stamp(&mut self, t0_ns: i64, first_tick: u64) -> &[u8] {
-        for (j, &at) in self.stamps.iter().enumerate() {
-            let tick = first_tick + (j / self.hosts) as u64;
-            let ts = t0_ns + tick as i64 * STEP_NS;
-            write_19(&mut self.body[at..at + 19], ts);
+        // Every host of a tick shares its timestamp: format it once a tick, copy it per line
+        // (digit by digit per line, this was over 1% of the machine's time in a load test).
+        let mut digits = [0u8; 19];
+        for (k, stamps) in self.stamps.chunks(self.hosts).enumerate() {
+            write_19(&mut digits, t0_ns + (first_tick + k as u64) as i64 * STEP_NS);
+            for &at in stamps {
+                self.body[at..at + 19].copy_from_slice(&digits);
+            }
         }
         &self.body
     }
