@@ -22,7 +22,7 @@ fn tsbs_flush(rows: usize) -> WalFlush {
     let p = prepare(&catalog, "bench", body.as_bytes(), Precision::Nanosecond, 0, true).expect("prepare");
     let mut b = pipeline::batch::TableBuilder::new(p.db_id, "bench".into(), p.good[0].table.clone());
     for g in &p.good {
-        b.append(&g.line, g.time_ns, g.same_shape);
+        b.append(&g.line, g.time_ns, g.same_shape, g.series_id);
     }
     let batch = b.finish().expect("batch");
     WalFlush { epoch: 1, tables: vec![TableBatch { db_id: p.db_id, db_name: "bench".into(), table_name: "cpu".into(), batch, commit: 0 }] }

@@ -41,7 +41,7 @@ fn build_batch(c: &mut Criterion) {
         b.iter(|| {
             let mut tb = TableBuilder::new(p.db_id, "bench".into(), table.clone());
             for l in &p.good {
-                tb.append(&l.line, l.time_ns, l.same_shape);
+                tb.append(&l.line, l.time_ns, l.same_shape, l.series_id);
             }
             tb.finish().unwrap().num_rows()
         })
@@ -114,7 +114,7 @@ fn queue_handoff(c: &mut Criterion) {
     let p = prepare(&catalog, "bench", body.as_bytes(), Precision::Nanosecond, 0, true).unwrap();
     let mut tb = TableBuilder::new(p.db_id, "bench".into(), p.good[0].table.clone());
     for l in &p.good {
-        tb.append(&l.line, l.time_ns, l.same_shape);
+        tb.append(&l.line, l.time_ns, l.same_shape, l.series_id);
     }
     let batch = tb.finish().unwrap();
     let mut g = c.benchmark_group("queue");

@@ -19,7 +19,7 @@ use arrow::error::ArrowError;
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 
 use crate::catalog::{ColumnKind, FieldType, Table};
-use crate::lp::{FieldValue, ParsedLine};
+use crate::lp::{FieldValue, ParsedLine, SeriesId};
 
 /// The Arrow type of a column kind.
 pub fn data_type(kind: ColumnKind) -> DataType {
@@ -171,6 +171,17 @@ struct Col {
 /// Series remembered per builder; past this, new series are looked up tag by tag.
 const MAX_SERIES: usize = 1 << 16;
 
+/// A series' tag keys: `series_keys[at..at + len]`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct KeysAt {
+    at: u32,
+    len: u32,
+}
+
+impl KeysAt {
+    const NONE: KeysAt = KeysAt { at: u32::MAX, len: 0 };
+}
+
 /// Accumulates one table's rows of one flush.
 pub struct TableBuilder {
     pub db_id: u32,
@@ -182,9 +193,15 @@ pub struct TableBuilder {
     /// always list their keys in the same order, so one name comparison usually finds the
     /// column without hashing.
     order: Vec<usize>,
-    /// Each series seen (its raw measurement and tags) → the dictionary keys of its tags, in
-    /// the line's order: a series seen before costs one hash of its bytes, not one per tag.
-    series: HashMap<Box<[u8]>, Box<[i32]>, foldhash::fast::RandomState>,
+    /// Each series seen (its raw measurement and tags) → where the dictionary keys of its tags,
+    /// in the line's order, are in `series_keys`: a series seen before costs one hash of its
+    /// bytes, not one per tag.
+    series: HashMap<Box<[u8]>, KeysAt, foldhash::fast::RandomState>,
+    series_keys: Vec<i32>,
+    /// The same, by the parser's series number in body `body` (`KeysAt::NONE` if not known):
+    /// the lines of one body find their series without hashing it again.
+    by_id: Vec<KeysAt>,
+    body: u64,
     keys: Vec<i32>,
     /// How many keys the last row had: the positions of `order` that describe it.
     last_width: usize,
@@ -202,6 +219,9 @@ impl TableBuilder {
             index: HashMap::new(),
             order: Vec::new(),
             series: HashMap::default(),
+            series_keys: Vec::new(),
+            by_id: Vec::new(),
+            body: u64::MAX,
             keys: Vec::new(),
             last_width: 0,
             time: TimestampNanosecondBuilder::new(),
@@ -249,17 +269,43 @@ impl TableBuilder {
         }
     }
 
+    /// The keys of a series seen before, found by the parser's number for it if this body
+    /// has been seen, else by its bytes.
+    fn known_keys(&mut self, line: &ParsedLine<'_>, series_id: Option<SeriesId>) -> Option<KeysAt> {
+        let sid = series_id?;
+        if sid.body != self.body {
+            self.body = sid.body;
+            self.by_id.clear();
+        }
+        let id = sid.id as usize;
+        if let Some(&k) = self.by_id.get(id).filter(|k| **k != KeysAt::NONE) {
+            return Some(k);
+        }
+        let k = self.series.get(line.series).copied()?;
+        if self.by_id.len() <= id {
+            self.by_id.resize(id + 1, KeysAt::NONE);
+        }
+        self.by_id[id] = k;
+        Some(k)
+    }
+
     /// Appends one row. The line's column names are distinct (validated). `same_shape` is the
     /// caller's word that the line has the same keys, in the same order and with the same
     /// field types, as the last row appended to this builder (as [`crate::write::GoodLine`]
-    /// tells); it lets the row skip finding its columns by name.
-    pub fn append(&mut self, line: &ParsedLine<'_>, time_ns: i64, same_shape: bool) {
+    /// tells); it lets the row skip finding its columns by name. `series_id` is the parser's
+    /// number for the line's series ([`crate::lp::Item::series_id`]), if it gave one.
+    pub fn append(&mut self, line: &ParsedLine<'_>, time_ns: i64, same_shape: bool, series_id: Option<SeriesId>) {
         let width = line.tags.len() + line.fields.len();
         let same_shape = same_shape && self.rows > 0 && self.last_width == width;
         self.keys.clear();
-        let known = match self.series.get(line.series) {
-            Some(keys) if keys.len() == line.tags.len() => {
-                self.keys.extend_from_slice(keys);
+        let found = match series_id {
+            Some(_) => self.known_keys(line, series_id),
+            None => self.series.get(line.series).copied(),
+        };
+        let known = match found {
+            Some(k) if k.len as usize == line.tags.len() => {
+                let at = k.at as usize;
+                self.keys.extend_from_slice(&self.series_keys[at..at + k.len as usize]);
                 true
             }
             _ => false,
@@ -276,7 +322,16 @@ impl TableBuilder {
             }
         }
         if !known && !line.tags.is_empty() && self.series.len() < MAX_SERIES && self.keys.len() == line.tags.len() {
-            self.series.insert(line.series.into(), self.keys.as_slice().into());
+            let k = KeysAt { at: self.series_keys.len() as u32, len: self.keys.len() as u32 };
+            self.series_keys.extend_from_slice(&self.keys);
+            self.series.insert(line.series.into(), k);
+            if let Some(sid) = series_id.filter(|s| s.body == self.body) {
+                let id = sid.id as usize;
+                if self.by_id.len() <= id {
+                    self.by_id.resize(id + 1, KeysAt::NONE);
+                }
+                self.by_id[id] = k;
+            }
         }
         let n = line.tags.len();
         for (at, (k, v)) in line.fields.iter().enumerate() {
@@ -325,7 +380,7 @@ mod tests {
         assert!(p.rejects.is_empty(), "{:?}", p.rejects);
         let mut b = TableBuilder::new(0, "d".into(), p.good[0].table.clone());
         for g in &p.good {
-            b.append(&g.line, g.time_ns, g.same_shape);
+            b.append(&g.line, g.time_ns, g.same_shape, g.series_id);
         }
         b
     }
@@ -333,6 +388,26 @@ mod tests {
     /// The batch [`builder`] makes of `body`.
     fn build(body: &str) -> RecordBatch {
         builder(body).finish().unwrap()
+    }
+
+    #[test]
+    fn series_numbers_of_each_body_find_their_own_tags() {
+        // Both bodies number their first series 0, but it is a different series in each; and
+        // the second body's series are known to the builder only by their bytes.
+        let catalog = crate::catalog::Catalog::in_memory();
+        let mut b: Option<TableBuilder> = None;
+        for body in ["m,h=a f=1 1\nm,h=b f=2 2\nm,h=a f=3 3", "m,h=b f=4 4\nm,h=c f=5 5\nm,h=a f=6 6\nm,h=b f=7 7"] {
+            let p = crate::write::prepare(&catalog, "d", body.as_bytes(), crate::write::Precision::Nanosecond, 0, false).unwrap();
+            let b = b.get_or_insert_with(|| TableBuilder::new(0, "d".into(), p.good[0].table.clone()));
+            for g in &p.good {
+                assert!(g.series_id.is_some());
+                b.append(&g.line, g.time_ns, g.same_shape, g.series_id);
+            }
+        }
+        let batch = b.unwrap().finish().unwrap();
+        let h = arrow::compute::cast(batch.column_by_name("h").unwrap(), &DataType::Utf8).unwrap();
+        let h: Vec<_> = arrow::array::AsArray::as_string::<i32>(&h).iter().map(|v| v.unwrap().to_string()).collect();
+        assert_eq!(h, ["a", "b", "a", "b", "c", "a", "b"]);
     }
 
     #[test]

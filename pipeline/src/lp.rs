@@ -117,15 +117,28 @@ pub struct Item<'a> {
     /// The line's text as sent (without the trailing newline).
     pub text: &'a [u8],
     pub parsed: Result<ParsedLine<'a>, String>,
-    /// The number the parser gave the line's series in this body, when it remembered it
-    /// (numbered from 0 in order of first appearance): lines of one body with the same number
-    /// begin with the same series bytes. The WAL logs such a series once per entry.
-    pub series_id: Option<u32>,
+    /// The number the parser gave the line's series, when it remembered it: lines with the
+    /// same number begin with the same series bytes. The WAL logs such a series once per entry,
+    /// and a table builder looks its tags up once per body.
+    pub series_id: Option<SeriesId>,
 }
+
+/// A series as the parser numbered it: `id` counts the series of one body (from 0, in order of
+/// first appearance), and `body` tells that body from every other parsed in this process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SeriesId {
+    pub body: u64,
+    pub id: u32,
+}
+
+/// Bodies parsed so far in this process, numbering each for [`SeriesId::body`].
+static BODIES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// Iterates over the non-blank, non-comment lines of a body.
 pub struct Lines<'a> {
     body: &'a [u8],
+    /// This body's number ([`SeriesId::body`]).
+    body_id: u64,
     pos: usize,
     line_number: usize,
     /// The whole body is valid UTF-8 (checked once), so tokens need no check of their own.
@@ -159,6 +172,7 @@ const MAX_KNOWN_SERIES: usize = 4096;
 pub fn parse_lines(body: &[u8]) -> Lines<'_> {
     Lines {
         body,
+        body_id: BODIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         pos: 0,
         line_number: 1,
         utf8: std::str::from_utf8(body).is_ok(),
@@ -273,7 +287,7 @@ impl<'a> Iterator for Lines<'a> {
             while let [rest @ .., b'\r' | b' ' | b'\t'] = text {
                 text = rest;
             }
-            let series_id = if parsed.is_ok() { series_id } else { None };
+            let series_id = series_id.filter(|_| parsed.is_ok()).map(|id| SeriesId { body: self.body_id, id });
             return Some(Item { line_number, text, parsed, series_id });
         }
     }

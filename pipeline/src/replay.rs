@@ -39,7 +39,7 @@ pub fn replay_into(root: &Path, catalog: &Catalog, buffer: &WriteBuffer) -> std:
                     let b = builders
                         .entry(key)
                         .or_insert_with(|| TableBuilder::new(p.db_id, db_name.clone(), g.table.clone()));
-                    b.append(&g.line, g.time_ns, g.same_shape);
+                    b.append(&g.line, g.time_ns, g.same_shape, g.series_id);
                     if b.rows() >= REPLAY_BATCH_ROWS {
                         if let Some(full) = builders.remove(&key) {
                             finish_into(buffer, key, full);

@@ -115,13 +115,17 @@ impl Shard {
         let p = &mut *p;
         let at = p.record.begin_entry(prepared.db_id, req.precision, req.default_time_ns);
         let db_name: Arc<str> = Arc::from(prepared.db_name.as_str());
-        for g in &prepared.good {
-            p.record.push_series_line(g.series_id, g.line.series, g.text);
+        // Lines of one table come in runs; each run finds its builder once.
+        for run in prepared.good.chunk_by(|a, b| a.table.id == b.table.id) {
+            let table = &run[0].table;
             let b = p
                 .builders
-                .entry((prepared.db_id, g.table.id))
-                .or_insert_with(|| TableBuilder::new(prepared.db_id, db_name.clone(), g.table.clone()));
-            b.append(&g.line, g.time_ns, g.same_shape);
+                .entry((prepared.db_id, table.id))
+                .or_insert_with(|| TableBuilder::new(prepared.db_id, db_name.clone(), table.clone()));
+            for g in run {
+                p.record.push_series_line(g.series_id, g.line.series, g.text);
+                b.append(&g.line, g.time_ns, g.same_shape, g.series_id);
+            }
         }
         p.record.end_entry(at);
         if let Some(w) = self.waiting.take() {

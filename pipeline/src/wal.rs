@@ -32,6 +32,7 @@
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
+use crate::lp::SeriesId;
 use crate::write::Precision;
 
 pub const MAGIC: u32 = 0x3243_5257; // "WRC2"
@@ -58,9 +59,10 @@ pub struct WalEntry<'a> {
 pub struct RecordBuf {
     buf: Vec<u8>,
     entries: u32,
-    /// For the entry being filled, by the parser's series number in its body: 0 if the series
-    /// is not logged yet, else its number in the entry plus one.
+    /// For the entry being filled, by the parser's series number in body `body`: 0 if the
+    /// series is not logged yet, else its number in the entry plus one.
     logged: Vec<u32>,
+    body: u64,
     /// Series logged in the entry being filled.
     series: u32,
 }
@@ -87,7 +89,7 @@ impl RecordBuf {
     pub fn with_capacity(bytes: usize) -> RecordBuf {
         let mut buf = Vec::with_capacity(HEADER_BYTES + PAYLOAD_PREFIX_BYTES + bytes);
         buf.resize(HEADER_BYTES + PAYLOAD_PREFIX_BYTES, 0);
-        RecordBuf { buf, entries: 0, logged: Vec::new(), series: 0 }
+        RecordBuf { buf, entries: 0, logged: Vec::new(), body: 0, series: 0 }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -118,14 +120,20 @@ impl RecordBuf {
         put_bytes(&mut self.buf, line);
     }
 
-    /// Logs a line whose text begins with `series`, the bytes the parser numbered `series_id`
-    /// in this entry's body: the series is logged the first time, and referred to after.
-    pub fn push_series_line(&mut self, series_id: Option<u32>, series: &[u8], text: &[u8]) {
+    /// Logs a line whose text begins with `series`, the bytes the parser numbered `series_id`:
+    /// the series is logged the first time in the entry, and referred to after.
+    pub fn push_series_line(&mut self, series_id: Option<SeriesId>, series: &[u8], text: &[u8]) {
         // The same bytes by position nearly always; compared only if not.
         let prefix = (text.as_ptr() == series.as_ptr() && series.len() <= text.len()) || text.starts_with(series);
-        let Some(id) = series_id.filter(|_| prefix).map(|i| i as usize) else {
+        let Some(sid) = series_id.filter(|_| prefix) else {
             return self.push_line(text);
         };
+        if sid.body != self.body {
+            // Numbers of another body: its series are logged anew.
+            self.logged.clear();
+            self.body = sid.body;
+        }
+        let id = sid.id as usize;
         if self.logged.len() <= id {
             self.logged.resize(id + 1, 0);
         }

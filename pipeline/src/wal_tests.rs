@@ -86,17 +86,21 @@ fn repeated_series_are_logged_once_an_entry() {
 }
 
 #[test]
-fn a_line_not_starting_with_its_series_is_logged_whole() {
+fn lines_are_logged_whole_unless_they_start_with_their_series_of_this_body() {
     let mut r = RecordBuf::new();
     let at = r.begin_entry(0, Precision::Nanosecond, 0);
-    r.push_series_line(Some(0), b"m,t=a", b"m,t=a f=1");
-    r.push_series_line(Some(0), b"m,t=a", b"other f=2");
+    let a = Some(SeriesId { body: 1, id: 0 });
+    r.push_series_line(a, b"m,t=a", b"m,t=a f=1");
+    r.push_series_line(a, b"m,t=a", b"other f=2");
     r.push_series_line(None, b"m,t=b", b"m,t=b f=3");
-    r.push_series_line(Some(0), b"m,t=a", b"m,t=a f=4");
+    r.push_series_line(a, b"m,t=a", b"m,t=a f=4");
+    // The same number from another body is another series.
+    r.push_series_line(Some(SeriesId { body: 2, id: 0 }), b"m,t=c", b"m,t=c f=5");
+    r.push_series_line(a, b"m,t=a", b"m,t=a f=6");
     r.end_entry(at);
     let sealed = r.seal(1);
     let d = decode_record(&sealed).unwrap();
-    assert_eq!(&*d.entries[0].lines, b"m,t=a f=1\nother f=2\nm,t=b f=3\nm,t=a f=4\n");
+    assert_eq!(&*d.entries[0].lines, b"m,t=a f=1\nother f=2\nm,t=b f=3\nm,t=a f=4\nm,t=c f=5\nm,t=a f=6\n");
 }
 
 /// A record around `entries` (raw `lines` bytes), sealed by hand with `magic`.

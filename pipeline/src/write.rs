@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::catalog::{Catalog, CatalogError, CatalogOp, CatalogSnapshot, Column, ColumnKind, FieldType, Table};
-use crate::lp::{parse_lines, FieldValue, ParsedLine};
+use crate::lp::{parse_lines, FieldValue, ParsedLine, SeriesId};
 
 /// Timestamp precision of a write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,7 +104,7 @@ pub struct GoodLine<'a> {
     /// write, so it goes to the same table right after that line.
     pub same_shape: bool,
     /// The parser's number for the line's series in this body ([`crate::lp::Item::series_id`]).
-    pub series_id: Option<u32>,
+    pub series_id: Option<SeriesId>,
 }
 
 /// A line that parsed and passed the naming rules, waiting for the catalog's type check.
@@ -116,7 +116,7 @@ struct Staged<'a> {
     /// Same shape as the staged line before it ([`same_shape`]): it shares that line's
     /// verdicts. Worked out once, as the line is staged.
     repeats: bool,
-    series_id: Option<u32>,
+    series_id: Option<SeriesId>,
 }
 
 /// The outcome of validation: lines to write and lines refused.

@@ -1091,7 +1091,7 @@ fn batches_from_lines(db: &str, lines: &str, errors: &mut Vec<String>) -> Vec<Ta
                 builders.len() - 1
             }
         };
-        builders[i].append(&g.line, g.time_ns, g.same_shape);
+        builders[i].append(&g.line, g.time_ns, g.same_shape, g.series_id);
     }
     builders
         .into_iter()
