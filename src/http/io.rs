@@ -1,18 +1,21 @@
 //! Adapter from glommio's TCP stream to hyper 1's I/O traits.
 //!
-//! hyper reads into uninitialised memory; glommio's stream reads into an initialised slice. The
-//! adapter zeroes at most [`READ_CHUNK`] bytes per read (cheap next to a syscall) so no
-//! uninitialised byte is ever exposed. It owns nothing but the stream.
+//! hyper reads into uninitialised memory; glommio's stream reads into an initialised slice. So
+//! the adapter first asks the kernel directly (a non-blocking `recv`, as glommio itself does
+//! first), which writes into hyper's buffer without it being zeroed; only when nothing is there
+//! does it zero at most [`READ_CHUNK`] bytes and hand them to glommio, which then arms its
+//! readiness poll. No uninitialised byte is ever exposed. It owns nothing but the stream.
 
 use std::io;
 use std::mem::MaybeUninit;
+use std::os::fd::AsRawFd;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use futures_lite::io::{AsyncRead, AsyncWrite};
 use glommio::net::TcpStream;
 
-const READ_CHUNK: usize = 64 * 1024;
+const READ_CHUNK: usize = 4 * 1024;
 
 pub struct GlommioIo(pub TcpStream);
 
@@ -22,9 +25,23 @@ impl hyper::rt::Read for GlommioIo {
         cx: &mut Context<'_>,
         mut buf: hyper::rt::ReadBufCursor<'_>,
     ) -> Poll<io::Result<()>> {
-        // SAFETY: the slice is fully initialised below before it is read from or handed out, and
-        // `advance` is called only with the count of bytes the stream wrote into it.
+        // SAFETY: no byte of the slice is read here; `advance` is called only with the count of
+        // bytes the kernel or the stream wrote into it.
         let uninit: &mut [MaybeUninit<u8>] = unsafe { buf.as_mut() };
+        // Zeroing hyper's whole buffer before each read was ~1% of a shard's time under ingest.
+        // SAFETY: the kernel writes at most `len` bytes at the pointer, all within the slice.
+        let got = unsafe {
+            libc::recv(self.0.as_raw_fd(), uninit.as_mut_ptr().cast(), uninit.len(), libc::MSG_DONTWAIT)
+        };
+        if got >= 0 {
+            // SAFETY: the kernel initialised (wrote) `got` bytes at the cursor's start.
+            unsafe { buf.advance(got as usize) };
+            return Poll::Ready(Ok(()));
+        }
+        let err = io::Error::last_os_error();
+        if !matches!(err.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) {
+            return Poll::Ready(Err(err));
+        }
         let n = uninit.len().min(READ_CHUNK);
         let chunk = &mut uninit[..n];
         for b in chunk.iter_mut() {
