@@ -73,8 +73,8 @@ struct TagBuilder {
 }
 
 impl TagBuilder {
-    fn new() -> TagBuilder {
-        TagBuilder { keys: Int32Builder::new(), values: StringBuilder::new(), index: HashMap::default() }
+    fn new(rows: usize) -> TagBuilder {
+        TagBuilder { keys: Int32Builder::with_capacity(rows), values: StringBuilder::new(), index: HashMap::default() }
     }
 
     /// The key of `value`, added to the dictionary if new.
@@ -106,12 +106,13 @@ enum ColumnBuilder {
 }
 
 impl ColumnBuilder {
-    fn new(kind: ColumnKind) -> ColumnBuilder {
+    /// A builder with room for `rows` values (strings and dictionary values grow as needed).
+    fn new(kind: ColumnKind, rows: usize) -> ColumnBuilder {
         match kind {
-            ColumnKind::Tag | ColumnKind::Time => ColumnBuilder::Tag(TagBuilder::new()),
-            ColumnKind::Field(FieldType::Float) => ColumnBuilder::Float(Float64Builder::new()),
-            ColumnKind::Field(FieldType::Integer) => ColumnBuilder::Integer(Int64Builder::new()),
-            ColumnKind::Field(FieldType::UInteger) => ColumnBuilder::UInteger(UInt64Builder::new()),
+            ColumnKind::Tag | ColumnKind::Time => ColumnBuilder::Tag(TagBuilder::new(rows)),
+            ColumnKind::Field(FieldType::Float) => ColumnBuilder::Float(Float64Builder::with_capacity(rows)),
+            ColumnKind::Field(FieldType::Integer) => ColumnBuilder::Integer(Int64Builder::with_capacity(rows)),
+            ColumnKind::Field(FieldType::UInteger) => ColumnBuilder::UInteger(UInt64Builder::with_capacity(rows)),
             ColumnKind::Field(FieldType::String) => ColumnBuilder::String(StringBuilder::new()),
             ColumnKind::Field(FieldType::Boolean) => ColumnBuilder::Boolean(BooleanBuilder::new()),
         }
@@ -207,10 +208,18 @@ pub struct TableBuilder {
     last_width: usize,
     time: TimestampNanosecondBuilder,
     rows: usize,
+    /// Rows the caller expects: columns start with room for them, since growing by doubling
+    /// copies each column several times over.
+    expected_rows: usize,
 }
 
 impl TableBuilder {
     pub fn new(db_id: u32, db_name: Arc<str>, table: Arc<Table>) -> TableBuilder {
+        TableBuilder::with_capacity(db_id, db_name, table, 0)
+    }
+
+    /// A builder whose columns start with room for `rows` rows.
+    pub fn with_capacity(db_id: u32, db_name: Arc<str>, table: Arc<Table>, rows: usize) -> TableBuilder {
         TableBuilder {
             db_id,
             db_name,
@@ -224,8 +233,9 @@ impl TableBuilder {
             body: u64::MAX,
             keys: Vec::new(),
             last_width: 0,
-            time: TimestampNanosecondBuilder::new(),
+            time: TimestampNanosecondBuilder::with_capacity(rows),
             rows: 0,
+            expected_rows: rows,
         }
     }
 
@@ -239,7 +249,7 @@ impl TableBuilder {
         let i = match guess.or_else(|| self.index.get(name).copied()) {
             Some(i) => i,
             None => {
-                let mut builder = ColumnBuilder::new(kind);
+                let mut builder = ColumnBuilder::new(kind, self.expected_rows.max(self.rows));
                 builder.append_nulls(self.rows);
                 self.cols.push(Col { name: name.to_string(), kind, builder, len: self.rows });
                 self.index.insert(name.to_string(), self.cols.len() - 1);

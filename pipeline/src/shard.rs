@@ -88,11 +88,25 @@ pub struct Shard {
     /// The commit loop, parked until a write makes something pending.
     waiting: Cell<Option<Waker>>,
     stats: Arc<WriteStats>,
+    /// Rows each table had in the last commit that wrote it: its next builder starts with room
+    /// for as many (up to [`MAX_PRESIZED_ROWS`]).
+    last_rows: RefCell<HashMap<(u32, u32), usize>>,
 }
+
+/// A builder is never sized up front for more rows than this; past it, it grows as it fills.
+const MAX_PRESIZED_ROWS: usize = 64 * 1024;
 
 impl Shard {
     pub fn new(id: usize, catalog: Arc<Catalog>, buffer: Arc<WriteBuffer>, stats: Arc<WriteStats>) -> Shard {
-        Shard { id, catalog, buffer, pending: RefCell::new(Pending::default()), waiting: Cell::new(None), stats }
+        Shard {
+            id,
+            catalog,
+            buffer,
+            pending: RefCell::new(Pending::default()),
+            waiting: Cell::new(None),
+            stats,
+            last_rows: RefCell::new(HashMap::new()),
+        }
     }
 
     /// Validates and stages a write for the next flush. Synchronous: nothing else on this
@@ -118,10 +132,11 @@ impl Shard {
         // Lines of one table come in runs; each run finds its builder once.
         for run in prepared.good.chunk_by(|a, b| a.table.id == b.table.id) {
             let table = &run[0].table;
-            let b = p
-                .builders
-                .entry((prepared.db_id, table.id))
-                .or_insert_with(|| TableBuilder::new(prepared.db_id, db_name.clone(), table.clone()));
+            let key = (prepared.db_id, table.id);
+            let b = p.builders.entry(key).or_insert_with(|| {
+                let rows = self.last_rows.borrow().get(&key).copied().unwrap_or(0).min(MAX_PRESIZED_ROWS);
+                TableBuilder::with_capacity(prepared.db_id, db_name.clone(), table.clone(), rows)
+            });
             for g in run {
                 p.record.push_series_line(g.series_id, g.line.series, g.text);
                 b.append(&g.line, g.time_ns, g.same_shape, g.series_id);
@@ -173,7 +188,9 @@ impl Shard {
         self.stats.wal_bytes.fetch_add(record_bytes, Relaxed);
         let commit = self.buffer.next_commit();
         let mut out = Vec::with_capacity(p.builders.len());
+        let mut last_rows = self.last_rows.borrow_mut();
         for ((db_id, table_id), b) in p.builders {
+            last_rows.insert((db_id, table_id), b.rows());
             let db_name = b.db_name.clone();
             let table_name: Arc<str> = Arc::from(b.table.name.as_str());
             match b.finish() {
