@@ -439,7 +439,7 @@ impl<'a> Parser<'a> {
             }
             self.pos += 1;
             let value = self.field_value()?;
-            fields.push((key, value));
+            push_field(&mut fields, key, value);
             if self.peek() == Some(b',') {
                 self.pos += 1;
             } else {
@@ -610,6 +610,24 @@ impl<'a> Parser<'a> {
             self.detail = (start, self.pos);
         }
         parsed.ok_or(Fail::InvalidTimestamp)
+    }
+}
+
+/// `fields.push((key, value))`, writing the two halves straight into the vector. Pushed as a
+/// tuple, the pair was assembled on the stack from stores of different widths and copied out
+/// with 16-byte loads that straddled them, a store-forwarding stall on every field: that load
+/// was the parser's hottest instruction (19% of its samples in `perf annotate`).
+#[inline(always)]
+fn push_field<'a>(fields: &mut Vec<(Cow<'a, str>, FieldValue<'a>)>, key: Cow<'a, str>, value: FieldValue<'a>) {
+    fields.reserve(1);
+    let len = fields.len();
+    // SAFETY: `reserve` made room for one more element at `len`; both halves are written
+    // before the length covers them, and nothing can unwind in between.
+    unsafe {
+        let slot = fields.as_mut_ptr().add(len);
+        std::ptr::addr_of_mut!((*slot).0).write(key);
+        std::ptr::addr_of_mut!((*slot).1).write(value);
+        fields.set_len(len + 1);
     }
 }
 
