@@ -20,7 +20,7 @@ fn tsbs_flush(rows: usize) -> WalFlush {
     let body = tsbs_cpu_lines(rows);
     let catalog = Catalog::in_memory();
     let p = prepare(&catalog, "bench", body.as_bytes(), Precision::Nanosecond, 0, true).expect("prepare");
-    let mut b = pipeline::batch::TableBuilder::new(p.db_id, "bench".into(), p.good[0].table.clone());
+    let mut b = pipeline::batch::TableBuilder::new(p.db_id, "bench".into(), p.tables[p.good[0].table].clone());
     for g in &p.good {
         b.append(&g.line, g.time_ns, g.same_shape, g.series_id);
     }

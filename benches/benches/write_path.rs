@@ -34,7 +34,7 @@ fn build_batch(c: &mut Criterion) {
     let body = tsbs_cpu_lines(LINES);
     let catalog = Catalog::in_memory();
     let p = prepare(&catalog, "bench", body.as_bytes(), Precision::Nanosecond, 0, true).unwrap();
-    let table = p.good[0].table.clone();
+    let table = p.tables[p.good[0].table].clone();
     let mut g = c.benchmark_group("arrow_batch");
     g.throughput(Throughput::Elements(LINES as u64));
     g.bench_function("build_tsbs_10k_rows", |b| {
@@ -112,7 +112,7 @@ fn queue_handoff(c: &mut Criterion) {
     let body = tsbs_cpu_lines(1000);
     let catalog = Catalog::in_memory();
     let p = prepare(&catalog, "bench", body.as_bytes(), Precision::Nanosecond, 0, true).unwrap();
-    let mut tb = TableBuilder::new(p.db_id, "bench".into(), p.good[0].table.clone());
+    let mut tb = TableBuilder::new(p.db_id, "bench".into(), p.tables[p.good[0].table].clone());
     for l in &p.good {
         tb.append(&l.line, l.time_ns, l.same_shape, l.series_id);
     }

@@ -388,7 +388,7 @@ mod tests {
         let catalog = crate::catalog::Catalog::in_memory();
         let p = crate::write::prepare(&catalog, "d", body.as_bytes(), crate::write::Precision::Nanosecond, 0, false).unwrap();
         assert!(p.rejects.is_empty(), "{:?}", p.rejects);
-        let mut b = TableBuilder::new(0, "d".into(), p.good[0].table.clone());
+        let mut b = TableBuilder::new(0, "d".into(), p.tables[p.good[0].table].clone());
         for g in &p.good {
             b.append(&g.line, g.time_ns, g.same_shape, g.series_id);
         }
@@ -408,7 +408,7 @@ mod tests {
         let mut b: Option<TableBuilder> = None;
         for body in ["m,h=a f=1 1\nm,h=b f=2 2\nm,h=a f=3 3", "m,h=b f=4 4\nm,h=c f=5 5\nm,h=a f=6 6\nm,h=b f=7 7"] {
             let p = crate::write::prepare(&catalog, "d", body.as_bytes(), crate::write::Precision::Nanosecond, 0, false).unwrap();
-            let b = b.get_or_insert_with(|| TableBuilder::new(0, "d".into(), p.good[0].table.clone()));
+            let b = b.get_or_insert_with(|| TableBuilder::new(0, "d".into(), p.tables[p.good[0].table].clone()));
             for g in &p.good {
                 assert!(g.series_id.is_some());
                 b.append(&g.line, g.time_ns, g.same_shape, g.series_id);

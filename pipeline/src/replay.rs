@@ -35,10 +35,11 @@ pub fn replay_into(root: &Path, catalog: &Catalog, buffer: &WriteBuffer) -> std:
                         "WAL lines no longer fit the catalog; skipped");
                 }
                 for g in &p.good {
-                    let key = (p.db_id, g.table.id);
+                    let table = &p.tables[g.table];
+                    let key = (p.db_id, table.id);
                     let b = builders
                         .entry(key)
-                        .or_insert_with(|| TableBuilder::new(p.db_id, db_name.clone(), g.table.clone()));
+                        .or_insert_with(|| TableBuilder::new(p.db_id, db_name.clone(), table.clone()));
                     b.append(&g.line, g.time_ns, g.same_shape, g.series_id);
                     if b.rows() >= REPLAY_BATCH_ROWS {
                         if let Some(full) = builders.remove(&key) {

@@ -130,8 +130,8 @@ impl Shard {
         let at = p.record.begin_entry(prepared.db_id, req.precision, req.default_time_ns);
         let db_name: Arc<str> = Arc::from(prepared.db_name.as_str());
         // Lines of one table come in runs; each run finds its builder once.
-        for run in prepared.good.chunk_by(|a, b| a.table.id == b.table.id) {
-            let table = &run[0].table;
+        for run in prepared.good.chunk_by(|a, b| a.table == b.table) {
+            let table = &prepared.tables[run[0].table];
             let key = (prepared.db_id, table.id);
             let b = p.builders.entry(key).or_insert_with(|| {
                 let rows = self.last_rows.borrow().get(&key).copied().unwrap_or(0).min(MAX_PRESIZED_ROWS);

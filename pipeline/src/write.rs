@@ -99,7 +99,10 @@ pub struct GoodLine<'a> {
     pub text: &'a [u8],
     pub line: ParsedLine<'a>,
     pub time_ns: i64,
-    pub table: Arc<Table>,
+    /// The line's table: its place in [`PreparedWrite::tables`]. (An index, not an `Arc`: a
+    /// clone a line was an atomic increment and decrement on a count every shard writing
+    /// the table shares.)
+    pub table: usize,
     /// Same measurement, keys (in order) and field types as the good line before it in this
     /// write, so it goes to the same table right after that line.
     pub same_shape: bool,
@@ -125,6 +128,8 @@ pub struct PreparedWrite<'a> {
     pub db_id: u32,
     pub db_name: String,
     pub good: Vec<GoodLine<'a>>,
+    /// The tables the good lines go to, each once.
+    pub tables: Vec<Arc<Table>>,
     pub rejects: Vec<LineReject>,
 }
 
@@ -195,7 +200,7 @@ pub fn prepare<'a>(
         let mut all_rejects: Vec<LineReject> = all_rejects.collect();
         all_rejects.sort_by_key(|r| r.line_number);
         if !accept_partial && !all_rejects.is_empty() {
-            return Ok(PreparedWrite { db_id: 0, db_name: db.to_string(), good: Vec::new(), rejects: all_rejects });
+            return Ok(PreparedWrite { db_id: 0, db_name: db.to_string(), good: Vec::new(), tables: Vec::new(), rejects: all_rejects });
         }
         let good_count = lines.len() - typed_rejects.len();
         if good_count > 0 && (snapshot.db(db).is_none() || !new_columns.is_empty()) {
@@ -215,11 +220,12 @@ pub fn prepare<'a>(
             continue; // re-check against the snapshot that now holds the new columns
         }
         let Some(dbm) = snapshot.db(db).cloned() else {
-            return Ok(PreparedWrite { db_id: 0, db_name: db.to_string(), good: Vec::new(), rejects: all_rejects });
+            return Ok(PreparedWrite { db_id: 0, db_name: db.to_string(), good: Vec::new(), tables: Vec::new(), rejects: all_rejects });
         };
         // `typed_rejects` is in line order, so one cursor walks it.
         let mut rejected = typed_rejects.iter().map(|(i, _)| *i).peekable();
         let mut good: Vec<GoodLine<'a>> = Vec::with_capacity(good_count);
+        let mut tables: Vec<Arc<Table>> = Vec::new();
         for (i, Staged { text, line, time_ns, repeats, series_id, .. }) in lines.into_iter().enumerate() {
             if rejected.next_if_eq(&i).is_some() {
                 continue;
@@ -227,15 +233,21 @@ pub fn prepare<'a>(
             // A repeat shares its verdict, so the staged line before it is good too: the
             // previous good line.
             let table = match good.last() {
-                Some(prev) if crate::name_eq::same_name(&prev.line.measurement, &line.measurement) => prev.table.clone(),
+                Some(prev) if crate::name_eq::same_name(&prev.line.measurement, &line.measurement) => prev.table,
                 _ => match dbm.table(&line.measurement) {
-                    Some(t) => t.clone(),
+                    Some(t) => match tables.iter().position(|known| known.id == t.id) {
+                        Some(i) => i,
+                        None => {
+                            tables.push(t.clone());
+                            tables.len() - 1
+                        }
+                    },
                     None => continue, // unreachable: the table was just ensured
                 },
             };
             good.push(GoodLine { text, line, time_ns, table, same_shape: repeats, series_id });
         }
-        return Ok(PreparedWrite { db_id: dbm.id, db_name: db.to_string(), good, rejects: all_rejects });
+        return Ok(PreparedWrite { db_id: dbm.id, db_name: db.to_string(), good, tables, rejects: all_rejects });
     }
     Err(PrepareError::Catalog(CatalogError::Corrupt("catalog kept changing under a write; try again".into())))
 }
@@ -389,7 +401,7 @@ mod tests {
         assert_eq!(p.rejects.iter().map(|r| r.line_number).collect::<Vec<_>>(), vec![2, 3, 5, 6]);
         assert!(p.rejects[1].error_message.contains("first written as integer"), "{}", p.rejects[1].error_message);
         assert!(p.rejects[3].error_message.contains("more than once"), "{}", p.rejects[3].error_message);
-        let tables: Vec<_> = p.good.iter().map(|g| (g.table.name.as_str(), g.time_ns)).collect();
+        let tables: Vec<_> = p.good.iter().map(|g| (p.tables[g.table].name.as_str(), g.time_ns)).collect();
         assert_eq!(tables, vec![("m", 1), ("m", 4), ("n", 7), ("n", 8)]);
     }
 

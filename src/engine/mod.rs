@@ -1084,10 +1084,11 @@ fn batches_from_lines(db: &str, lines: &str, errors: &mut Vec<String>) -> Vec<Ta
     let db_name: Arc<str> = Arc::from(db);
     let mut builders: Vec<pipeline::batch::TableBuilder> = Vec::new();
     for g in &prepared.good {
-        let i = match builders.iter().position(|b| b.table.id == g.table.id) {
+        let table = &prepared.tables[g.table];
+        let i = match builders.iter().position(|b| b.table.id == table.id) {
             Some(i) => i,
             None => {
-                builders.push(pipeline::batch::TableBuilder::new(prepared.db_id, db_name.clone(), g.table.clone()));
+                builders.push(pipeline::batch::TableBuilder::new(prepared.db_id, db_name.clone(), table.clone()));
                 builders.len() - 1
             }
         };
