@@ -262,3 +262,17 @@ fn messages_name_the_field_and_value() {
     assert_eq!(err("cpu s=\"abc"), "unterminated string for field 's'");
     assert_eq!(err("cpu f=1 12x"), "invalid timestamp '12x'");
 }
+
+#[test]
+fn timestamps_take_a_sign_and_must_fit_i64() {
+    let ts = |t: &str| parse_lines(format!("m f=1 {t}").as_bytes()).next().unwrap().parsed.map(|l| l.timestamp);
+    assert_eq!(ts("-9223372036854775808"), Ok(Some(i64::MIN)));
+    assert_eq!(ts("9223372036854775807"), Ok(Some(i64::MAX)));
+    assert_eq!(ts("+5"), Ok(Some(5)));
+    assert_eq!(ts("-0"), Ok(Some(0)));
+    assert_eq!(ts("007 "), Ok(Some(7)));
+    assert_eq!(ts("1\r"), Ok(Some(1)));
+    for bad in ["9223372036854775808", "-9223372036854775809", "-", "+", "5-", "1.5", "12x", "99999999999999999999999"] {
+        assert_eq!(ts(bad), Err(format!("invalid timestamp '{bad}'")), "{bad}");
+    }
+}
