@@ -93,9 +93,14 @@ pub struct LineReject {
     pub error_message: String,
 }
 
-/// A line that fits the catalog, with its time resolved to nanoseconds.
+/// A line that fits the catalog, with its time resolved to nanoseconds. (While `prepare` runs,
+/// the lines waiting for the catalog's type check have this shape too, so that the good ones
+/// become the answer where they lie: moving every line from one vector to another was a copy
+/// of ~150 bytes a line.)
 #[derive(Debug)]
 pub struct GoodLine<'a> {
+    /// 1-based, as the body numbers it.
+    pub line_number: usize,
     pub text: &'a [u8],
     pub line: ParsedLine<'a>,
     pub time_ns: i64,
@@ -104,22 +109,11 @@ pub struct GoodLine<'a> {
     /// the table shares.)
     pub table: usize,
     /// Same measurement, keys (in order) and field types as the good line before it in this
-    /// write, so it goes to the same table right after that line.
+    /// write, so it goes to the same table right after that line. Worked out as the line is
+    /// parsed ([`same_shape`]); the line shares that line's verdicts.
     pub same_shape: bool,
     /// The parser's number for the line's series in this body ([`crate::lp::Item::series_id`]).
     pub series_id: Option<SeriesId>,
-}
-
-/// A line that parsed and passed the naming rules, waiting for the catalog's type check.
-struct Staged<'a> {
-    line_number: usize,
-    text: &'a [u8],
-    line: ParsedLine<'a>,
-    time_ns: i64,
-    /// Same shape as the staged line before it ([`same_shape`]): it shares that line's
-    /// verdicts. Worked out once, as the line is staged.
-    repeats: bool,
-    series_id: Option<SeriesId>,
 }
 
 /// The outcome of validation: lines to write and lines refused.
@@ -168,7 +162,7 @@ pub fn prepare<'a>(
             }
         };
         // Lines of one body nearly always repeat the previous line's shape; its names passed.
-        let repeats = lines.last().is_some_and(|prev: &Staged<'_>| same_shape(&prev.line, &line));
+        let repeats = lines.last().is_some_and(|prev: &GoodLine<'_>| same_shape(&prev.line, &line));
         if !repeats {
             if let Err(e) = check_names(&line) {
                 rejects.push(reject(e));
@@ -185,7 +179,15 @@ pub fn prepare<'a>(
                 }
             },
         };
-        lines.push(Staged { line_number: item.line_number, text: item.text, line, time_ns, repeats, series_id: item.series_id });
+        lines.push(GoodLine {
+            line_number: item.line_number,
+            text: item.text,
+            line,
+            time_ns,
+            table: 0, // set once the line is known to be good
+            same_shape: repeats,
+            series_id: item.series_id,
+        });
     }
 
     // Check types against the catalog; a catalog update can race another shard's, so on a
@@ -224,29 +226,35 @@ pub fn prepare<'a>(
         };
         // `typed_rejects` is in line order, so one cursor walks it.
         let mut rejected = typed_rejects.iter().map(|(i, _)| *i).peekable();
-        let mut good: Vec<GoodLine<'a>> = Vec::with_capacity(good_count);
         let mut tables: Vec<Arc<Table>> = Vec::new();
-        for (i, Staged { text, line, time_ns, repeats, series_id, .. }) in lines.into_iter().enumerate() {
+        // The table of the last good line: the next one usually has the same.
+        let mut last: Option<usize> = None;
+        let mut at = 0;
+        let mut good = lines;
+        good.retain_mut(|g| {
+            let i = at;
+            at += 1;
             if rejected.next_if_eq(&i).is_some() {
-                continue;
+                return false;
             }
-            // A repeat shares its verdict, so the staged line before it is good too: the
-            // previous good line.
-            let table = match good.last() {
-                Some(prev) if crate::name_eq::same_name(&prev.line.measurement, &line.measurement) => prev.table,
-                _ => match dbm.table(&line.measurement) {
+            let table = match last {
+                Some(t) if crate::name_eq::same_name(&tables[t].name, &g.line.measurement) => t,
+                _ => match dbm.table(&g.line.measurement) {
                     Some(t) => match tables.iter().position(|known| known.id == t.id) {
-                        Some(i) => i,
+                        Some(k) => k,
                         None => {
                             tables.push(t.clone());
                             tables.len() - 1
                         }
                     },
-                    None => continue, // unreachable: the table was just ensured
+                    None => return false, // unreachable: the table was just ensured
                 },
             };
-            good.push(GoodLine { text, line, time_ns, table, same_shape: repeats, series_id });
-        }
+            g.table = table;
+            last = Some(table);
+            true
+        });
+        debug_assert_eq!(good.len(), good_count);
         return Ok(PreparedWrite { db_id: dbm.id, db_name: db.to_string(), good, tables, rejects: all_rejects });
     }
     Err(PrepareError::Catalog(CatalogError::Corrupt("catalog kept changing under a write; try again".into())))
@@ -283,7 +291,7 @@ type NewColumns = HashMap<(String, String), ColumnKind>;
 fn check_types(
     snapshot: &CatalogSnapshot,
     db: &str,
-    lines: &[Staged<'_>],
+    lines: &[GoodLine<'_>],
 ) -> (Vec<(usize, String)>, NewColumns) {
     let dbm = snapshot.db(db);
     let mut rejects = Vec::new();
@@ -292,7 +300,7 @@ fn check_types(
     // The verdict on the previous line: a line that repeats its shape gets the same one (its
     // new columns, if any, were recorded by that line).
     let mut verdict: Option<String> = None;
-    for (i, Staged { line, repeats, .. }) in lines.iter().enumerate() {
+    for (i, GoodLine { line, same_shape: repeats, .. }) in lines.iter().enumerate() {
         if *repeats {
             if let Some(msg) = &verdict {
                 rejects.push((i, msg.clone()));
