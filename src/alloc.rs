@@ -24,8 +24,8 @@ const MI_OPTION_ALLOW_THP: libmimalloc_sys::mi_option_t = 43;
 ///
 /// Without them, each page the growing write buffer touches first costs a 4 KiB fault instead
 /// of zeroing 2 MiB at once. Under the ingest load test that took CPU a line from 1.60 µs to
-/// 1.37 µs on average over three back-to-back pairs (docs/PERFORMANCE.md); databases that grow memory steadily (Redis, MongoDB) advise
-/// the same. Besides telling mimalloc not to ask for huge pages, this turns them off for the
+/// 1.37 µs on average over three back-to-back pairs (docs/PERFORMANCE.md); databases that grow
+/// memory steadily (Redis, MongoDB) advise the same. Besides telling mimalloc not to ask for huge pages, this turns them off for the
 /// whole process (`PR_SET_THP_DISABLE`), so memory mapped before this call and by the embedded
 /// Python gets none either.
 pub fn set_huge_pages(allow: bool) {

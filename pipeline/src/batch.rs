@@ -279,24 +279,32 @@ impl TableBuilder {
         }
     }
 
-    /// The keys of a series seen before, found by the parser's number for it if this body
-    /// has been seen, else by its bytes.
+    /// The keys of a series seen before: by the parser's number for it if it has one and this
+    /// body has seen it, else by its bytes. Switches `by_id` to the line's body.
     fn known_keys(&mut self, line: &ParsedLine<'_>, series_id: Option<SeriesId>) -> Option<KeysAt> {
-        let sid = series_id?;
+        let Some(sid) = series_id else {
+            return self.series.get(line.series).copied();
+        };
         if sid.body != self.body {
             self.body = sid.body;
             self.by_id.clear();
         }
-        let id = sid.id as usize;
-        if let Some(&k) = self.by_id.get(id).filter(|k| **k != KeysAt::NONE) {
+        if let Some(&k) = self.by_id.get(sid.id as usize).filter(|k| **k != KeysAt::NONE) {
             return Some(k);
         }
         let k = self.series.get(line.series).copied()?;
+        self.remember_by_id(sid, k);
+        Some(k)
+    }
+
+    /// Records where the keys of the series the parser numbered `sid` are, for the rest of
+    /// its body (which [`TableBuilder::known_keys`] has made the current one).
+    fn remember_by_id(&mut self, sid: SeriesId, k: KeysAt) {
+        let id = sid.id as usize;
         if self.by_id.len() <= id {
             self.by_id.resize(id + 1, KeysAt::NONE);
         }
         self.by_id[id] = k;
-        Some(k)
     }
 
     /// Appends one row. The line's column names are distinct (validated). `same_shape` is the
@@ -308,11 +316,7 @@ impl TableBuilder {
         let width = line.tags.len() + line.fields.len();
         let same_shape = same_shape && self.rows > 0 && self.last_width == width;
         self.keys.clear();
-        let found = match series_id {
-            Some(_) => self.known_keys(line, series_id),
-            None => self.series.get(line.series).copied(),
-        };
-        let known = match found {
+        let known = match self.known_keys(line, series_id) {
             Some(k) if k.len as usize == line.tags.len() => {
                 let at = k.at as usize;
                 self.keys.extend_from_slice(&self.series_keys[at..at + k.len as usize]);
@@ -335,12 +339,8 @@ impl TableBuilder {
             let k = KeysAt { at: self.series_keys.len() as u32, len: self.keys.len() as u32 };
             self.series_keys.extend_from_slice(&self.keys);
             self.series.insert(line.series.into(), k);
-            if let Some(sid) = series_id.filter(|s| s.body == self.body) {
-                let id = sid.id as usize;
-                if self.by_id.len() <= id {
-                    self.by_id.resize(id + 1, KeysAt::NONE);
-                }
-                self.by_id[id] = k;
+            if let Some(sid) = series_id {
+                self.remember_by_id(sid, k);
             }
         }
         let n = line.tags.len();

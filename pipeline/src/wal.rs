@@ -24,10 +24,12 @@
 //!           k | len | rest                          a line of series number k - 2
 //! ```
 //! fixed-width integers little-endian, `len` and `k` LEB128 varints; a line's text is its series
-//! bytes and its rest together. Records of the first format (magic `WRC1`, whose `lines` are plain
-//! text, one line per newline) are still replayed. Replay stops a segment at the first record whose header, length or checksum
-//! is wrong, truncates the file there and says so in the log: the tail of a crash is cut, never
-//! fatal. It never deletes a segment; persistence to Parquet (later) will.
+//! bytes and its rest together. Records of the first format (magic `WRC1`, whose `lines` are
+//! plain text, one line per newline) are still replayed.
+//!
+//! Replay stops a segment at the first record whose header, length or checksum is wrong,
+//! truncates the file there and says so in the log: the tail of a crash is cut, never fatal.
+//! It never deletes a segment; persistence to Parquet (later) will.
 
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
@@ -210,23 +212,21 @@ fn decode_lines(mut b: &[u8]) -> Result<Vec<u8>, RecordError> {
     let mut text = Vec::with_capacity(b.len() * 2);
     let mut series: Vec<&[u8]> = Vec::new();
     while !b.is_empty() {
-        match get_varint(&mut b)? {
-            WHOLE_LINE => text.extend_from_slice(get_bytes(&mut b)?),
+        // Each line is its series' bytes (none for a whole line), then its own.
+        let prefix: &[u8] = match get_varint(&mut b)? {
+            WHOLE_LINE => &[],
             NEW_SERIES => {
                 let s = get_bytes(&mut b)?;
                 series.push(s);
-                text.extend_from_slice(s);
-                text.extend_from_slice(get_bytes(&mut b)?);
+                s
             }
-            k => {
-                let s = usize::try_from(k - FIRST_SERIES_REF)
-                    .ok()
-                    .and_then(|i| series.get(i))
-                    .ok_or(RecordError::Malformed("line refers to a series not logged before it"))?;
-                text.extend_from_slice(s);
-                text.extend_from_slice(get_bytes(&mut b)?);
-            }
-        }
+            k => usize::try_from(k - FIRST_SERIES_REF)
+                .ok()
+                .and_then(|i| series.get(i).copied())
+                .ok_or(RecordError::Malformed("line refers to a series not logged before it"))?,
+        };
+        text.extend_from_slice(prefix);
+        text.extend_from_slice(get_bytes(&mut b)?);
         text.push(b'\n');
     }
     Ok(text)

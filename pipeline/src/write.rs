@@ -127,6 +127,13 @@ pub struct PreparedWrite<'a> {
     pub rejects: Vec<LineReject>,
 }
 
+impl PreparedWrite<'_> {
+    /// A write of no line to `db`, with the lines it refused.
+    fn nothing(db: &str, rejects: Vec<LineReject>) -> Self {
+        PreparedWrite { db_id: 0, db_name: db.to_string(), good: Vec::new(), tables: Vec::new(), rejects }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum PrepareError {
     #[error(transparent)]
@@ -202,7 +209,7 @@ pub fn prepare<'a>(
         let mut all_rejects: Vec<LineReject> = all_rejects.collect();
         all_rejects.sort_by_key(|r| r.line_number);
         if !accept_partial && !all_rejects.is_empty() {
-            return Ok(PreparedWrite { db_id: 0, db_name: db.to_string(), good: Vec::new(), tables: Vec::new(), rejects: all_rejects });
+            return Ok(PreparedWrite::nothing(db, all_rejects));
         }
         let good_count = lines.len() - typed_rejects.len();
         if good_count > 0 && (snapshot.db(db).is_none() || !new_columns.is_empty()) {
@@ -222,7 +229,7 @@ pub fn prepare<'a>(
             continue; // re-check against the snapshot that now holds the new columns
         }
         let Some(dbm) = snapshot.db(db).cloned() else {
-            return Ok(PreparedWrite { db_id: 0, db_name: db.to_string(), good: Vec::new(), tables: Vec::new(), rejects: all_rejects });
+            return Ok(PreparedWrite::nothing(db, all_rejects));
         };
         // `typed_rejects` is in line order, so one cursor walks it.
         let mut rejected = typed_rejects.iter().map(|(i, _)| *i).peekable();
