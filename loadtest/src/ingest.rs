@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::http1::{Client, Endpoint};
 use crate::report::{Latency, Row};
 use crate::tsbs::{Batch, STEP_NS};
 
@@ -88,7 +89,11 @@ pub fn drive(url: &str, load: &Load, timeline: Timeline, until: Option<Instant>,
 }
 
 fn writer(url: &str, load: &Load, timeline: Timeline, until: Option<Instant>, ticks_total: Option<u64>, next_batch: &AtomicU64, seed: u64) -> Outcome {
-    let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(120)).build();
+    let endpoint = match Endpoint::parse(url) {
+        Ok(e) => e,
+        Err(e) => return Outcome { lines: 0, elapsed: Duration::ZERO, latencies: Vec::new(), errors: 1, first_error: Some(e.to_string()) },
+    };
+    let mut client = Client::new(endpoint, Duration::from_secs(120));
     // A few value sets per connection, so consecutive requests do not repeat each other.
     let mut templates: Vec<Batch> = (0..4).map(|i| Batch::new(load.batch, load.hosts, 0x9e37_79b9 * (seed * 4 + i + 1))).collect();
     let ticks_per_batch = templates[0].ticks();
@@ -106,23 +111,20 @@ fn writer(url: &str, load: &Load, timeline: Timeline, until: Option<Instant>, ti
         let lines = template.lines() as u64;
         let body = template.stamp(timeline.t0_ns, first_tick % timeline.ticks.max(1));
         let sent = Instant::now();
-        match agent.post(url).set("Content-Type", "text/plain; charset=utf-8").send_bytes(body) {
-            Ok(resp) => {
-                let _ = resp.into_string();
+        let failure = match client.post("text/plain; charset=utf-8", body) {
+            Ok(resp) if (200..300).contains(&resp.status) => {
                 out.latencies.push(sent.elapsed());
                 out.lines += lines;
+                None
             }
-            Err(e) => {
-                out.errors += 1;
-                if out.first_error.is_none() {
-                    out.first_error = Some(match e {
-                        ureq::Error::Status(code, resp) => format!("{code}: {}", resp.into_string().unwrap_or_default()),
-                        other => other.to_string(),
-                    });
-                }
-                // A refusing server is not hammered in a tight loop.
-                std::thread::sleep(Duration::from_millis(10));
-            }
+            Ok(resp) => Some(format!("{}: {}", resp.status, String::from_utf8_lossy(&resp.body))),
+            Err(e) => Some(format!("{e:#}")),
+        };
+        if let Some(failure) = failure {
+            out.errors += 1;
+            out.first_error.get_or_insert(failure);
+            // A refusing server is not hammered in a tight loop.
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
     out
