@@ -3,8 +3,8 @@
 //! A write is validated ([`crate::write::prepare`]), its accepted lines are appended to the
 //! shard's open WAL record and to per-table Arrow builders, and the writer waits for the commit.
 //! The loop commits whenever something is pending and the WAL is idle (group commit: whatever
-//! arrives during one `fdatasync` goes into the next): it seals the record, writes and
-//! `fdatasync`s it, moves the batches into the write buffer, and acks every writer of that
+//! arrives during one WAL write goes into the next): it seals the record, writes it durably
+//! (`O_DSYNC`), moves the batches into the write buffer, and acks every writer of that
 //! commit. If the WAL write fails, that commit's writers get the error and its rows are dropped
 //! unseen: nothing is acked that is not durable.
 //!
@@ -17,7 +17,7 @@
 //! It lives on one glommio executor (`Rc`, `RefCell`): it never blocks on a lock held by
 //! another thread on the hot path and never runs Python or SQL.
 //!
-//! Budget per commit: one `write` + one `fdatasync` (~50 µs–2 ms on SSD), batch building at
+//! Budget per commit: one synchronous (`O_DSYNC`) write (~50 µs–2 ms on SSD), batch building at
 //! ~10 M values/s, and O(tables) hand-offs.
 
 use std::cell::{Cell, RefCell};

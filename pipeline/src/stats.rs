@@ -84,7 +84,7 @@ impl WriteStats {
         counter(out, "weir_wal_flushes_total", "WAL records written and synced.", self.wal_flushes.load(Relaxed));
         counter(out, "weir_wal_flush_errors_total", "WAL flushes that failed.", self.wal_flush_errors.load(Relaxed));
         counter(out, "weir_wal_bytes_total", "Bytes written to the WAL.", self.wal_bytes.load(Relaxed));
-        self.wal_flush.render("weir_wal_flush_duration_seconds", "Write plus fdatasync of one WAL record.", "", out);
+        self.wal_flush.render("weir_wal_flush_duration_seconds", "Durable (O_DSYNC) write of one WAL record.", "", out);
     }
 }
 

@@ -2,8 +2,8 @@
 //! received the request.
 //!
 //! Turns query parameters into a [`WriteRequest`], stages it on the shard and waits for the
-//! flush that makes it durable before answering 204. Never acks before the WAL fdatasync (unless
-//! the client asked for `no_sync`).
+//! flush that makes it durable before answering 204. Never acks before the WAL record is
+//! durable (unless the client asked for `no_sync`).
 
 use std::collections::HashMap;
 
