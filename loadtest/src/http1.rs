@@ -19,6 +19,7 @@ pub struct Response {
 }
 
 /// Where to send: `host:port` and the path with its query, from an `http://` URL.
+#[derive(Clone)]
 pub struct Endpoint {
     authority: String,
     target: String,
@@ -70,11 +71,10 @@ impl Client {
     }
 
     fn exchange(&mut self, head: &[u8], body: &[u8]) -> Result<Response> {
-        let conn = match self.conn.take() {
+        let mut conn = match self.conn.take() {
             Some(c) => c,
             None => self.connect()?,
         };
-        let mut conn = conn;
         write_all_vectored(conn.get_mut(), &mut [IoSlice::new(head), IoSlice::new(body)]).context("sending the request")?;
         let (response, keep) = read_response(&mut conn).context("reading the response")?;
         if keep {

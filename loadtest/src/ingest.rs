@@ -20,6 +20,7 @@ pub struct Load {
     pub connections: usize,
 }
 
+#[derive(Default)]
 pub struct Outcome {
     pub lines: u64,
     pub elapsed: Duration,
@@ -67,15 +68,19 @@ impl Timeline {
 
 /// Writes until `until` passes or, with `ticks_total`, until that many ticks are written.
 pub fn drive(url: &str, load: &Load, timeline: Timeline, until: Option<Instant>, ticks_total: Option<u64>) -> Outcome {
+    let endpoint = match Endpoint::parse(url) {
+        Ok(e) => e,
+        Err(e) => return Outcome { errors: 1, first_error: Some(e.to_string()), ..Outcome::default() },
+    };
     let next_batch = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let threads: Vec<_> = (0..load.connections.max(1))
         .map(|c| {
-            let (url, load, next_batch) = (url.to_string(), load.clone(), next_batch.clone());
-            std::thread::spawn(move || writer(&url, &load, timeline, until, ticks_total, &next_batch, c as u64))
+            let (endpoint, load, next_batch) = (endpoint.clone(), load.clone(), next_batch.clone());
+            std::thread::spawn(move || writer(endpoint, &load, timeline, until, ticks_total, &next_batch, c as u64))
         })
         .collect();
-    let mut out = Outcome { lines: 0, elapsed: Duration::ZERO, latencies: Vec::new(), errors: 0, first_error: None };
+    let mut out = Outcome::default();
     for t in threads {
         if let Ok(part) = t.join() {
             out.lines += part.lines;
@@ -88,16 +93,12 @@ pub fn drive(url: &str, load: &Load, timeline: Timeline, until: Option<Instant>,
     out
 }
 
-fn writer(url: &str, load: &Load, timeline: Timeline, until: Option<Instant>, ticks_total: Option<u64>, next_batch: &AtomicU64, seed: u64) -> Outcome {
-    let endpoint = match Endpoint::parse(url) {
-        Ok(e) => e,
-        Err(e) => return Outcome { lines: 0, elapsed: Duration::ZERO, latencies: Vec::new(), errors: 1, first_error: Some(e.to_string()) },
-    };
+fn writer(endpoint: Endpoint, load: &Load, timeline: Timeline, until: Option<Instant>, ticks_total: Option<u64>, next_batch: &AtomicU64, seed: u64) -> Outcome {
     let mut client = Client::new(endpoint, Duration::from_secs(120));
     // A few value sets per connection, so consecutive requests do not repeat each other.
     let mut templates: Vec<Batch> = (0..4).map(|i| Batch::new(load.batch, load.hosts, 0x9e37_79b9 * (seed * 4 + i + 1))).collect();
     let ticks_per_batch = templates[0].ticks();
-    let mut out = Outcome { lines: 0, elapsed: Duration::ZERO, latencies: Vec::new(), errors: 0, first_error: None };
+    let mut out = Outcome::default();
     loop {
         if until.is_some_and(|u| Instant::now() >= u) {
             break;

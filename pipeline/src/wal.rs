@@ -4,8 +4,9 @@
 //! lines plus what is needed to read them back the same way (database id, precision, the server
 //! time given to lines without a timestamp). One record per shard per flush (group commit), each
 //! durable when its write returns: segments are opened `O_DSYNC`, so one io_uring operation
-//! does what `write` + `fdatasync` did in two. Replaying a record re-parses its lines, which is cheap (the parser
-//! runs at hundreds of MB/s) and keeps the record format close to the wire format.
+//! does what `write` + `fdatasync` did in two. Replaying a record re-parses its lines, which
+//! is cheap (the parser runs at hundreds of MB/s) and keeps the record format close to the
+//! wire format.
 //!
 //! A write usually repeats a few series many times (every host, every interval), and a series
 //! (measurement and tags) is half of a typical line. So an entry logs each series the parser
@@ -470,7 +471,7 @@ impl SegmentWriter {
             let next = Self::create(&self.dir, self.seq + 1).await?;
             let old = std::mem::replace(&mut self.file, next);
             self.seq += 1;
-            old.fdatasync().await?;
+            // Nothing to sync: every write to the old segment was durable when it completed.
             drop_cached(&old, self.uncached, self.pos);
             self.pos = 0;
             self.uncached = 0;
