@@ -4,6 +4,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+# A venv of the test's own (never the server's plugin venv) with pyarrow, so the storage tests
+# read Weir's Parquet files with another engine.
+if [ ! -x target/test-venv/bin/python ] || ! target/test-venv/bin/python -c 'import pyarrow' 2>/dev/null; then
+  mkdir -p target
+  /usr/bin/python3.11 -m venv target/test-venv
+  target/test-venv/bin/pip install -q --disable-pip-version-check 'pyarrow>=15'
+fi
+export WEIR_TEST_PYTHON="$PWD/target/test-venv/bin/python"
 cargo nextest run --no-fail-fast "$@"
 # Lints last, so a lint never hides a test result.
 cargo clippy --workspace --all-targets -- -D warnings

@@ -90,6 +90,26 @@ pub struct ServeConfig {
     #[arg(long, env = "WEIR_ALLOCATOR_HUGE_PAGES")]
     pub allocator_huge_pages: bool,
 
+    /// Width of a Parquet file's time window; the buffer is persisted whenever a window of the
+    /// wall clock closes.
+    #[arg(long, env = "WEIR_GEN1_DURATION", default_value = "10m", value_parser = parse_duration)]
+    pub gen1_duration: Duration,
+
+    /// Cap on the bytes the write buffer holds; at the cap writes are answered 503 with
+    /// `Retry-After` until persistence catches up. Default: a quarter of the machine's RAM.
+    #[arg(long, env = "WEIR_MAX_BUFFER_BYTES")]
+    pub max_buffer_bytes: Option<usize>,
+
+    /// Persist as soon as the buffer holds this many bytes, whatever the clock. Default: half
+    /// of `--max-buffer-bytes`.
+    #[arg(long, env = "WEIR_PERSIST_THRESHOLD_BYTES")]
+    pub persist_threshold_bytes: Option<usize>,
+
+    /// Start even if a WAL segment is damaged (not just a torn tail): the segment is moved
+    /// aside and the records after the damage are lost. Without it the server refuses to start.
+    #[arg(long, env = "WEIR_WAL_SKIP_CORRUPT")]
+    pub wal_skip_corrupt: bool,
+
     /// Log filter (tracing's EnvFilter syntax).
     #[arg(long, env = "WEIR_LOG_FILTER", default_value = "info")]
     pub log_filter: String,
@@ -104,9 +124,29 @@ impl ServeConfig {
         self.py_executors.unwrap_or_else(|| (cores() / 4).max(1)).max(1)
     }
 
+    pub fn max_buffer_bytes(&self) -> usize {
+        self.max_buffer_bytes.unwrap_or_else(|| (physical_memory_bytes() / 4).max(64 << 20))
+    }
+
+    pub fn persist_threshold_bytes(&self) -> usize {
+        self.persist_threshold_bytes.unwrap_or_else(|| self.max_buffer_bytes() / 2).max(1)
+    }
+
     pub fn query_thread_count(&self) -> usize {
         self.query_threads.unwrap_or_else(|| (cores() / 2).max(1)).max(1)
     }
+}
+
+/// The machine's RAM, from `/proc/meminfo` (4 GiB if it cannot be read).
+pub fn physical_memory_bytes() -> usize {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            let line = m.lines().find(|l| l.starts_with("MemTotal:"))?;
+            let kib: usize = line.split_whitespace().nth(1)?.parse().ok()?;
+            Some(kib * 1024)
+        })
+        .unwrap_or(4 << 30)
 }
 
 pub fn cores() -> usize {

@@ -11,3 +11,4 @@ pub mod http;
 pub mod metrics;
 pub mod query;
 pub mod server;
+pub mod storage;

@@ -21,7 +21,8 @@ use pipeline::catalog::Catalog;
 use pipeline::queue::{run_merger, Subscribers, MERGER_QUEUE_FLUSHES};
 use pipeline::shard::Shard;
 use pipeline::stats::WriteStats;
-use pipeline::wal::SegmentWriter;
+use pipeline::wal::{ReplayOptions, SegmentWriter};
+use pipeline::wal_retention::WalRetention;
 
 use crate::config::{ObjectStoreKind, ServeConfig};
 use crate::engine::ingest::ShardIngest;
@@ -32,6 +33,9 @@ use crate::http::io::GlommioIo;
 use crate::http::{Api, ShardContext};
 use crate::metrics::Metrics;
 use crate::query::QueryEngine;
+use crate::storage::persist::{PersistConfig, Persister};
+use crate::storage::store::Store;
+use crate::storage::Storage;
 
 /// glommio's registered I/O buffers; the default (10 MiB) exceeds a common 8 MiB memlock limit.
 const SHARD_IO_MEMORY_BYTES: usize = 512 << 10;
@@ -59,31 +63,58 @@ pub fn run(cfg: ServeConfig) -> anyhow::Result<()> {
     // Absolute, so PLUGIN_DIR and plugin `__file__`s mean the same from any working directory.
     let plugin_dir = std::fs::canonicalize(&cfg.plugin_dir).unwrap_or_else(|_| cfg.plugin_dir.clone());
 
-    let catalog = Arc::new(Catalog::open(&root.join("catalog")).context("loading the catalog")?);
-    let buffer = Arc::new(WriteBuffer::new());
-    let wal_root = root.join("wal");
-    let replay_started = Instant::now();
-    let stats = pipeline::replay::replay_into(&wal_root, &catalog, &buffer).context("replaying the WAL")?;
-    tracing::info!(
-        segments = stats.segments,
-        records = stats.records,
-        entries = stats.entries,
-        truncated = stats.truncated.len(),
-        elapsed_ms = replay_started.elapsed().as_millis() as u64,
-        "WAL replayed"
-    );
-
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(cfg.query_thread_count())
         .thread_name("weir-query")
         .enable_all()
         .build()?;
+    let store = match cfg.object_store {
+        ObjectStoreKind::File => Store::file(&cfg.data_dir).context("opening the file object store")?,
+        _ => Store::memory(),
+    };
+    let storage = Arc::new(runtime.block_on(Storage::open(&cfg.node_id, store)).context("loading the Parquet file index")?);
+    let persisted = storage.index();
+
+    let catalog = Arc::new(Catalog::open(&root.join("catalog")).context("loading the catalog")?);
+    let buffer = Arc::new(WriteBuffer::new());
+    buffer.set_cap_bytes(cfg.max_buffer_bytes());
+    let wal_root = root.join("wal");
+    let replay_started = Instant::now();
+    let replay_opts = ReplayOptions { from_commit: persisted.persisted_through, skip_corrupt: cfg.wal_skip_corrupt };
+    let stats = pipeline::replay::replay_into(&wal_root, replay_opts, &catalog, &buffer).context("replaying the WAL")?;
+    tracing::info!(
+        segments = stats.segments,
+        records = stats.records,
+        skipped_persisted = stats.skipped_records,
+        entries = stats.entries,
+        truncated = stats.truncated.len(),
+        quarantined = stats.quarantined.len(),
+        parquet_files = persisted.files.len(),
+        persisted_through = persisted.persisted_through,
+        elapsed_ms = replay_started.elapsed().as_millis() as u64,
+        "WAL replayed"
+    );
+    let retention = Arc::new(WalRetention::new());
+    for (path, max_commit) in stats.kept.iter().cloned() {
+        // Segments of earlier runs are closed: no writer appends to them again.
+        retention.closed(path, max_commit);
+    }
+    let persist_cfg = PersistConfig { gen1: cfg.gen1_duration, threshold_bytes: cfg.persist_threshold_bytes() };
+    tracing::info!(
+        max_buffer_bytes = cfg.max_buffer_bytes(),
+        persist_threshold_bytes = persist_cfg.threshold_bytes,
+        gen1 = ?cfg.gen1_duration,
+        "write buffer capped; persisting to Parquet"
+    );
+    Persister::new(storage.clone(), buffer.clone(), catalog.clone(), retention.clone(), persist_cfg)
+        .spawn(runtime.handle().clone())
+        .context("starting the persister")?;
     let shards = cfg.shard_count();
     let subscribers = Subscribers::default();
     let (merger_tx, merger_rx) = crossbeam_channel::bounded(MERGER_QUEUE_FLUSHES);
     let write_stats = Arc::new(WriteStats::default());
     let logs = Arc::new(PluginLogs::default());
-    let query = Arc::new(QueryEngine::new(catalog.clone(), buffer.clone(), logs.clone(), cfg.query_thread_count()));
+    let query = Arc::new(QueryEngine::new(catalog.clone(), buffer.clone(), storage.clone(), logs.clone(), cfg.query_thread_count()));
     let (ingest, mut ingest_rx) = ShardIngest::new(shards);
     let (balancer, mut handed_rx) = crate::http::balance::Balancer::new(shards);
     let services = Arc::new(Services {
@@ -131,6 +162,7 @@ pub fn run(cfg: ServeConfig) -> anyhow::Result<()> {
             stats: write_stats.clone(),
             runtime: runtime.handle().clone(),
             wal_root: wal_root.clone(),
+            retention: retention.clone(),
             clock_start,
             flush_interval: cfg.wal_flush_interval,
             first_epoch: stats.max_epoch,
@@ -167,6 +199,7 @@ struct ShardStart {
     stats: Arc<WriteStats>,
     runtime: tokio::runtime::Handle,
     wal_root: PathBuf,
+    retention: Arc<WalRetention>,
     clock_start: Instant,
     flush_interval: Duration,
     first_epoch: u64,
@@ -179,7 +212,7 @@ struct ShardStart {
 async fn run_shard(s: ShardStart, ready: std::sync::mpsc::Sender<anyhow::Result<SocketAddr>>) {
     let started = async {
         let listener = glommio::net::TcpListener::bind(s.addr).map_err(|e| anyhow::anyhow!("binding {}: {e}", s.addr))?;
-        let wal = SegmentWriter::open(&s.wal_root, s.id).await.context("opening the WAL")?;
+        let wal = SegmentWriter::open(&s.wal_root, s.id, s.retention.clone()).await.context("opening the WAL")?;
         anyhow::Ok((listener, wal))
     };
     let (listener, wal) = match started.await {

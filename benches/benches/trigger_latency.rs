@@ -121,7 +121,7 @@ fn main() {
     let (tx, written): (Sender<Vec<u8>>, Receiver<Vec<u8>>) = crossbeam_channel::unbounded();
     let services = Arc::new(Services {
         writer: Arc::new(Collector(tx)),
-        query: Arc::new(QueryEngine::new(catalog.clone(), Arc::new(WriteBuffer::new()), logs.clone(), 1)),
+        query: Arc::new(QueryEngine::new(catalog.clone(), Arc::new(WriteBuffer::new()), Arc::new(weir::storage::Storage::in_memory()), logs.clone(), 1)),
         runtime: runtime.handle().clone(),
         logs: logs.clone(),
         global_cache: Arc::default(),

@@ -65,7 +65,7 @@ fn wal_append(c: &mut Criterion) {
                 r.push_series_line(l.series_id, l.line.series, l.text);
             }
             r.end_entry(at);
-            r.seal(0).len()
+            r.seal(0, 0).len()
         })
     });
     g.bench_function("append_fdatasync_3.6MB_record", |b| {
@@ -90,7 +90,7 @@ fn time_appends(iters: u64, lines: Vec<Vec<u8>>) -> Duration {
     glommio::LocalExecutorBuilder::default()
         .io_memory(512 << 10)
         .spawn(move || async move {
-            let mut w = SegmentWriter::open(&root, 0).await.unwrap();
+            let mut w = SegmentWriter::open(&root, 0, std::sync::Arc::new(pipeline::wal_retention::WalRetention::new())).await.unwrap();
             let start = Instant::now();
             for epoch in 0..iters {
                 let mut r = RecordBuf::new();
@@ -99,7 +99,7 @@ fn time_appends(iters: u64, lines: Vec<Vec<u8>>) -> Duration {
                     r.push_line(line);
                 }
                 r.end_entry(at);
-                w.append(r.seal(epoch)).await.unwrap();
+                w.append(r.seal(epoch, epoch), epoch).await.unwrap();
             }
             start.elapsed()
         })

@@ -11,17 +11,28 @@
 //! lock), which showed in the write p99. A merged batch replaces its parts in one step under
 //! the lock, so a snapshot sees either the parts or the whole, the same rows in the same order.
 //!
+//! Commit numbers are drawn here ([`WriteBuffer::begin_commit`]) before a shard seals its WAL
+//! record, so the record, its batches and persistence all name the same number. Persistence
+//! works in generations: [`WriteBuffer::freeze`] sets a boundary `B` (the next number to be
+//! drawn) and moves every buffered batch into the *frozen* generation; batches of commits below
+//! `B` still in flight land there too, later ones in the *open* generation. Once no commit
+//! below `B` is in flight, the frozen generation is exactly the commits below `B`: the
+//! persister writes it to Parquet and then releases it. Queries read both generations.
+//!
+//! It also keeps the bytes it holds, so writes can be refused at the cap instead of the
+//! process being killed.
+//!
 //! It never checks schemas (the catalog did) and never persists anything (the WAL did).
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 
 use arrow::datatypes::{Schema, SchemaRef};
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 use crossbeam_channel::Sender;
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 
 use crate::batch::align;
 
@@ -30,38 +41,55 @@ pub const MERGE_FANIN: usize = 64;
 /// Batches with at least this many rows are left alone.
 pub const MERGE_MAX_ROWS: usize = 64 * 1024;
 
+/// A table's batches: the frozen generation (being persisted) and the open one.
+#[derive(Default)]
+struct Generations {
+    frozen: Vec<RecordBatch>,
+    open: Vec<RecordBatch>,
+}
+
 #[derive(Default)]
 pub struct TableBuffer {
-    batches: RwLock<Vec<RecordBatch>>,
+    batches: RwLock<Generations>,
     /// A merge of this table is queued or running; at most one is.
     merging: AtomicBool,
 }
 
 impl TableBuffer {
+    /// Every buffered batch, frozen ones first (they hold the older commits).
     pub fn snapshot(&self) -> Vec<RecordBatch> {
-        self.batches.read().clone()
+        let g = self.batches.read();
+        g.frozen.iter().chain(&g.open).cloned().collect()
     }
 
     pub fn rows(&self) -> usize {
-        self.batches.read().iter().map(|b| b.num_rows()).sum()
+        let g = self.batches.read();
+        g.frozen.iter().chain(&g.open).map(|b| b.num_rows()).sum()
     }
 
-    /// Appends a batch; returns whether a merge is due and this call claimed it (the caller
-    /// then has it run, see [`TableBuffer::compact`]).
-    fn append(&self, batch: RecordBatch) -> bool {
-        let mut batches = self.batches.write();
-        batches.push(batch);
-        mergeable(&batches).is_some() && !self.merging.swap(true, Ordering::AcqRel)
+    /// Appends a batch to a generation; returns whether a merge is due and this call claimed
+    /// it (the caller then has it run, see [`TableBuffer::compact`]). Only the open generation
+    /// is merged.
+    fn append(&self, batch: RecordBatch, frozen: bool) -> bool {
+        let mut g = self.batches.write();
+        if frozen {
+            g.frozen.push(batch);
+            return false;
+        }
+        g.open.push(batch);
+        mergeable(&g.open).is_some() && !self.merging.swap(true, Ordering::AcqRel)
     }
 
     /// Merges groups of small batches until none is due. Run by whoever claimed the merge.
-    fn compact(&self) {
+    /// Returns the change in bytes held.
+    fn compact(&self) -> isize {
+        let mut delta = 0isize;
         loop {
             loop {
                 // One read lock for both: a `while let` would hold its guard through the body.
                 let due = {
-                    let batches = self.batches.read();
-                    mergeable(&batches).map(|start| (start, batches[start..start + MERGE_FANIN].to_vec()))
+                    let g = self.batches.read();
+                    mergeable(&g.open).map(|start| (start, g.open[start..start + MERGE_FANIN].to_vec()))
                 };
                 let Some((start, parts)) = due else { break };
                 let merged = match merge(&parts) {
@@ -69,27 +97,35 @@ impl TableBuffer {
                     Err(e) => {
                         tracing::warn!(error = %e, "could not merge buffered batches; keeping them apart");
                         self.merging.store(false, Ordering::Release);
-                        return;
+                        return delta;
                     }
                 };
-                let mut batches = self.batches.write();
-                // Only this merge moves batches, so its parts are where they were; checked anyway.
-                let unmoved = batches
+                let mut g = self.batches.write();
+                // A freeze may have moved the parts to the frozen generation meanwhile; then
+                // the merge is dropped (the parts stay as they are).
+                let unmoved = g
+                    .open
                     .get(start..start + MERGE_FANIN)
                     .is_some_and(|now| now.iter().zip(&parts).all(|(a, b)| same_batch(a, b)));
                 if !unmoved {
                     break;
                 }
-                batches.splice(start..start + MERGE_FANIN, [merged]);
+                delta += batch_bytes(&merged) as isize - parts.iter().map(|p| batch_bytes(p) as isize).sum::<isize>();
+                g.open.splice(start..start + MERGE_FANIN, [merged]);
             }
             self.merging.store(false, Ordering::Release);
             // An append that came after the last check but before the flag was cleared could
             // not claim the merge: look once more.
-            if mergeable(&self.batches.read()).is_none() || self.merging.swap(true, Ordering::AcqRel) {
-                return;
+            if mergeable(&self.batches.read().open).is_none() || self.merging.swap(true, Ordering::AcqRel) {
+                return delta;
             }
         }
     }
+}
+
+/// Memory a batch holds, as the cap counts it.
+pub fn batch_bytes(b: &RecordBatch) -> usize {
+    b.get_array_memory_size()
 }
 
 /// Where the oldest group of [`MERGE_FANIN`] small batches at the end of `batches` starts, if
@@ -122,11 +158,36 @@ pub fn merge(batches: &[RecordBatch]) -> Result<RecordBatch, ArrowError> {
 }
 
 /// All tables' buffers, keyed by (database id, table id).
+/// The part of [`WriteBuffer`] the merge thread shares: the byte count it corrects.
+#[derive(Default)]
+struct Bytes(AtomicUsize);
+
+impl Bytes {
+    fn add(&self, delta: isize) {
+        if delta >= 0 {
+            self.0.fetch_add(delta as usize, Ordering::AcqRel);
+        } else {
+            // Saturating: a count that went below zero would read as a full buffer.
+            let _ = self.0.fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| Some(v.saturating_sub(delta.unsigned_abs())));
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct WriteBuffer {
     tables: RwLock<HashMap<(u32, u32), Arc<TableBuffer>>>,
-    /// Commits numbered so far, across all shards.
-    commits: std::sync::atomic::AtomicU64,
+    /// Commit numbers drawn but not yet appended or abandoned. Drawing takes this lock too,
+    /// so a number is never drawn without being listed.
+    in_flight: Mutex<BTreeSet<u64>>,
+    /// The next commit number.
+    commits: AtomicU64,
+    /// Commits below this belong to the frozen generation. Read and changed under `generation`.
+    boundary: AtomicU64,
+    /// Appends hold it shared; a freeze holds it alone, so none lands between its two steps.
+    generation: RwLock<()>,
+    bytes: Arc<Bytes>,
+    /// Writes are refused while `bytes` is at or above this (0: no cap).
+    cap_bytes: AtomicUsize,
     /// The merge thread's queue, made with the first merge (`None`: no thread could start).
     compactor: OnceLock<Option<Sender<Weak<TableBuffer>>>>,
 }
@@ -136,18 +197,59 @@ impl WriteBuffer {
         WriteBuffer::default()
     }
 
-    /// The next number in the order of commits of all shards. A shard takes one per commit,
-    /// once its WAL record is durable and before it acks the commit's writes.
-    pub fn next_commit(&self) -> u64 {
-        self.commits.fetch_add(1, std::sync::atomic::Ordering::AcqRel)
+    /// Draws the next number in the order of commits of all shards, before the commit's WAL
+    /// record is sealed; [`WriteBuffer::end_commit`] must follow once its batches are appended
+    /// (or the WAL write failed). A write acked before another is sent has the lower number.
+    pub fn begin_commit(&self) -> u64 {
+        let mut in_flight = self.in_flight.lock();
+        let c = self.commits.fetch_add(1, Ordering::AcqRel);
+        in_flight.insert(c);
+        c
+    }
+
+    /// The commit is appended (or abandoned): persistence no longer waits for it.
+    pub fn end_commit(&self, commit: u64) {
+        self.in_flight.lock().remove(&commit);
     }
 
     /// The number the next commit will take: every write acked so far has a lower one.
     pub fn commits(&self) -> u64 {
-        self.commits.load(std::sync::atomic::Ordering::Acquire)
+        self.commits.load(Ordering::Acquire)
     }
 
-    pub fn append(&self, db_id: u32, table_id: u32, batch: RecordBatch) {
+    /// Continues numbering after a restart: the next commit takes at least `next`.
+    pub fn resume_commits(&self, next: u64) {
+        self.commits.fetch_max(next, Ordering::AcqRel);
+    }
+
+    /// Whether every commit below `commit` is appended or abandoned.
+    pub fn settled_below(&self, commit: u64) -> bool {
+        self.in_flight.lock().first().is_none_or(|&c| c >= commit)
+    }
+
+    /// Bytes of batches held.
+    pub fn bytes(&self) -> usize {
+        self.bytes.0.load(Ordering::Acquire)
+    }
+
+    /// Sets the cap on bytes held (0: none).
+    pub fn set_cap_bytes(&self, cap: usize) {
+        self.cap_bytes.store(cap, Ordering::Release);
+    }
+
+    pub fn cap_bytes(&self) -> usize {
+        self.cap_bytes.load(Ordering::Acquire)
+    }
+
+    /// `Some(bytes held)` when the buffer is at its cap and writes must wait for persistence.
+    pub fn over_cap(&self) -> Option<usize> {
+        let cap = self.cap_bytes();
+        let held = self.bytes();
+        (cap > 0 && held >= cap).then_some(held)
+    }
+
+    /// Appends commit `commit`'s rows of one table.
+    pub fn append(&self, db_id: u32, table_id: u32, batch: RecordBatch, commit: u64) {
         if batch.num_rows() == 0 {
             return;
         }
@@ -156,20 +258,70 @@ impl WriteBuffer {
             Some(t) => t,
             None => self.tables.write().entry((db_id, table_id)).or_default().clone(),
         };
-        if table.append(batch) {
+        self.bytes.add(batch_bytes(&batch) as isize);
+        let merge = {
+            let _generation = self.generation.read();
+            table.append(batch, commit < self.boundary.load(Ordering::Acquire))
+        };
+        if merge {
             self.merge_later(&table);
         }
+    }
+
+    /// Starts a generation: every batch buffered now, and every commit below the returned
+    /// boundary still in flight, forms the frozen generation. Wait for
+    /// [`WriteBuffer::settled_below`] the boundary before reading it with
+    /// [`WriteBuffer::frozen`]. Must not be called while a frozen generation is held.
+    pub fn freeze(&self) -> u64 {
+        let _generation = self.generation.write();
+        let boundary = self.commits();
+        self.boundary.store(boundary, Ordering::Release);
+        for t in self.tables.read().values() {
+            let mut g = t.batches.write();
+            let open = std::mem::take(&mut g.open);
+            g.frozen.extend(open);
+        }
+        boundary
+    }
+
+    /// The frozen generation, per (database id, table id).
+    pub fn frozen(&self) -> Vec<((u32, u32), Vec<RecordBatch>)> {
+        let tables = self.tables.read();
+        let mut out: Vec<_> = tables
+            .iter()
+            .filter_map(|(k, t)| {
+                let g = t.batches.read();
+                (!g.frozen.is_empty()).then(|| (*k, g.frozen.clone()))
+            })
+            .collect();
+        out.sort_by_key(|(k, _)| *k);
+        out
+    }
+
+    /// Drops the frozen generation (it is persisted).
+    pub fn release_frozen(&self) {
+        let tables = self.tables.read();
+        let mut freed = 0usize;
+        for t in tables.values() {
+            let mut g = t.batches.write();
+            freed += g.frozen.iter().map(batch_bytes).sum::<usize>();
+            g.frozen.clear();
+        }
+        // Empty tables stay listed: a shard may hold one it is about to append to.
+        drop(tables);
+        self.bytes.add(-(freed as isize));
     }
 
     /// Queues a merge of `table` for the merge thread, or runs it here if there is no thread.
     fn merge_later(&self, table: &Arc<TableBuffer>) {
         let queue = self.compactor.get_or_init(|| {
             let (tx, rx) = crossbeam_channel::unbounded::<Weak<TableBuffer>>();
+            let bytes = self.bytes.clone();
             let spawned = std::thread::Builder::new().name("weir-compact".into()).spawn(move || {
                 // Ends when the buffer, and with it the sender, is dropped.
                 for table in rx {
                     if let Some(t) = table.upgrade() {
-                        t.compact();
+                        bytes.add(t.compact());
                     }
                 }
             });
@@ -183,7 +335,7 @@ impl WriteBuffer {
         });
         match queue {
             Some(tx) if tx.send(Arc::downgrade(table)).is_ok() => {}
-            _ => table.compact(),
+            _ => self.bytes.add(table.compact()),
         }
     }
 
@@ -206,11 +358,21 @@ impl WriteBuffer {
     }
 
     pub fn drop_database(&self, db_id: u32) {
-        self.tables.write().retain(|(d, _), _| *d != db_id);
+        let mut tables = self.tables.write();
+        let mut freed = 0;
+        tables.retain(|(d, _), t| {
+            if *d == db_id {
+                freed += t.snapshot().iter().map(batch_bytes).sum::<usize>();
+            }
+            *d != db_id
+        });
+        self.bytes.add(-(freed as isize));
     }
 
     pub fn drop_table(&self, db_id: u32, table_id: u32) {
-        self.tables.write().remove(&(db_id, table_id));
+        if let Some(t) = self.tables.write().remove(&(db_id, table_id)) {
+            self.bytes.add(-(t.snapshot().iter().map(batch_bytes).sum::<usize>() as isize));
+        }
     }
 }
 
@@ -229,7 +391,7 @@ mod tests {
     fn small_batches_are_merged_and_keep_every_row() {
         let buf = WriteBuffer::new();
         for i in 0..(MERGE_FANIN * 2 + 3) {
-            buf.append(0, 0, batch(if i % 2 == 0 { "a" } else { "b" }, i as f64));
+            buf.append(0, 0, batch(if i % 2 == 0 { "a" } else { "b" }, i as f64), i as u64);
         }
         buf.settle();
         let snap = buf.snapshot(0, 0);
@@ -266,7 +428,7 @@ mod tests {
             })
         };
         for i in 0..n {
-            buf.append(0, 0, batch("a", i as f64));
+            buf.append(0, 0, batch("a", i as f64), i as u64);
         }
         reader.join().unwrap();
         buf.settle();
@@ -288,10 +450,56 @@ mod tests {
     #[test]
     fn drop_database_forgets_its_tables() {
         let buf = WriteBuffer::new();
-        buf.append(1, 0, batch("a", 1.0));
-        buf.append(2, 0, batch("a", 1.0));
+        buf.append(1, 0, batch("a", 1.0), 0);
+        buf.append(2, 0, batch("a", 1.0), 1);
         buf.drop_database(1);
         assert!(buf.snapshot(1, 0).is_empty());
         assert_eq!(buf.snapshot(2, 0).len(), 1);
+    }
+
+    #[test]
+    fn a_freeze_takes_every_commit_below_its_boundary_and_no_other() {
+        let buf = WriteBuffer::new();
+        let c0 = buf.begin_commit();
+        buf.append(0, 0, batch("a", 0.0), c0);
+        buf.end_commit(c0);
+        // Drawn before the freeze, appended after it: still the frozen generation's.
+        let late = buf.begin_commit();
+        let boundary = buf.freeze();
+        assert_eq!(boundary, late + 1);
+        assert!(!buf.settled_below(boundary), "commit {late} is still in flight");
+        let after = buf.begin_commit();
+        buf.append(0, 0, batch("a", 2.0), after);
+        buf.end_commit(after);
+        buf.append(0, 0, batch("a", 1.0), late);
+        buf.end_commit(late);
+        assert!(buf.settled_below(boundary));
+        let frozen = buf.frozen();
+        assert_eq!(frozen.len(), 1);
+        assert_eq!(values(&frozen[0].1), vec![0.0, 1.0]);
+        // Queries see both generations, frozen first.
+        assert_eq!(values(&buf.snapshot(0, 0)), vec![0.0, 1.0, 2.0]);
+        buf.release_frozen();
+        assert_eq!(values(&buf.snapshot(0, 0)), vec![2.0]);
+        assert!(buf.frozen().is_empty());
+    }
+
+    #[test]
+    fn bytes_held_follow_appends_merges_and_releases() {
+        let buf = WriteBuffer::new();
+        assert_eq!(buf.bytes(), 0);
+        for i in 0..(MERGE_FANIN + 1) {
+            buf.append(0, 0, batch("a", i as f64), i as u64);
+        }
+        buf.settle();
+        let held = buf.bytes();
+        let counted: usize = buf.snapshot(0, 0).iter().map(batch_bytes).sum();
+        assert_eq!(held, counted, "the count follows the merge");
+        buf.set_cap_bytes(held);
+        assert_eq!(buf.over_cap(), Some(held));
+        buf.freeze();
+        buf.release_frozen();
+        assert_eq!(buf.bytes(), 0);
+        assert_eq!(buf.over_cap(), None);
     }
 }

@@ -21,4 +21,5 @@ pub mod replay;
 pub mod shard;
 pub mod stats;
 pub mod wal;
+pub mod wal_retention;
 pub mod write;

@@ -23,7 +23,7 @@ pub struct TableBatch {
     pub table_name: Arc<str>,
     pub batch: RecordBatch,
     /// Where the commit that made these rows durable falls in the order of all commits of all
-    /// shards ([`crate::buffer::WriteBuffer::next_commit`]): a write acked before another was
+    /// shards ([`crate::buffer::WriteBuffer::begin_commit`]): a write acked before another was
     /// sent has the lower number, whichever shards took them.
     pub commit: u64,
 }

@@ -1,9 +1,10 @@
 //! Start-up recovery: rebuilds the write buffer from the WAL.
 //!
-//! Runs before any shard accepts a write. Each logged entry is validated again against the
-//! catalog (which was persisted before the entry was acked) and appended to the buffer, so what
-//! a query sees after a restart is what it saw before. Entries of deleted databases are skipped.
-//! A torn tail is cut by [`crate::wal::replay`]; nothing here is fatal but I/O on the WAL itself.
+//! Runs before any shard accepts a write. Each logged entry at or above the persisted commit is
+//! validated again against the catalog (which was persisted before the entry was acked) and
+//! appended to the buffer under its own commit number, so what a query sees after a restart is
+//! what it saw before. Entries of deleted databases are skipped. A torn tail is cut by
+//! [`crate::wal::replay`]; damage elsewhere fails the start there.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -12,16 +13,23 @@ use std::sync::Arc;
 use crate::batch::TableBuilder;
 use crate::buffer::WriteBuffer;
 use crate::catalog::Catalog;
-use crate::wal::{replay, ReplayStats};
+use crate::wal::{replay, ReplayError, ReplayOptions, ReplayStats};
 use crate::write::prepare;
 
 /// Rows per rebuilt batch.
 const REPLAY_BATCH_ROWS: usize = 64 * 1024;
 
-pub fn replay_into(root: &Path, catalog: &Catalog, buffer: &WriteBuffer) -> std::io::Result<ReplayStats> {
+pub fn replay_into(
+    root: &Path,
+    opts: ReplayOptions,
+    catalog: &Catalog,
+    buffer: &WriteBuffer,
+) -> Result<ReplayStats, ReplayError> {
     let mut builders: HashMap<(u32, u32), TableBuilder> = HashMap::new();
     let mut skipped = 0usize;
-    let stats = replay(root, |_epoch, entry| {
+    // Batches are cut when a builder fills, tagged with the highest commit in them.
+    let mut commit_of: HashMap<(u32, u32), u64> = HashMap::new();
+    let stats = replay(root, opts, |_epoch, commit, entry| {
         let snapshot = catalog.snapshot();
         let Some(db) = snapshot.db_by_id(entry.db_id) else {
             skipped += 1;
@@ -41,9 +49,11 @@ pub fn replay_into(root: &Path, catalog: &Catalog, buffer: &WriteBuffer) -> std:
                         .entry(key)
                         .or_insert_with(|| TableBuilder::new(p.db_id, db_name.clone(), table.clone()));
                     b.append(&g.line, g.time_ns, g.same_shape, g.series_id);
+                    let c = commit_of.entry(key).or_insert(commit);
+                    *c = (*c).max(commit);
                     if b.rows() >= REPLAY_BATCH_ROWS {
                         if let Some(full) = builders.remove(&key) {
-                            finish_into(buffer, key, full);
+                            finish_into(buffer, key, full, commit_of.remove(&key).unwrap_or(commit));
                         }
                     }
                 }
@@ -52,17 +62,22 @@ pub fn replay_into(root: &Path, catalog: &Catalog, buffer: &WriteBuffer) -> std:
         }
     })?;
     for (key, b) in builders {
-        finish_into(buffer, key, b);
+        let commit = commit_of.get(&key).copied().unwrap_or(0);
+        finish_into(buffer, key, b, commit);
     }
+    if let Some(max) = stats.max_commit {
+        buffer.resume_commits(max + 1);
+    }
+    buffer.resume_commits(opts.from_commit);
     if skipped > 0 {
         tracing::info!(entries = skipped, "skipped WAL entries of deleted databases");
     }
     Ok(stats)
 }
 
-fn finish_into(buffer: &WriteBuffer, (db_id, table_id): (u32, u32), b: TableBuilder) {
+fn finish_into(buffer: &WriteBuffer, (db_id, table_id): (u32, u32), b: TableBuilder, commit: u64) {
     match b.finish() {
-        Ok(batch) => buffer.append(db_id, table_id, batch),
+        Ok(batch) => buffer.append(db_id, table_id, batch, commit),
         Err(e) => tracing::error!(error = %e, "could not rebuild a batch from the WAL"),
     }
 }

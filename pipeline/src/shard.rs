@@ -60,6 +60,10 @@ pub enum WriteError {
     Prepare(#[from] PrepareError),
     #[error("the shard has {0} bytes waiting for the WAL; try again shortly")]
     Busy(usize),
+    #[error("the write buffer holds {held} bytes, at its cap of {cap} (--max-buffer-bytes); try again once persistence catches up")]
+    BufferFull { held: usize, cap: usize },
+    #[error("this shard stopped taking writes after a failed WAL write ({0}); restart the server once the disk is healthy")]
+    WalFailed(String),
 }
 
 /// What a write did before its flush: lines taken, lines refused, and the ack to wait for.
@@ -91,6 +95,9 @@ pub struct Shard {
     /// Rows each table had in the last commit that wrote it: its next builder starts with room
     /// for as many (up to [`MAX_PRESIZED_ROWS`]).
     last_rows: RefCell<HashMap<(u32, u32), usize>>,
+    /// Set by the first failed WAL write: after it the kernel may have dropped pages it said
+    /// were written (PostgreSQL's "fsyncgate"), so nothing more is taken.
+    wal_failed: RefCell<Option<String>>,
 }
 
 /// A builder is never sized up front for more rows than this; past it, it grows as it fills.
@@ -106,15 +113,22 @@ impl Shard {
             waiting: Cell::new(None),
             stats,
             last_rows: RefCell::new(HashMap::new()),
+            wal_failed: RefCell::new(None),
         }
     }
 
     /// Validates and stages a write for the next flush. Synchronous: nothing else on this
     /// shard runs between the check and the append.
     pub fn write(&self, req: &WriteRequest<'_>) -> Result<Accepted, WriteError> {
+        if let Some(e) = &*self.wal_failed.borrow() {
+            return Err(WriteError::WalFailed(e.clone()));
+        }
         let pending_bytes = self.pending.borrow().record.len_bytes();
         if pending_bytes > MAX_PENDING_BYTES {
             return Err(WriteError::Busy(pending_bytes));
+        }
+        if let Some(held) = self.buffer.over_cap() {
+            return Err(WriteError::BufferFull { held, cap: self.buffer.cap_bytes() });
         }
         let prepared = prepare(&self.catalog, req.db, req.body, req.precision, req.default_time_ns, req.accept_partial)?;
         use std::sync::atomic::Ordering::Relaxed;
@@ -170,23 +184,30 @@ impl Shard {
             std::mem::replace(&mut *pending, next)
         };
         use std::sync::atomic::Ordering::Relaxed;
-        let record = p.record.seal(epoch);
+        let commit = self.buffer.begin_commit();
+        let record = p.record.seal(epoch, commit);
         let record_bytes = record.len() as u64;
         let started = Instant::now();
-        let appended = wal.append(record).await;
+        let appended = wal.append(record, commit).await;
         self.stats.wal_flush.observe_ns(started.elapsed().as_nanos() as u64);
         if let Err(e) = appended {
+            self.buffer.end_commit(commit);
             self.stats.wal_flush_errors.fetch_add(1, Relaxed);
-            tracing::error!(shard = self.id, error = %e, "WAL flush failed; its writes are refused");
+            tracing::error!(shard = self.id, error = %e, "WAL write failed; its writes are refused and this shard takes no more");
+            *self.wal_failed.borrow_mut() = Some(e.to_string());
             let err = FlushError(e.to_string());
             for w in p.waiters {
+                let _ = w.send(Err(err.clone()));
+            }
+            // Writes staged during the failed write are refused too.
+            let staged = std::mem::take(&mut *self.pending.borrow_mut());
+            for w in staged.waiters {
                 let _ = w.send(Err(err.clone()));
             }
             return Vec::new();
         }
         self.stats.wal_flushes.fetch_add(1, Relaxed);
         self.stats.wal_bytes.fetch_add(record_bytes, Relaxed);
-        let commit = self.buffer.next_commit();
         let mut out = Vec::with_capacity(p.builders.len());
         let mut last_rows = self.last_rows.borrow_mut();
         for ((db_id, table_id), b) in p.builders {
@@ -195,13 +216,14 @@ impl Shard {
             let table_name: Arc<str> = Arc::from(b.table.name.as_str());
             match b.finish() {
                 Ok(batch) => {
-                    self.buffer.append(db_id, table_id, batch.clone());
+                    self.buffer.append(db_id, table_id, batch.clone(), commit);
                     out.push(TableBatch { db_id, db_name, table_name, batch, commit });
                 }
                 // Durable in the WAL but not buildable: a bug. Replay will rebuild it on restart.
                 Err(e) => tracing::error!(shard = self.id, error = %e, "could not build a batch from a flush"),
             }
         }
+        self.buffer.end_commit(commit);
         for w in p.waiters {
             let _ = w.send(Ok(()));
         }

@@ -18,7 +18,7 @@
 //!
 //! ```text
 //! magic u32 | payload_len u32 | crc32c(payload) u32 | payload
-//! payload = epoch u64 | entry_count u32 | entries
+//! payload = epoch u64 | commit u64 | entry_count u32 | entries
 //! entry   = db_id u32 | precision u8 | default_time_ns i64 | lines_len u32 | lines
 //! lines   = line*, each one of
 //!           0 | len | text                          a whole line
@@ -26,24 +26,36 @@
 //!           k | len | rest                          a line of series number k - 2
 //! ```
 //! fixed-width integers little-endian, `len` and `k` LEB128 varints; a line's text is its series
-//! bytes and its rest together. Records of the first format (magic `WRC1`, whose `lines` are
-//! plain text, one line per newline) are still replayed.
+//! bytes and its rest together. `commit` is the record's place in the order of all commits of
+//! all shards ([`crate::buffer::WriteBuffer::begin_commit`]): the number persistence, WAL
+//! removal and replay agree on. Records of the earlier formats (magic `WRC1`, plain-text
+//! `lines`; `WRC2`, no `commit`) are still replayed, as commit 0.
 //!
-//! Replay stops a segment at the first record whose header, length or checksum is wrong,
-//! truncates the file there and says so in the log: the tail of a crash is cut, never fatal.
-//! It never deletes a segment; persistence to Parquet (later) will.
+//! Replay tells a torn tail from corruption. A crash can leave only the newest segment of a
+//! shard with a partial last record, and nothing valid after it: that tail is cut, with a log
+//! line. A bad record anywhere else (an older segment, or one followed by valid records) is
+//! damage: the segment is moved aside (`.wal.corrupt`), the log says so, and replay fails
+//! unless it was asked to skip corrupt segments. Records below the persisted commit are
+//! skipped, and segments wholly below it removed ([`crate::wal_retention`] removes them while
+//! the server runs).
 
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::lp::SeriesId;
+use crate::wal_retention::WalRetention;
 use crate::write::Precision;
 
-pub const MAGIC: u32 = 0x3243_5257; // "WRC2"
+pub const MAGIC: u32 = 0x3343_5257; // "WRC3"
+/// The second format: numbered series, no commit number.
+pub const MAGIC_V2: u32 = 0x3243_5257; // "WRC2"
 /// The first format, whose entries hold plain line-protocol text.
 pub const MAGIC_V1: u32 = 0x3143_5257; // "WRC1"
 pub const HEADER_BYTES: usize = 12;
-const PAYLOAD_PREFIX_BYTES: usize = 12; // epoch + entry count
+const PAYLOAD_PREFIX_BYTES: usize = 20; // epoch + commit + entry count
+/// The payload prefix of the first two formats: epoch + entry count.
+const OLD_PAYLOAD_PREFIX_BYTES: usize = 12;
 /// A record larger than this is corrupt by definition (bodies are limited far below it).
 pub const MAX_RECORD_BYTES: usize = 1 << 30;
 /// A segment is rotated once it grows past this.
@@ -160,11 +172,12 @@ impl RecordBuf {
         self.entries += 1;
     }
 
-    /// Seals the record for `epoch`: fills the header and checksum.
-    pub fn seal(mut self, epoch: u64) -> Vec<u8> {
+    /// Seals the record as commit `commit` of flush epoch `epoch`: fills the header and checksum.
+    pub fn seal(mut self, epoch: u64, commit: u64) -> Vec<u8> {
         let p = HEADER_BYTES;
         self.buf[p..p + 8].copy_from_slice(&epoch.to_le_bytes());
-        self.buf[p + 8..p + 12].copy_from_slice(&self.entries.to_le_bytes());
+        self.buf[p + 8..p + 16].copy_from_slice(&commit.to_le_bytes());
+        self.buf[p + 16..p + 20].copy_from_slice(&self.entries.to_le_bytes());
         let payload_len = (self.buf.len() - HEADER_BYTES) as u32;
         let crc = crc32c::crc32c(&self.buf[HEADER_BYTES..]);
         self.buf[0..4].copy_from_slice(&MAGIC.to_le_bytes());
@@ -253,6 +266,8 @@ pub enum RecordError {
 #[derive(Debug)]
 pub struct Record<'a> {
     pub epoch: u64,
+    /// 0 in records of the formats before commit numbers.
+    pub commit: u64,
     pub entries: Vec<WalEntry<'a>>,
     /// Bytes the record occupies, header included.
     pub size: usize,
@@ -271,18 +286,23 @@ fn u32_at(b: &[u8]) -> u32 {
     u32::from_le_bytes([b[0], b[1], b[2], b[3]])
 }
 
+fn u64_at(b: &[u8]) -> u64 {
+    u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
+}
+
 /// Decodes the record at the start of `bytes`.
 pub fn decode_record(bytes: &[u8]) -> Result<Record<'_>, RecordError> {
     if bytes.len() < HEADER_BYTES {
         return Err(RecordError::Truncated);
     }
-    let v1 = match u32_at(&bytes[0..4]) {
-        MAGIC => false,
-        MAGIC_V1 => true,
+    let (v1, prefix) = match u32_at(&bytes[0..4]) {
+        MAGIC => (false, PAYLOAD_PREFIX_BYTES),
+        MAGIC_V2 => (false, OLD_PAYLOAD_PREFIX_BYTES),
+        MAGIC_V1 => (true, OLD_PAYLOAD_PREFIX_BYTES),
         _ => return Err(RecordError::BadMagic),
     };
     let len = u32_at(&bytes[4..8]) as usize;
-    if !(PAYLOAD_PREFIX_BYTES..=MAX_RECORD_BYTES).contains(&len) {
+    if !(prefix..=MAX_RECORD_BYTES).contains(&len) {
         return Err(RecordError::BadLength(len));
     }
     if bytes.len() < HEADER_BYTES + len {
@@ -293,7 +313,8 @@ pub fn decode_record(bytes: &[u8]) -> Result<Record<'_>, RecordError> {
         return Err(RecordError::BadChecksum);
     }
     let mut p = payload;
-    let epoch = u64::from_le_bytes(take(&mut p, 8)?.try_into().map_err(|_| RecordError::Malformed("epoch"))?);
+    let epoch = u64_at(take(&mut p, 8)?);
+    let commit = if prefix == PAYLOAD_PREFIX_BYTES { u64_at(take(&mut p, 8)?) } else { 0 };
     let count = u32_at(take(&mut p, 4)?);
     let mut entries = Vec::with_capacity(count.min(1 << 16) as usize);
     for _ in 0..count {
@@ -309,7 +330,7 @@ pub fn decode_record(bytes: &[u8]) -> Result<Record<'_>, RecordError> {
     if !p.is_empty() {
         return Err(RecordError::Malformed("bytes after the last entry"));
     }
-    Ok(Record { epoch, entries, size: HEADER_BYTES + len })
+    Ok(Record { epoch, commit, entries, size: HEADER_BYTES + len })
 }
 
 /// What replay found.
@@ -318,9 +339,40 @@ pub struct ReplayStats {
     pub segments: usize,
     pub records: usize,
     pub entries: usize,
-    /// Segments cut at a bad record, with the offset and reason.
+    /// Records skipped because persistence already covers them (commit below `from_commit`).
+    pub skipped_records: usize,
+    /// Segments removed because every record in them was below `from_commit`.
+    pub removed_segments: usize,
+    /// Newest segments cut at a torn tail, with the offset and reason.
     pub truncated: Vec<(PathBuf, u64, String)>,
+    /// Damaged segments moved aside (only when asked to skip them), with the offset and reason.
+    pub quarantined: Vec<(PathBuf, u64, String)>,
     pub max_epoch: u64,
+    /// Highest commit number of any record read, skipped ones included.
+    pub max_commit: Option<u64>,
+    /// Every segment kept, with the highest commit in it (`None`: no valid record).
+    pub kept: Vec<(PathBuf, Option<u64>)>,
+}
+
+/// How replay treats what it reads.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ReplayOptions {
+    /// Records with a lower commit number are already persisted: skipped, not handed over.
+    pub from_commit: u64,
+    /// Move damaged segments aside and go on, instead of failing.
+    pub skip_corrupt: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error("WAL I/O failed: {0}")]
+    Io(#[from] std::io::Error),
+    #[error(
+        "WAL segment {} is damaged at byte {offset} ({reason}), and it is not a torn tail; it was \
+         moved aside to {}. Start with --wal-skip-corrupt to go on without the records after the damage",
+        path.display(), moved_to.display()
+    )]
+    Corrupt { path: PathBuf, moved_to: PathBuf, offset: u64, reason: String },
 }
 
 pub fn shard_dir(root: &Path, shard: usize) -> PathBuf {
@@ -352,9 +404,15 @@ pub fn segments(dir: &Path) -> std::io::Result<Vec<u64>> {
     Ok(seqs)
 }
 
-/// Replays every segment under `root` (all shard directories), calling `f` for each entry in
-/// record order within a shard. Cuts a bad tail off the segment that holds it.
-pub fn replay(root: &Path, mut f: impl FnMut(u64, &WalEntry<'_>)) -> std::io::Result<ReplayStats> {
+/// Replays every segment under `root` (all shard directories), calling `f(epoch, commit,
+/// entry)` for each entry of a record at or above `opts.from_commit`, in record order within a
+/// shard. Cuts a torn tail off a shard's newest segment; any other damage is an error (or, with
+/// `skip_corrupt`, a quarantined segment).
+pub fn replay(
+    root: &Path,
+    opts: ReplayOptions,
+    mut f: impl FnMut(u64, u64, &WalEntry<'_>),
+) -> Result<ReplayStats, ReplayError> {
     let mut stats = ReplayStats::default();
     let mut dirs = Vec::new();
     match std::fs::read_dir(root) {
@@ -367,11 +425,13 @@ pub fn replay(root: &Path, mut f: impl FnMut(u64, &WalEntry<'_>)) -> std::io::Re
             }
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(stats),
-        Err(e) => return Err(e),
+        Err(e) => return Err(e.into()),
     }
     dirs.sort();
     for dir in dirs {
-        for seq in segments(&dir)? {
+        let seqs = segments(&dir)?;
+        let newest = seqs.last().copied();
+        for seq in seqs {
             let path = segment_path(&dir, seq);
             let bytes = std::fs::read(&path)?;
             if bytes.is_empty() {
@@ -381,35 +441,90 @@ pub fn replay(root: &Path, mut f: impl FnMut(u64, &WalEntry<'_>)) -> std::io::Re
             }
             stats.segments += 1;
             let mut off = 0usize;
+            let mut max_commit: Option<u64> = None;
+            let mut handed = 0usize;
             while off < bytes.len() {
                 match decode_record(&bytes[off..]) {
                     Ok(rec) => {
                         stats.records += 1;
                         stats.max_epoch = stats.max_epoch.max(rec.epoch);
-                        for e in &rec.entries {
-                            stats.entries += 1;
-                            f(rec.epoch, e);
+                        max_commit = Some(max_commit.map_or(rec.commit, |m| m.max(rec.commit)));
+                        if rec.commit < opts.from_commit {
+                            stats.skipped_records += 1;
+                        } else {
+                            handed += 1;
+                            for e in &rec.entries {
+                                stats.entries += 1;
+                                f(rec.epoch, rec.commit, e);
+                            }
                         }
                         off += rec.size;
                     }
                     Err(err) => {
-                        tracing::warn!(
+                        let torn = Some(seq) == newest && next_valid_record(&bytes, off).is_none();
+                        if torn {
+                            tracing::warn!(
+                                segment = %path.display(),
+                                offset = off,
+                                error = %err,
+                                "WAL segment ends in a torn record (a crash mid-write); cutting it"
+                            );
+                            let file = std::fs::OpenOptions::new().write(true).open(&path)?;
+                            file.set_len(off as u64)?;
+                            file.sync_all()?;
+                            stats.truncated.push((path.clone(), off as u64, err.to_string()));
+                            break;
+                        }
+                        let moved_to = path.with_extension("wal.corrupt");
+                        std::fs::rename(&path, &moved_to)?;
+                        std::fs::File::open(&dir)?.sync_all()?;
+                        tracing::error!(
                             segment = %path.display(),
+                            moved_to = %moved_to.display(),
                             offset = off,
                             error = %err,
-                            "WAL segment has a bad record; cutting it and everything after it"
+                            "WAL SEGMENT IS DAMAGED (not a torn tail); moved aside for inspection"
                         );
-                        let file = std::fs::OpenOptions::new().write(true).open(&path)?;
-                        file.set_len(off as u64)?;
-                        file.sync_all()?;
-                        stats.truncated.push((path.clone(), off as u64, err.to_string()));
+                        if !opts.skip_corrupt {
+                            return Err(ReplayError::Corrupt { path, moved_to, offset: off as u64, reason: err.to_string() });
+                        }
+                        stats.quarantined.push((moved_to, off as u64, err.to_string()));
                         break;
                     }
                 }
             }
+            if let Some(m) = max_commit {
+                stats.max_commit = Some(stats.max_commit.map_or(m, |x| x.max(m)));
+            }
+            if !path.exists() {
+                continue;
+            }
+            if handed == 0 && max_commit.is_some() && off == bytes.len() {
+                // Every record is persisted already: the removal the persister did not get to.
+                std::fs::remove_file(&path)?;
+                stats.removed_segments += 1;
+                continue;
+            }
+            stats.kept.push((path, max_commit));
         }
     }
     Ok(stats)
+}
+
+/// The offset of the first decodable record after `off`, if any: a bad record with a good one
+/// after it is damage, not a torn tail.
+fn next_valid_record(bytes: &[u8], off: usize) -> Option<usize> {
+    let magics = [MAGIC, MAGIC_V2, MAGIC_V1].map(u32::to_le_bytes);
+    let mut at = off + 1;
+    while at + HEADER_BYTES <= bytes.len() {
+        let rel = memchr::memchr(b'W', &bytes[at..])?;
+        at += rel;
+        if bytes.len() >= at + 4 && magics.iter().any(|m| bytes[at..at + 4] == m[..]) && decode_record(&bytes[at..]).is_ok() {
+            return Some(at);
+        }
+        at += 1;
+    }
+    None
 }
 
 /// Appends records to one shard's segments on a glommio executor, each durable once its write
@@ -421,6 +536,12 @@ pub struct SegmentWriter {
     pos: u64,
     /// Bytes of the segment whose cached pages were already handed back to the kernel.
     uncached: u64,
+    /// Highest commit written to the open segment.
+    max_commit: Option<u64>,
+    /// Where closed segments are registered for removal, and rotation is asked for.
+    retention: Arc<WalRetention>,
+    /// The rotation request this writer last acted on.
+    rotation_seen: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -429,6 +550,8 @@ pub enum WalError {
     Io(#[from] std::io::Error),
     #[error("WAL I/O failed: {0}")]
     Glommio(String),
+    #[error("a WAL record of {0} bytes is larger than replay accepts")]
+    TooLarge(usize),
 }
 
 impl From<glommio::GlommioError<()>> for WalError {
@@ -439,12 +562,13 @@ impl From<glommio::GlommioError<()>> for WalError {
 
 impl SegmentWriter {
     /// Opens a new segment after the shard's existing ones.
-    pub async fn open(root: &Path, shard: usize) -> Result<SegmentWriter, WalError> {
+    pub async fn open(root: &Path, shard: usize, retention: Arc<WalRetention>) -> Result<SegmentWriter, WalError> {
         let dir = shard_dir(root, shard);
         std::fs::create_dir_all(&dir)?;
         let seq = segments(&dir)?.last().copied().unwrap_or(0) + 1;
         let file = Self::create(&dir, seq).await?;
-        Ok(SegmentWriter { dir, seq, file, pos: 0, uncached: 0 })
+        let rotation_seen = retention.rotation_requested();
+        Ok(SegmentWriter { dir, seq, file, pos: 0, uncached: 0, max_commit: None, retention, rotation_seen })
     }
 
     async fn create(dir: &Path, seq: u64) -> Result<glommio::io::BufferedFile, WalError> {
@@ -465,17 +589,25 @@ impl SegmentWriter {
         Ok(file)
     }
 
-    /// Writes one sealed record; it is durable when this returns `Ok`.
-    pub async fn append(&mut self, record: Vec<u8>) -> Result<(), WalError> {
-        if self.pos >= SEGMENT_BYTES {
+    /// Writes one sealed record, commit number `commit`; it is durable when this returns `Ok`.
+    pub async fn append(&mut self, record: Vec<u8>, commit: u64) -> Result<(), WalError> {
+        if record.len() > MAX_RECORD_BYTES + HEADER_BYTES {
+            // Replay would refuse it: never write what cannot be read back.
+            return Err(WalError::TooLarge(record.len()));
+        }
+        let asked = self.retention.rotation_requested();
+        if self.pos >= SEGMENT_BYTES || (self.pos > 0 && asked != self.rotation_seen) {
+            self.rotation_seen = asked;
             let next = Self::create(&self.dir, self.seq + 1).await?;
             let old = std::mem::replace(&mut self.file, next);
+            let old_path = segment_path(&self.dir, self.seq);
             self.seq += 1;
             // Nothing to sync: every write to the old segment was durable when it completed.
             drop_cached(&old, self.uncached, self.pos);
             self.pos = 0;
             self.uncached = 0;
             old.close().await?;
+            self.retention.closed(old_path, self.max_commit.take());
         }
         let len = record.len();
         let written = self.file.write_at(record, self.pos).await?;
@@ -485,6 +617,7 @@ impl SegmentWriter {
             return Err(WalError::Glommio(format!("short write: {written} of {len} bytes")));
         }
         self.pos += len as u64;
+        self.max_commit = Some(self.max_commit.map_or(commit, |m| m.max(commit)));
         // Whole pages only: dropping the partly written last page would make the next record's
         // write read it back from disk first.
         let settled = self.pos & !(PAGE_BYTES - 1);

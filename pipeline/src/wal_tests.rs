@@ -9,16 +9,20 @@ fn record(epoch: u64, entries: &[(u32, &str)]) -> Vec<u8> {
         }
         r.end_entry(at);
     }
-    r.seal(epoch)
+    // The commit number is the epoch here: both grow record by record.
+    r.seal(epoch, epoch)
 }
 
 fn collect(root: &Path) -> (Vec<(u64, u32, String)>, ReplayStats) {
+    collect_from(root, ReplayOptions::default()).unwrap()
+}
+
+fn collect_from(root: &Path, opts: ReplayOptions) -> Result<(Vec<(u64, u32, String)>, ReplayStats), ReplayError> {
     let mut got = Vec::new();
-    let stats = replay(root, |epoch, e| {
+    let stats = replay(root, opts, |epoch, _commit, e| {
         got.push((epoch, e.db_id, String::from_utf8(e.lines.to_vec()).unwrap()));
-    })
-    .unwrap();
-    (got, stats)
+    })?;
+    Ok((got, stats))
 }
 
 /// Writes records through the glommio writer on one executor; replay runs on this thread
@@ -28,9 +32,10 @@ fn write_with_glommio(root: &Path, records: Vec<Vec<u8>>) {
     glommio::LocalExecutorBuilder::default()
         .io_memory(512 << 10)
         .spawn(move || async move {
-            let mut w = SegmentWriter::open(&root, 0).await.unwrap();
+            let mut w = SegmentWriter::open(&root, 0, Arc::new(WalRetention::new())).await.unwrap();
             for r in records {
-                w.append(r).await.unwrap();
+                let commit = decode_record(&r).unwrap().commit;
+                w.append(r, commit).await.unwrap();
             }
         })
         .unwrap()
@@ -64,7 +69,7 @@ fn series_record(epoch: u64, entries: &[&str]) -> Vec<u8> {
         }
         r.end_entry(at);
     }
-    r.seal(epoch)
+    r.seal(epoch, epoch)
 }
 
 fn occurrences(hay: &[u8], needle: &[u8]) -> usize {
@@ -98,7 +103,7 @@ fn lines_are_logged_whole_unless_they_start_with_their_series_of_this_body() {
     r.push_series_line(Some(SeriesId { body: 2, id: 0 }), b"m,t=c", b"m,t=c f=5");
     r.push_series_line(a, b"m,t=a", b"m,t=a f=6");
     r.end_entry(at);
-    let sealed = r.seal(1);
+    let sealed = r.seal(1, 1);
     let d = decode_record(&sealed).unwrap();
     assert_eq!(&*d.entries[0].lines, b"m,t=a f=1\nother f=2\nm,t=b f=3\nm,t=a f=4\nm,t=c f=5\nm,t=a f=6\n");
 }
@@ -143,10 +148,10 @@ fn malformed_series_lines_are_errors() {
         &[0x80; 11][..],                // a varint that never ends
         &[9][..],                       // a reference with no rest
     ] {
-        let r = raw_record(MAGIC, &[lines]);
+        let r = raw_record(MAGIC_V2, &[lines]);
         assert!(matches!(decode_record(&r), Err(RecordError::Malformed(_))), "{lines:?}");
     }
-    let ok = raw_record(MAGIC, &[&[1, 1, b'm', 4, b' ', b'f', b'=', b'1', 2, 4, b' ', b'f', b'=', b'2']]);
+    let ok = raw_record(MAGIC_V2, &[&[1, 1, b'm', 4, b' ', b'f', b'=', b'1', 2, 4, b' ', b'f', b'=', b'2']]);
     assert_eq!(&*decode_record(&ok).unwrap().entries[0].lines, b"m f=1\nm f=2\n");
 }
 
@@ -275,10 +280,10 @@ fn a_wal_write_is_durable_when_it_completes() {
         .io_memory(512 << 10)
         .spawn(move || async move {
             use std::os::fd::AsRawFd;
-            let mut w = SegmentWriter::open(&root, 0).await.unwrap();
+            let mut w = SegmentWriter::open(&root, 0, Arc::new(WalRetention::new())).await.unwrap();
             let mut flags = vec![open_flags(w.file.as_raw_fd())];
             w.pos = SEGMENT_BYTES; // the next append rotates
-            w.append(record(1, &[(0, "m f=1 1\n")])).await.unwrap();
+            w.append(record(1, &[(0, "m f=1 1\n")]), 1).await.unwrap();
             assert_eq!(w.seq, 2);
             flags.push(open_flags(w.file.as_raw_fd()));
             flags
@@ -303,4 +308,94 @@ fn synced_wal_pages_leave_the_page_cache() {
     // record's write need not read it back.
     assert_eq!(resident[..5], [false; 5], "{resident:?}");
     assert!(resident[5], "{resident:?}");
+}
+
+#[test]
+fn records_carry_their_commit_number() {
+    let r = record(5, &[(0, "m f=1")]);
+    assert_eq!(decode_record(&r).unwrap().commit, 5);
+    // The second format has none: it reads as commit 0.
+    let old = raw_record(MAGIC_V1, &[b"m f=1 1\n"]);
+    assert_eq!(decode_record(&old).unwrap().commit, 0);
+}
+
+#[test]
+fn records_below_the_persisted_commit_are_skipped_and_whole_segments_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    write_with_glommio(dir.path(), vec![record(1, &[(0, "m f=1")]), record(2, &[(0, "m f=2")])]);
+    write_with_glommio(dir.path(), vec![record(3, &[(0, "m f=3")]), record(4, &[(0, "m f=4")])]);
+    let (got, stats) = collect_from(dir.path(), ReplayOptions { from_commit: 4, skip_corrupt: false }).unwrap();
+    assert_eq!(got, vec![(4, 0, "m f=4\n".into())]);
+    assert_eq!(stats.skipped_records, 3);
+    assert_eq!(stats.max_commit, Some(4));
+    assert_eq!(stats.removed_segments, 1, "segment 1 holds only persisted commits");
+    assert_eq!(segments(&shard_dir(dir.path(), 0)).unwrap(), vec![2]);
+    assert_eq!(stats.kept, vec![(segment_path(&shard_dir(dir.path(), 0), 2), Some(4))]);
+}
+
+/// Flips a byte inside the first record of `seg`.
+fn damage_first_record(seg: &Path) {
+    let mut bytes = std::fs::read(seg).unwrap();
+    bytes[HEADER_BYTES + 3] ^= 0x40;
+    std::fs::write(seg, &bytes).unwrap();
+}
+
+#[test]
+fn a_bad_record_in_an_older_segment_is_quarantined_and_stops_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    write_with_glommio(dir.path(), vec![record(1, &[(0, "m f=1")])]);
+    write_with_glommio(dir.path(), vec![record(2, &[(0, "m f=2")])]);
+    let older = segment_path(&shard_dir(dir.path(), 0), 1);
+    damage_first_record(&older);
+    let before = std::fs::read(&older).unwrap();
+    let err = collect_from(dir.path(), ReplayOptions::default()).unwrap_err();
+    let ReplayError::Corrupt { moved_to, offset, .. } = err else { panic!("{err}") };
+    assert_eq!(offset, 0);
+    assert!(!older.exists());
+    assert_eq!(std::fs::read(&moved_to).unwrap(), before, "the evidence is kept whole");
+    // The next start, asked to skip it, goes on with what is left.
+    let (got, _) = collect_from(dir.path(), ReplayOptions { from_commit: 0, skip_corrupt: true }).unwrap();
+    assert_eq!(got, vec![(2, 0, "m f=2\n".into())]);
+}
+
+#[test]
+fn damage_with_good_records_after_it_is_not_a_torn_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let recs: Vec<_> = (1..=5).map(|i| record(i, &[(0, &format!("m f={i}"))])).collect();
+    write_with_glommio(dir.path(), recs);
+    let seg = segment_path(&shard_dir(dir.path(), 0), 1);
+    damage_first_record(&seg);
+    let len = std::fs::metadata(&seg).unwrap().len();
+    let err = collect_from(dir.path(), ReplayOptions::default()).unwrap_err();
+    let ReplayError::Corrupt { moved_to, .. } = err else { panic!("{err}") };
+    assert_eq!(std::fs::metadata(&moved_to).unwrap().len(), len, "nothing was cut");
+    let with_skip = ReplayOptions { from_commit: 0, skip_corrupt: true };
+    let (got, stats) = collect_from(dir.path(), with_skip).unwrap();
+    assert!(got.is_empty());
+    assert!(stats.quarantined.is_empty(), "already moved aside on the first start");
+}
+
+#[test]
+fn a_rotation_request_closes_the_segment_for_removal() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    let retention = Arc::new(WalRetention::new());
+    let r2 = retention.clone();
+    glommio::LocalExecutorBuilder::default()
+        .io_memory(512 << 10)
+        .spawn(move || async move {
+            let mut w = SegmentWriter::open(&root, 0, r2.clone()).await.unwrap();
+            w.append(record(1, &[(0, "m f=1")]), 1).await.unwrap();
+            r2.request_rotation();
+            w.append(record(2, &[(0, "m f=2")]), 2).await.unwrap();
+            assert_eq!(w.seq, 2);
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    assert_eq!(retention.closed_count(), 1);
+    assert_eq!(retention.remove_below(2), 1);
+    assert_eq!(segments(&shard_dir(dir.path(), 0)).unwrap(), vec![2]);
+    let (got, _) = collect(dir.path());
+    assert_eq!(got, vec![(2, 0, "m f=2\n".into())]);
 }

@@ -65,7 +65,12 @@ impl ApiError {
         if status.is_server_error() {
             tracing::error!(status = status.as_u16(), error = %self, "request failed");
         }
-        json_response(status, &body)
+        let mut r = json_response(status, &body);
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            // Every 503 here is temporary (a full buffer, a busy shard): say when to come back.
+            r.headers_mut().insert(hyper::header::RETRY_AFTER, hyper::header::HeaderValue::from_static("1"));
+        }
+        r
     }
 }
 
@@ -102,7 +107,9 @@ impl From<pipeline::shard::WriteError> for ApiError {
     fn from(e: pipeline::shard::WriteError) -> Self {
         match e {
             pipeline::shard::WriteError::Prepare(pipeline::write::PrepareError::Catalog(c)) => c.into(),
-            pipeline::shard::WriteError::Busy(_) => ApiError::Unavailable(e.to_string()),
+            pipeline::shard::WriteError::Busy(_)
+            | pipeline::shard::WriteError::BufferFull { .. }
+            | pipeline::shard::WriteError::WalFailed(_) => ApiError::Unavailable(e.to_string()),
         }
     }
 }

@@ -7,6 +7,7 @@
 
 pub mod format;
 mod schema;
+mod table;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -20,6 +21,7 @@ use pipeline::buffer::WriteBuffer;
 use pipeline::catalog::Catalog;
 
 use crate::engine::logs::PluginLogs;
+use crate::storage::Storage;
 
 pub use schema::batches_for;
 
@@ -56,13 +58,20 @@ pub struct QueryOutput {
 pub struct QueryEngine {
     catalog: Arc<Catalog>,
     buffer: Arc<WriteBuffer>,
+    storage: Arc<Storage>,
     logs: Arc<PluginLogs>,
     target_partitions: usize,
 }
 
 impl QueryEngine {
-    pub fn new(catalog: Arc<Catalog>, buffer: Arc<WriteBuffer>, logs: Arc<PluginLogs>, target_partitions: usize) -> QueryEngine {
-        QueryEngine { catalog, buffer, logs, target_partitions: target_partitions.max(1) }
+    pub fn new(
+        catalog: Arc<Catalog>,
+        buffer: Arc<WriteBuffer>,
+        storage: Arc<Storage>,
+        logs: Arc<PluginLogs>,
+        target_partitions: usize,
+    ) -> QueryEngine {
+        QueryEngine { catalog, buffer, storage, logs, target_partitions: target_partitions.max(1) }
     }
 
     /// The write buffer it reads.
@@ -81,8 +90,11 @@ impl QueryEngine {
         let catalog = ctx
             .catalog("public")
             .ok_or_else(|| QueryError::Internal("the default catalog is missing".into()))?;
-        let system = schema::SystemSchema::new(snapshot.clone(), dbm.name.clone(), self.logs.clone());
-        catalog.register_schema("iox", Arc::new(schema::DbSchema::new(dbm, self.buffer.clone(), self.target_partitions)))?;
+        let url = url::Url::parse(table::STORE_URL).map_err(|e| QueryError::Internal(e.to_string()))?;
+        ctx.register_object_store(&url, self.storage.store.object_store());
+        let system = schema::SystemSchema::new(snapshot.clone(), dbm.name.clone(), self.logs.clone(), self.storage.clone());
+        let tables = schema::DbSchema::new(dbm, self.buffer.clone(), self.storage.clone(), self.target_partitions);
+        catalog.register_schema("iox", Arc::new(tables))?;
         catalog.register_schema("system", Arc::new(system))?;
         Ok(ctx)
     }

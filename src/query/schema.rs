@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, BooleanArray, StringArray, TimestampNanosecondArray, UInt64Array};
+use arrow::array::{ArrayRef, BooleanArray, Int64Array, StringArray, TimestampNanosecondArray, UInt64Array};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
@@ -18,7 +18,9 @@ use pipeline::batch::{align, table_schema};
 use pipeline::buffer::WriteBuffer;
 use pipeline::catalog::{CatalogSnapshot, Database, Table};
 
+use super::table::TableView;
 use crate::engine::logs::PluginLogs;
+use crate::storage::Storage;
 
 /// The batches of one table, aligned to its schema and spread over `partitions`.
 pub fn batches_for(
@@ -40,12 +42,13 @@ pub fn batches_for(
 pub struct DbSchema {
     db: Arc<Database>,
     buffer: Arc<WriteBuffer>,
+    storage: Arc<Storage>,
     partitions: usize,
 }
 
 impl DbSchema {
-    pub fn new(db: Arc<Database>, buffer: Arc<WriteBuffer>, partitions: usize) -> DbSchema {
-        DbSchema { db, buffer, partitions }
+    pub fn new(db: Arc<Database>, buffer: Arc<WriteBuffer>, storage: Arc<Storage>, partitions: usize) -> DbSchema {
+        DbSchema { db, buffer, storage, partitions }
     }
 }
 
@@ -65,8 +68,13 @@ impl SchemaProvider for DbSchema {
         let Some(table) = self.db.table(name) else {
             return Ok(None);
         };
-        let (schema, parts) = batches_for(&self.buffer, &self.db, table, self.partitions)?;
-        Ok(Some(Arc::new(MemTable::try_new(schema, parts)?)))
+        // Files and buffer from one view: a persist publishing meanwhile waits for it.
+        let (files, buffered) = self.storage.view(|index| {
+            let files: Vec<_> = index.table_files(self.db.id, table.id).cloned().collect();
+            (files, batches_for(&self.buffer, &self.db, table, self.partitions))
+        });
+        let (schema, buffered) = buffered?;
+        Ok(Some(Arc::new(TableView { schema, buffered, files, partitions: self.partitions })))
     }
 
     fn table_exist(&self, name: &str) -> bool {
@@ -79,6 +87,7 @@ pub struct SystemSchema {
     catalog: Arc<CatalogSnapshot>,
     db: String,
     logs: Arc<PluginLogs>,
+    storage: Arc<Storage>,
 }
 
 impl std::fmt::Debug for SystemSchema {
@@ -88,8 +97,41 @@ impl std::fmt::Debug for SystemSchema {
 }
 
 impl SystemSchema {
-    pub fn new(catalog: Arc<CatalogSnapshot>, db: String, logs: Arc<PluginLogs>) -> SystemSchema {
-        SystemSchema { catalog, db, logs }
+    pub fn new(catalog: Arc<CatalogSnapshot>, db: String, logs: Arc<PluginLogs>, storage: Arc<Storage>) -> SystemSchema {
+        SystemSchema { catalog, db, logs, storage }
+    }
+
+    /// The query database's Parquet files, as InfluxDB 3's `system.parquet_files` lists them.
+    fn parquet_files(&self) -> Result<RecordBatch, DataFusionError> {
+        let index = self.storage.index();
+        let db = self.catalog.db(&self.db);
+        let rows: Vec<(&str, &crate::storage::index::ParquetFile)> = db
+            .map(|d| {
+                index
+                    .files
+                    .iter()
+                    .filter(|f| f.db_id == d.id)
+                    .filter_map(|f| Some((d.tables.values().find(|t| t.id == f.table_id)?.name.as_str(), f)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("table_name", DataType::Utf8, false),
+            Field::new("path", DataType::Utf8, false),
+            Field::new("size_bytes", DataType::UInt64, false),
+            Field::new("row_count", DataType::UInt64, false),
+            Field::new("min_time", DataType::Int64, false),
+            Field::new("max_time", DataType::Int64, false),
+        ]));
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.0))),
+            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.1.path.as_str()))),
+            Arc::new(UInt64Array::from_iter_values(rows.iter().map(|r| r.1.size_bytes))),
+            Arc::new(UInt64Array::from_iter_values(rows.iter().map(|r| r.1.row_count))),
+            Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.1.min_time))),
+            Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.1.max_time))),
+        ];
+        Ok(RecordBatch::try_new(schema, cols)?)
     }
 
     fn triggers(&self) -> Result<RecordBatch, DataFusionError> {
@@ -190,6 +232,7 @@ const SYSTEM_TABLES: &[&str] = &[
     "processing_engine_triggers",
     "processing_engine_trigger_arguments",
     "processing_engine_logs",
+    "parquet_files",
 ];
 
 #[async_trait]
@@ -205,6 +248,7 @@ impl SchemaProvider for SystemSchema {
             "processing_engine_triggers" => self.triggers()?,
             "processing_engine_trigger_arguments" => self.trigger_arguments()?,
             "processing_engine_logs" => self.engine_logs()?,
+            "parquet_files" => self.parquet_files()?,
             _ => return Ok(None),
         };
         Ok(Some(Arc::new(MemTable::try_new(batch.schema(), vec![vec![batch]])?)))

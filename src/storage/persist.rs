@@ -1,0 +1,212 @@
+//! The persister: moves the write buffer into Parquet, then lets the WAL go.
+//!
+//! One thread (`weir-persist`) wakes every [`POLL`] and persists when a `--gen1-duration`
+//! window of the wall clock has closed (and something is buffered), or when the buffer passes
+//! its persist threshold. One persist: freeze the buffer at boundary `B`, wait for commits below
+//! `B` still in flight, write each table's frozen rows as one file per time window (sorted,
+//! each point once), make a new index version durable, publish it while dropping the frozen
+//! rows, then remove WAL segments wholly below `B` and ask the shards to rotate. A failure
+//! leaves the frozen generation in place (still queryable, still in the WAL) and the next
+//! attempt persists the same boundary.
+//!
+//! Budget: Parquet encoding runs at hundreds of MB/s a core; the thread shares the cores with
+//! the shards but never holds anything a shard waits for (the buffer locks only briefly).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use arrow::record_batch::RecordBatch;
+use bytes::Bytes;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::Compression;
+use parquet::file::properties::WriterProperties;
+use parquet::file::metadata::SortingColumn;
+use pipeline::batch::{align, table_schema};
+use pipeline::buffer::WriteBuffer;
+use pipeline::catalog::Catalog;
+use pipeline::wal_retention::WalRetention;
+
+use super::index::{IndexError, ParquetFile};
+use super::layout::file_path;
+use super::points::{sort_and_merge, sort_key_indices, split_by_window, time_range};
+use super::store::StoreError;
+use super::Storage;
+
+/// How often the persister looks at the clock and the buffer.
+pub const POLL: Duration = Duration::from_millis(100);
+
+#[derive(Debug, Clone)]
+pub struct PersistConfig {
+    /// Width of a file's time window, and the wall-clock period of persists.
+    pub gen1: Duration,
+    /// Persist as soon as the buffer holds this many bytes.
+    pub threshold_bytes: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PersistError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    #[error("building a Parquet file: {0}")]
+    Parquet(#[from] parquet::errors::ParquetError),
+    #[error("preparing rows: {0}")]
+    Arrow(#[from] arrow::error::ArrowError),
+}
+
+/// What one persist did.
+#[derive(Debug, Default)]
+pub struct PersistStats {
+    pub boundary: u64,
+    pub files: usize,
+    pub rows: u64,
+    pub bytes: u64,
+    pub wal_segments_removed: usize,
+}
+
+pub struct Persister {
+    storage: Arc<Storage>,
+    buffer: Arc<WriteBuffer>,
+    catalog: Arc<Catalog>,
+    retention: Arc<WalRetention>,
+    cfg: PersistConfig,
+    /// The boundary of a frozen generation not yet persisted (a failed attempt's).
+    frozen: Option<u64>,
+}
+
+fn now_ns() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i64)
+}
+
+impl Persister {
+    pub fn new(
+        storage: Arc<Storage>,
+        buffer: Arc<WriteBuffer>,
+        catalog: Arc<Catalog>,
+        retention: Arc<WalRetention>,
+        cfg: PersistConfig,
+    ) -> Persister {
+        Persister { storage, buffer, catalog, retention, cfg, frozen: None }
+    }
+
+    fn gen1_ns(&self) -> i64 {
+        i64::try_from(self.cfg.gen1.as_nanos()).unwrap_or(i64::MAX).max(1)
+    }
+
+    /// Starts the persister thread; it runs until the process ends.
+    pub fn spawn(mut self, runtime: tokio::runtime::Handle) -> std::io::Result<std::thread::JoinHandle<()>> {
+        std::thread::Builder::new().name("weir-persist".into()).spawn(move || {
+            let gen1 = self.gen1_ns();
+            let mut window = now_ns().div_euclid(gen1);
+            loop {
+                std::thread::sleep(POLL);
+                let w = now_ns().div_euclid(gen1);
+                let closed = w != window;
+                window = w;
+                let full = self.buffer.bytes() >= self.cfg.threshold_bytes;
+                if !(self.frozen.is_some() || full || (closed && self.buffer.bytes() > 0)) {
+                    continue;
+                }
+                let started = Instant::now();
+                match runtime.block_on(self.persist_once()) {
+                    Ok(s) => tracing::info!(
+                        boundary = s.boundary,
+                        files = s.files,
+                        rows = s.rows,
+                        bytes = s.bytes,
+                        wal_segments_removed = s.wal_segments_removed,
+                        elapsed_ms = started.elapsed().as_millis() as u64,
+                        buffer_bytes = self.buffer.bytes(),
+                        "persisted the write buffer to Parquet"
+                    ),
+                    Err(e) => {
+                        tracing::error!(error = %e, "persisting to Parquet failed; the rows stay buffered and in the WAL, retrying");
+                        std::thread::sleep(Duration::from_secs(1));
+                    }
+                }
+            }
+        })
+    }
+
+    /// Persists everything committed so far. Safe to call again after a failure.
+    pub async fn persist_once(&mut self) -> Result<PersistStats, PersistError> {
+        let boundary = match self.frozen {
+            Some(b) => b,
+            None => {
+                let b = self.buffer.freeze();
+                self.frozen = Some(b);
+                b
+            }
+        };
+        // Commits below the boundary still writing their WAL record land in the frozen
+        // generation within a WAL write's time.
+        while !self.buffer.settled_below(boundary) {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let frozen = self.buffer.frozen();
+        let catalog = self.catalog.snapshot();
+        let mut index = (*self.storage.index()).clone();
+        let mut stats = PersistStats { boundary, ..Default::default() };
+        for ((db_id, table_id), batches) in frozen {
+            // Rows of a table deleted since they were written go with the frozen generation.
+            let Some(db) = catalog.db_by_id(db_id) else { continue };
+            let Some(table) = db.tables.values().find(|t| t.id == table_id) else { continue };
+            let schema = table_schema(table);
+            let aligned = batches.iter().map(|b| align(b, &schema)).collect::<Result<Vec<_>, _>>()?;
+            let all = arrow::compute::concat_batches(&schema, &aligned)?;
+            drop(aligned);
+            for (window, part) in split_by_window(&all, self.gen1_ns())? {
+                let rows = sort_and_merge(&part)?;
+                let Some((min_time, max_time)) = time_range(&rows)? else { continue };
+                let id = index.next_file_id;
+                index.next_file_id += 1;
+                let path = file_path(&self.storage.node, (&db.name, db_id), (&table.name, table_id), window, id);
+                let bytes = encode(&rows)?;
+                let size_bytes = bytes.len() as u64;
+                self.storage.store.put_durable(&path, bytes).await?;
+                stats.files += 1;
+                stats.rows += rows.num_rows() as u64;
+                stats.bytes += size_bytes;
+                index.files.push(ParquetFile {
+                    id,
+                    db_id,
+                    table_id,
+                    path: path.to_string(),
+                    row_count: rows.num_rows() as u64,
+                    size_bytes,
+                    min_time,
+                    max_time,
+                });
+            }
+        }
+        index.version += 1;
+        index.persisted_through = boundary;
+        index.save(&self.storage.store, &self.storage.node).await?;
+        let buffer = &self.buffer;
+        self.storage.publish(index, || buffer.release_frozen());
+        self.frozen = None;
+        stats.wal_segments_removed = self.retention.remove_below(boundary);
+        // Segments being written now hold commits at or above the boundary; closing them lets
+        // the next persist remove them even when they fill slowly.
+        self.retention.request_rotation();
+        Ok(stats)
+    }
+}
+
+/// One Parquet file's bytes: snappy-compressed, with the sort order recorded.
+fn encode(batch: &RecordBatch) -> Result<Bytes, PersistError> {
+    let sorting = sort_key_indices(batch)?
+        .into_iter()
+        .map(|i| SortingColumn { column_idx: i as i32, descending: false, nulls_first: true })
+        .collect();
+    let props = WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .set_sorting_columns(Some(sorting))
+        .build();
+    let mut out = Vec::with_capacity(batch.get_array_memory_size() / 4);
+    let mut w = ArrowWriter::try_new(&mut out, batch.schema(), Some(props))?;
+    w.write(batch)?;
+    w.close()?;
+    Ok(Bytes::from(out))
+}

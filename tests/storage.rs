@@ -1,0 +1,274 @@
+//! Persistence to Parquet, bounded memory and WAL safety, through the real binary
+//! (DESIGN.md invariants 7, 8 and 10; issue "Storage").
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::{send, wait_for, Server, BIN};
+
+/// Every file under `dir` whose name ends with `suffix`.
+fn files(dir: &Path, suffix: &str) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.to_string_lossy().ends_with(suffix) {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The log without terminal colour codes.
+fn strip_ansi(log: &str) -> String {
+    let mut out = String::with_capacity(log.len());
+    let mut chars = log.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // CSI: ESC [ ... final byte in @..~
+            for d in chars.by_ref() {
+                if ('@'..='~').contains(&d) && d != '[' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn parquet_files(s: &Server, db: &str) -> Vec<serde_json::Value> {
+    s.try_query(db, "SELECT table_name, path, row_count, min_time, max_time FROM system.parquet_files").unwrap_or_default()
+}
+
+/// Waits until `db` has at least `n` Parquet files listed.
+fn wait_files(s: &Server, db: &str, n: usize) -> Vec<serde_json::Value> {
+    wait_for(30, "Parquet files to be persisted", || Some(parquet_files(s, db)).filter(|f| f.len() >= n))
+}
+
+fn lines(host: &str, from: i64, n: i64) -> String {
+    (from..from + n).map(|i| format!("cpu,host={host} usage={i}.5,n={i}i {}\n", 1_700_000_000 + i)).collect()
+}
+
+#[test]
+fn rows_are_persisted_to_parquet_and_queries_cover_files_and_buffer() {
+    let s = Server::start(&["--gen1-duration", "1s"]);
+    assert_eq!(s.write("p", &lines("a", 0, 500)).0, 204);
+    assert_eq!(s.write("p", &lines("b", 0, 500)).0, 204);
+    let listed = wait_files(&s, "p", 1);
+    assert_eq!(listed.iter().map(|f| f["row_count"].as_i64().unwrap()).sum::<i64>(), 1000);
+    assert_eq!(listed[0]["table_name"], "cpu");
+    assert_eq!(listed[0]["min_time"].as_i64().unwrap(), 1_700_000_000 * 1_000_000_000);
+    // The files are where the listing says, in InfluxDB 3's layout.
+    let on_disk = files(&s.data_dir, ".parquet");
+    assert!(!on_disk.is_empty());
+    let rel = on_disk[0].strip_prefix(&s.data_dir).unwrap().to_string_lossy().to_string();
+    assert!(rel.starts_with("weir/dbs/p-0/cpu-0/2023-11-14/"), "{rel}");
+    // More rows, still buffered: a query sees both sides.
+    assert_eq!(s.write("p", &lines("c", 0, 100)).0, 204);
+    assert_eq!(s.count("p", "cpu"), 1100);
+    let rows = s.query("p", "SELECT host, sum(n) AS n FROM cpu GROUP BY host ORDER BY host");
+    let sums: Vec<i64> = rows.iter().map(|r| r["n"].as_i64().unwrap()).collect();
+    assert_eq!(sums, vec![124_750, 124_750, 4_950]);
+    // A time predicate prunes, and still answers right over files and buffer.
+    let rows = s.query("p", "SELECT count(*) AS n FROM cpu WHERE time >= '2023-11-14T22:13:20Z' AND time < '2023-11-14T22:13:30Z'");
+    assert_eq!(rows[0]["n"], 30);
+    // Every format answers over files too.
+    let (status, csv) = s.get("/api/v3/query_sql?db=p&q=SELECT%20host,n%20FROM%20cpu%20WHERE%20n%3D499%20ORDER%20BY%20host&format=csv");
+    assert_eq!(status, 200);
+    assert_eq!(csv.trim(), "host,n\na,499\nb,499");
+}
+
+#[test]
+fn restart_replays_only_the_wal_tail_not_yet_persisted() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Server::start_in(dir.path(), &["--gen1-duration", "1s", "--shards", "2"]);
+    for h in 0..10 {
+        assert_eq!(s.write("r", &lines(&format!("h{h}"), 0, 1000)).0, 204);
+    }
+    wait_files(&s, "r", 1);
+    wait_for(30, "the buffer to be released", || {
+        let listed = parquet_files(&s, "r");
+        (listed.iter().map(|f| f["row_count"].as_i64().unwrap()).sum::<i64>() == 10_000).then_some(())
+    });
+    s.kill9();
+    let s = Server::start_in(dir.path(), &["--gen1-duration", "1h"]);
+    let log = strip_ansi(&s.log());
+    let replayed = log.lines().find(|l| l.contains("WAL replayed")).expect("a replay line");
+    assert!(replayed.contains("entries=0"), "every record is persisted, none replayed: {replayed}");
+    assert!(!replayed.contains("skipped_persisted=0"), "{replayed}");
+    assert_eq!(s.count("r", "cpu"), 10_000);
+    // The segments that held them are gone: what is left of the WAL holds no record.
+    let wal: u64 = files(&s.data_dir.join("weir").join("wal"), ".wal").iter().map(|p| std::fs::metadata(p).unwrap().len()).sum();
+    assert_eq!(wal, 0, "persisted WAL segments are removed");
+}
+
+#[test]
+fn invariant_7_the_same_point_written_twice_is_one_row() {
+    let s = Server::start(&["--gen1-duration", "1s"]);
+    // One body, so both lines land in the same persist.
+    let body = "m,h=a f=1,g=2 100\nm,h=b f=5 100\nm,h=a f=3 100\nm,h=a f=4 101";
+    assert_eq!(s.write("d", body).0, 204);
+    wait_files(&s, "d", 1);
+    let rows = s.query("d", "SELECT h, f, g, time FROM m ORDER BY h, time");
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    assert_eq!((rows[0]["f"].as_f64(), rows[0]["g"].as_f64()), (Some(3.0), Some(2.0)), "fields merge, the last write winning");
+    assert_eq!(rows[1]["f"].as_f64(), Some(4.0));
+    assert_eq!(rows[2]["h"], "b");
+}
+
+#[test]
+fn invariant_10_writes_get_503_with_retry_after_at_the_buffer_cap() {
+    // Persistence never runs here (huge threshold, day-long windows): the cap must hold alone.
+    let s = Server::start(&["--max-buffer-bytes", "300000", "--persist-threshold-bytes", "1000000000000", "--gen1-duration", "1d"]);
+    let mut acked = 0i64;
+    let refused = (0..400).find_map(|i| {
+        let body = lines(&format!("h{i}"), 0, 50);
+        let r = ureq::post(&s.url("/api/v3/write_lp?db=cap")).send_string(&body);
+        match r {
+            Ok(r) if r.status() == 204 => {
+                acked += 50;
+                None
+            }
+            Err(ureq::Error::Status(503, r)) => Some((r.header("retry-after").map(str::to_string), r.into_string().unwrap())),
+            other => panic!("unexpected answer: {other:?}"),
+        }
+    });
+    let (retry_after, body) = refused.expect("a write is refused once the buffer is at its cap");
+    assert_eq!(retry_after.as_deref(), Some("1"));
+    let err: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(err["error"].as_str().unwrap().contains("--max-buffer-bytes"), "{body}");
+    // Nothing acked was dropped, and queries still run.
+    assert!(acked > 0);
+    assert_eq!(s.count("cap", "cpu"), acked);
+}
+
+#[test]
+fn invariant_10_writes_resume_once_persistence_catches_up() {
+    let s = Server::start(&["--max-buffer-bytes", "2000000", "--persist-threshold-bytes", "500000", "--gen1-duration", "1d"]);
+    let mut acked = 0i64;
+    let mut refused = 0;
+    let mut i = 0;
+    // Write well past the cap: persistence by size keeps making room.
+    while acked < 40_000 {
+        let r = ureq::post(&s.url("/api/v3/write_lp?db=cu")).send_string(&lines(&format!("h{i}"), 0, 500));
+        match r {
+            Ok(_) => acked += 500,
+            Err(ureq::Error::Status(503, _)) => {
+                refused += 1;
+                std::thread::sleep(Duration::from_millis(50));
+                continue;
+            }
+            Err(e) => panic!("{e}"),
+        }
+        i += 1;
+        assert!(refused < 2000, "persistence never caught up");
+    }
+    assert!(!parquet_files(&s, "cu").is_empty());
+    assert_eq!(s.count("cu", "cpu"), acked);
+}
+
+/// A fresh venv with pyarrow, made by scripts/test.sh (`WEIR_TEST_PYTHON` names its python).
+fn test_python() -> PathBuf {
+    let p = std::env::var_os("WEIR_TEST_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-venv/bin/python"));
+    assert!(p.exists(), "{} is missing: run scripts/test.sh, which makes the test venv with pyarrow", p.display());
+    p
+}
+
+#[test]
+fn persisted_files_are_plain_parquet_that_pyarrow_reads_as_weir_answers() {
+    let s = Server::start(&["--gen1-duration", "1s"]);
+    let body = "cpu,host=a,region=eu usage=0.5,n=1i,ok=true,note=\"x y\",u=7u 1700000000000000000\n\
+                cpu,host=b usage=1.5,n=2i 1700000000000000001\n";
+    assert_eq!(s.write("pa", body).0, 204);
+    let listed = wait_files(&s, "pa", 1);
+    let path = s.data_dir.join(listed[0]["path"].as_str().unwrap());
+    let script = r#"
+import json, sys
+import pyarrow.parquet as pq
+t = pq.read_table(sys.argv[1])
+types = {f.name: str(f.type) for f in t.schema}
+times = [v.value for v in t.column("time")]
+rows = t.drop_columns(["time"]).to_pylist()
+assert times == sorted(times), times
+print(json.dumps({"types": types, "rows": rows}, default=str))
+"#;
+    let out = std::process::Command::new(test_python()).arg("-c").arg(script).arg(&path).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let got: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(got["types"]["host"], "dictionary<values=string, indices=int32, ordered=0>");
+    assert_eq!(got["types"]["time"], "timestamp[ns]");
+    assert_eq!(got["types"]["usage"], "double");
+    assert_eq!(got["types"]["n"], "int64");
+    assert_eq!(got["types"]["u"], "uint64");
+    assert_eq!(got["types"]["ok"], "bool");
+    let ours = s.query("pa", "SELECT host, region, usage, n, ok, note, u FROM cpu ORDER BY host");
+    let theirs = got["rows"].as_array().unwrap();
+    assert_eq!(theirs.len(), ours.len());
+    for (a, b) in theirs.iter().zip(&ours) {
+        for col in ["host", "region", "usage", "n", "ok", "note", "u"] {
+            let b = if b.get(col).is_none() { &serde_json::Value::Null } else { &b[col] };
+            assert_eq!(&a[col], b, "column {col}");
+        }
+    }
+}
+
+/// Starts the binary on `dir` expecting it to refuse; returns its stderr.
+fn start_fails(dir: &Path, extra: &[&str]) -> String {
+    let out = std::process::Command::new(BIN)
+        .arg("serve")
+        .args(["--http-bind", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.join("data"))
+        .arg("--plugin-dir")
+        .arg(dir.join("plugins"))
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "the server started: {}", String::from_utf8_lossy(&out.stdout));
+    String::from_utf8_lossy(&out.stderr).to_string()
+}
+
+#[test]
+fn a_damaged_older_wal_segment_stops_the_start_until_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Server::start_in(dir.path(), &["--shards", "1", "--gen1-duration", "1d"]);
+    assert_eq!(s.write("c", "m v=1 1\nm v=2 2").0, 204);
+    s.kill9();
+    let mut s = Server::start_in(dir.path(), &["--shards", "1", "--gen1-duration", "1d"]);
+    assert_eq!(s.write("c", "m v=3 3").0, 204);
+    s.kill9();
+    let segs = files(&s.data_dir.join("weir").join("wal"), ".wal");
+    assert_eq!(segs.len(), 2, "{segs:?}");
+    // A flipped byte in the first record of the older segment: damage, not a torn tail.
+    let mut bytes = std::fs::read(&segs[0]).unwrap();
+    bytes[20] ^= 0x10;
+    std::fs::write(&segs[0], &bytes).unwrap();
+    let err = start_fails(dir.path(), &["--gen1-duration", "1d"]);
+    assert!(err.contains("damaged") && err.contains("--wal-skip-corrupt"), "{err}");
+    let moved = files(&s.data_dir.join("weir").join("wal"), ".wal.corrupt");
+    assert_eq!(std::fs::read(&moved[0]).unwrap(), bytes, "the damaged segment is kept whole, aside");
+    let s = Server::start_in(dir.path(), &["--wal-skip-corrupt", "--gen1-duration", "1d"]);
+    assert_eq!(s.count("c", "m"), 1, "the undamaged segment's write is back");
+}
+
+#[test]
+fn deleted_rows_stay_deleted_across_a_persist() {
+    let s = Server::start(&["--gen1-duration", "1s"]);
+    assert_eq!(s.write("g", "t f=1 1").0, 204);
+    assert_eq!(send(ureq::delete(&s.url("/api/v3/configure/database?db=g")), None).0, 200);
+    assert_eq!(s.write("g2", "t f=1 1").0, 204);
+    wait_files(&s, "g2", 1);
+    // The deleted database's rows were never written out.
+    assert!(files(&s.data_dir, ".parquet").iter().all(|p| !p.to_string_lossy().contains("/g-")));
+}
