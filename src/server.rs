@@ -78,6 +78,7 @@ pub fn run(cfg: ServeConfig) -> anyhow::Result<()> {
     let catalog = Arc::new(Catalog::open(&root.join("catalog")).context("loading the catalog")?);
     let buffer = Arc::new(WriteBuffer::new());
     buffer.set_cap_bytes(cfg.max_buffer_bytes());
+    catalog.use_commit_counter(buffer.commit_counter());
     let wal_root = root.join("wal");
     let replay_started = Instant::now();
     let replay_opts = ReplayOptions { from_commit: persisted.persisted_through, skip_corrupt: cfg.wal_skip_corrupt };

@@ -272,3 +272,25 @@ fn deleted_rows_stay_deleted_across_a_persist() {
     // The deleted database's rows were never written out.
     assert!(files(&s.data_dir, ".parquet").iter().all(|p| !p.to_string_lossy().contains("/g-")));
 }
+
+#[test]
+fn invariant_8_a_deleted_table_stays_deleted_and_a_new_one_of_its_name_starts_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Server::start_in(dir.path(), &["--gen1-duration", "1d"]);
+    assert_eq!(s.write("del", "old f=1 1\nold f=2 2\nkeep f=1 1").0, 204);
+    let del = |s: &Server, t: &str| send(ureq::delete(&s.url(&format!("/api/v3/configure/table?db=del&table={t}"))), None).0;
+    assert_eq!(del(&s, "old"), 200);
+    s.kill9();
+    // Its rows are still in the WAL; replay must not bring the table back.
+    let mut s = Server::start_in(dir.path(), &["--gen1-duration", "1d"]);
+    assert!(s.try_query("del", "SELECT * FROM old").is_none(), "the deleted table came back");
+    assert_eq!(s.count("del", "keep"), 1);
+    // Made again under the same name, it starts empty, and stays so across a restart.
+    assert_eq!(s.write("del", "old f=9 9").0, 204);
+    assert_eq!(s.count("del", "old"), 1);
+    s.kill9();
+    let s = Server::start_in(dir.path(), &["--gen1-duration", "1d"]);
+    let rows = s.query("del", "SELECT f FROM old");
+    assert_eq!(rows.len(), 1, "rows of the deleted table leaked into the new one: {rows:?}");
+    assert_eq!(rows[0]["f"].as_f64(), Some(9.0));
+}

@@ -179,8 +179,8 @@ pub struct WriteBuffer {
     /// Commit numbers drawn but not yet appended or abandoned. Drawing takes this lock too,
     /// so a number is never drawn without being listed.
     in_flight: Mutex<BTreeSet<u64>>,
-    /// The next commit number.
-    commits: AtomicU64,
+    /// The next commit number (shared with the catalog, which stamps new tables with it).
+    commits: Arc<AtomicU64>,
     /// Commits below this belong to the frozen generation. Read and changed under `generation`.
     boundary: AtomicU64,
     /// Appends hold it shared; a freeze holds it alone, so none lands between its two steps.
@@ -210,6 +210,11 @@ impl WriteBuffer {
     /// The commit is appended (or abandoned): persistence no longer waits for it.
     pub fn end_commit(&self, commit: u64) {
         self.in_flight.lock().remove(&commit);
+    }
+
+    /// The counter itself, for [`crate::catalog::Catalog::use_commit_counter`].
+    pub fn commit_counter(&self) -> Arc<AtomicU64> {
+        self.commits.clone()
     }
 
     /// The number the next commit will take: every write acked so far has a lower one.

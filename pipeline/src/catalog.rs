@@ -12,7 +12,8 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, OnceLock};
 
 use arc_swap::ArcSwap;
 use parking_lot::Mutex;
@@ -83,6 +84,11 @@ pub struct Table {
     pub name: String,
     /// In order of first appearance; `time` is always present.
     pub columns: Vec<Column>,
+    /// The commit number the next commit would have taken when the table was made: every WAL
+    /// record of an earlier table of the same name (deleted since) has a lower one, so replay
+    /// never hands this table the rows of the one it replaced.
+    #[serde(default)]
+    pub created_commit: u64,
 }
 
 impl Table {
@@ -240,6 +246,8 @@ pub struct Catalog {
     current: ArcSwap<CatalogSnapshot>,
     writer: Mutex<()>,
     path: Option<PathBuf>,
+    /// The write buffer's commit counter, read when a table is made ([`Table::created_commit`]).
+    commits: OnceLock<Arc<AtomicU64>>,
 }
 
 const FILE_NAME: &str = "catalog.json";
@@ -247,7 +255,14 @@ const FILE_NAME: &str = "catalog.json";
 impl Catalog {
     /// A catalog kept only in memory.
     pub fn in_memory() -> Catalog {
-        Catalog { current: ArcSwap::from_pointee(CatalogSnapshot::default()), writer: Mutex::new(()), path: None }
+        Catalog { current: ArcSwap::from_pointee(CatalogSnapshot::default()), writer: Mutex::new(()), path: None, commits: OnceLock::new() }
+    }
+
+    /// An in-memory copy of `snapshot` that persists nothing: replay validates logged lines
+    /// against it, so that nothing it does can create a database, table or column in the real
+    /// catalog.
+    pub fn detached(snapshot: &CatalogSnapshot) -> Catalog {
+        Catalog { current: ArcSwap::from_pointee(snapshot.clone()), writer: Mutex::new(()), path: None, commits: OnceLock::new() }
     }
 
     /// Loads the catalog from `dir`, or starts an empty one there.
@@ -259,7 +274,12 @@ impl Catalog {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => CatalogSnapshot::default(),
             Err(e) => return Err(e.into()),
         };
-        Ok(Catalog { current: ArcSwap::from_pointee(snapshot), writer: Mutex::new(()), path: Some(path) })
+        Ok(Catalog { current: ArcSwap::from_pointee(snapshot), writer: Mutex::new(()), path: Some(path), commits: OnceLock::new() })
+    }
+
+    /// Tables made from now on record `commits`' value ([`Table::created_commit`]). Set once.
+    pub fn use_commit_counter(&self, commits: Arc<AtomicU64>) {
+        let _ = self.commits.set(commits);
     }
 
     /// The current version, lock-free.
@@ -275,7 +295,7 @@ impl Catalog {
         let mut next = (*old).clone();
         let mut changed = false;
         for op in ops {
-            changed |= apply(&mut next, op)?;
+            changed |= apply(&mut next, op, self.commits.get().map(|c| c.as_ref()))?;
         }
         if !changed {
             return Ok(old);
@@ -290,7 +310,7 @@ impl Catalog {
     }
 }
 
-fn apply(cat: &mut CatalogSnapshot, op: &CatalogOp) -> Result<bool, CatalogError> {
+fn apply(cat: &mut CatalogSnapshot, op: &CatalogOp, commits: Option<&AtomicU64>) -> Result<bool, CatalogError> {
     match op {
         CatalogOp::EnsureDatabase(name) | CatalogOp::CreateDatabase(name) => {
             validate_db_name(name)?;
@@ -332,7 +352,13 @@ fn apply(cat: &mut CatalogSnapshot, op: &CatalogOp) -> Result<bool, CatalogError
             if !dbm.tables.contains_key(table) {
                 let id = dbm.next_table_id;
                 dbm.next_table_id += 1;
-                let t = Table { id, name: table.clone(), columns: vec![Column { name: "time".into(), kind: ColumnKind::Time }] };
+                let created_commit = commits.map_or(0, |c| c.load(std::sync::atomic::Ordering::Acquire));
+                let t = Table {
+                    id,
+                    name: table.clone(),
+                    columns: vec![Column { name: "time".into(), kind: ColumnKind::Time }],
+                    created_commit,
+                };
                 dbm.tables.insert(table.clone(), Arc::new(t));
                 changed = true;
             }
@@ -497,5 +523,18 @@ mod tests {
             assert!(validate_db_name(bad).is_err(), "{bad}");
         }
         validate_db_name("my_db-1").unwrap();
+    }
+
+    #[test]
+    fn a_table_remembers_the_commit_it_was_made_at() {
+        let cat = Catalog::in_memory();
+        let commits = Arc::new(AtomicU64::new(41));
+        cat.use_commit_counter(commits.clone());
+        let add = CatalogOp::EnsureColumns { db: "d".into(), table: "t".into(), columns: vec![] };
+        cat.update(&[CatalogOp::EnsureDatabase("d".into()), add.clone()]).unwrap();
+        assert_eq!(cat.snapshot().db("d").unwrap().table("t").unwrap().created_commit, 41);
+        commits.store(50, std::sync::atomic::Ordering::Release);
+        cat.update(&[CatalogOp::DeleteTable { db: "d".into(), table: "t".into() }, add]).unwrap();
+        assert_eq!(cat.snapshot().db("d").unwrap().table("t").unwrap().created_commit, 50);
     }
 }

@@ -27,16 +27,20 @@ pub fn replay_into(
 ) -> Result<ReplayStats, ReplayError> {
     let mut builders: HashMap<(u32, u32), TableBuilder> = HashMap::new();
     let mut skipped = 0usize;
+    let mut dropped_lines = 0usize;
+    // Replay never creates catalog objects: lines are checked against a copy, and lines of a
+    // table the real catalog no longer has (deleted) are dropped.
+    let real = catalog.snapshot();
+    let scratch = Catalog::detached(&real);
     // Batches are cut when a builder fills, tagged with the highest commit in them.
     let mut commit_of: HashMap<(u32, u32), u64> = HashMap::new();
     let stats = replay(root, opts, |_epoch, commit, entry| {
-        let snapshot = catalog.snapshot();
-        let Some(db) = snapshot.db_by_id(entry.db_id) else {
+        let Some(db) = real.db_by_id(entry.db_id) else {
             skipped += 1;
             return;
         };
         let db_name: Arc<str> = Arc::from(db.name.as_str());
-        match prepare(catalog, &db.name, &entry.lines, entry.precision, entry.default_time_ns, true) {
+        match prepare(&scratch, &db.name, &entry.lines, entry.precision, entry.default_time_ns, true) {
             Ok(p) => {
                 if !p.rejects.is_empty() {
                     tracing::warn!(db = %db.name, rejected = p.rejects.len(), first = %p.rejects[0].error_message,
@@ -44,6 +48,11 @@ pub fn replay_into(
                 }
                 for g in &p.good {
                     let table = &p.tables[g.table];
+                    // Deleted, or deleted and made again after this record: not this table's.
+                    if db.table(&table.name).is_none_or(|t| t.id != table.id || commit < t.created_commit) {
+                        dropped_lines += 1;
+                        continue;
+                    }
                     let key = (p.db_id, table.id);
                     let b = builders
                         .entry(key)
@@ -71,6 +80,9 @@ pub fn replay_into(
     buffer.resume_commits(opts.from_commit);
     if skipped > 0 {
         tracing::info!(entries = skipped, "skipped WAL entries of deleted databases");
+    }
+    if dropped_lines > 0 {
+        tracing::info!(lines = dropped_lines, "skipped WAL lines of deleted tables");
     }
     Ok(stats)
 }

@@ -430,7 +430,13 @@ pub fn replay(
     dirs.sort();
     for dir in dirs {
         let seqs = segments(&dir)?;
-        let newest = seqs.last().copied();
+        // The newest segment that holds anything: a later run may have opened empty ones after
+        // it, and a torn tail can only be in the last one written to.
+        let newest = seqs
+            .iter()
+            .rev()
+            .find(|&&q| std::fs::metadata(segment_path(&dir, q)).is_ok_and(|m| m.len() > 0))
+            .copied();
         for seq in seqs {
             let path = segment_path(&dir, seq);
             let bytes = std::fs::read(&path)?;

@@ -13,11 +13,14 @@ fn record(epoch: u64, entries: &[(u32, &str)]) -> Vec<u8> {
     r.seal(epoch, epoch)
 }
 
-fn collect(root: &Path) -> (Vec<(u64, u32, String)>, ReplayStats) {
+fn collect(root: &Path) -> (Replayed, ReplayStats) {
     collect_from(root, ReplayOptions::default()).unwrap()
 }
 
-fn collect_from(root: &Path, opts: ReplayOptions) -> Result<(Vec<(u64, u32, String)>, ReplayStats), ReplayError> {
+/// Replayed entries as (epoch, database id, lines).
+type Replayed = Vec<(u64, u32, String)>;
+
+fn collect_from(root: &Path, opts: ReplayOptions) -> Result<(Replayed, ReplayStats), ReplayError> {
     let mut got = Vec::new();
     let stats = replay(root, opts, |epoch, _commit, e| {
         got.push((epoch, e.db_id, String::from_utf8(e.lines.to_vec()).unwrap()));
@@ -398,4 +401,17 @@ fn a_rotation_request_closes_the_segment_for_removal() {
     assert_eq!(segments(&shard_dir(dir.path(), 0)).unwrap(), vec![2]);
     let (got, _) = collect(dir.path());
     assert_eq!(got, vec![(2, 0, "m f=2\n".into())]);
+}
+
+#[test]
+fn a_torn_tail_before_an_empty_segment_of_a_later_run_is_still_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    write_with_glommio(dir.path(), vec![record(1, &[(0, "m f=1")]), record(2, &[(0, "m f=2")])]);
+    write_with_glommio(dir.path(), vec![]); // a run that wrote nothing to its segment
+    let seg = segment_path(&shard_dir(dir.path(), 0), 1);
+    let full = std::fs::metadata(&seg).unwrap().len();
+    std::fs::OpenOptions::new().write(true).open(&seg).unwrap().set_len(full - 5).unwrap();
+    let (got, stats) = collect(dir.path());
+    assert_eq!(got.len(), 1);
+    assert_eq!(stats.truncated.len(), 1);
 }
