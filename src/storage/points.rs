@@ -87,15 +87,20 @@ pub fn sort_and_merge(batch: &RecordBatch) -> Result<RecordBatch, ArrowError> {
     RecordBatch::try_new(batch.schema(), columns)
 }
 
-/// Splits `batch` by time window (`window_ns` wide, aligned to the epoch), keyed by each
-/// window's start in nanoseconds.
-pub fn split_by_window(batch: &RecordBatch, window_ns: i64) -> Result<BTreeMap<i64, RecordBatch>, ArrowError> {
+/// The `time` column of `batch`.
+fn times(batch: &RecordBatch) -> Result<&TimestampNanosecondArray, ArrowError> {
     let (_, time) = key_columns(batch)?;
-    let times = batch
+    batch
         .column(time)
         .as_any()
         .downcast_ref::<TimestampNanosecondArray>()
-        .ok_or_else(|| ArrowError::SchemaError("time is not a nanosecond timestamp".into()))?;
+        .ok_or_else(|| ArrowError::SchemaError("time is not a nanosecond timestamp".into()))
+}
+
+/// Splits `batch` by time window (`window_ns` wide, aligned to the epoch), keyed by each
+/// window's start in nanoseconds.
+pub fn split_by_window(batch: &RecordBatch, window_ns: i64) -> Result<BTreeMap<i64, RecordBatch>, ArrowError> {
+    let times = times(batch)?;
     let window_ns = window_ns.max(1);
     let mut groups: BTreeMap<i64, Vec<u32>> = BTreeMap::new();
     for (i, t) in times.values().iter().enumerate() {
@@ -116,12 +121,7 @@ pub fn split_by_window(batch: &RecordBatch, window_ns: i64) -> Result<BTreeMap<i
 
 /// The smallest and largest time in `batch` (`None` if it has no rows).
 pub fn time_range(batch: &RecordBatch) -> Result<Option<(i64, i64)>, ArrowError> {
-    let (_, time) = key_columns(batch)?;
-    let times = batch
-        .column(time)
-        .as_any()
-        .downcast_ref::<TimestampNanosecondArray>()
-        .ok_or_else(|| ArrowError::SchemaError("time is not a nanosecond timestamp".into()))?;
+    let times = times(batch)?;
     Ok(arrow::compute::min(times).zip(arrow::compute::max(times)))
 }
 
