@@ -137,6 +137,7 @@ pub fn run(cfg: ServeConfig) -> anyhow::Result<()> {
     let api = Arc::new(Api {
         catalog: catalog.clone(),
         buffer: buffer.clone(),
+        storage: storage.clone(),
         query,
         engine,
         max_body_bytes: cfg.max_http_request_size,

@@ -294,3 +294,20 @@ fn invariant_8_a_deleted_table_stays_deleted_and_a_new_one_of_its_name_starts_em
     assert_eq!(rows.len(), 1, "rows of the deleted table leaked into the new one: {rows:?}");
     assert_eq!(rows[0]["f"].as_f64(), Some(9.0));
 }
+
+#[test]
+fn a_deleted_tables_and_databases_parquet_files_are_removed() {
+    let s = Server::start(&["--gen1-duration", "1s"]);
+    assert_eq!(s.write("fd", "gone f=1 1\nkept f=1 1").0, 204);
+    assert_eq!(s.write("fd2", "t f=1 1").0, 204);
+    wait_files(&s, "fd", 2);
+    wait_files(&s, "fd2", 1);
+    let on_disk = |part: &str| files(&s.data_dir, ".parquet").iter().filter(|p| p.to_string_lossy().contains(part)).count();
+    assert_eq!(on_disk("/gone-"), 1);
+    assert_eq!(send(ureq::delete(&s.url("/api/v3/configure/table?db=fd&table=gone")), None).0, 200);
+    assert_eq!(send(ureq::delete(&s.url("/api/v3/configure/database?db=fd2")), None).0, 200);
+    wait_for(10, "the deleted data's files to be removed", || (on_disk("/gone-") == 0 && on_disk("/fd2-") == 0).then_some(()));
+    assert_eq!(on_disk("/kept-"), 1, "only the deleted table's files go");
+    let listed: Vec<String> = parquet_files(&s, "fd").iter().map(|f| f["table_name"].as_str().unwrap().to_string()).collect();
+    assert_eq!(listed, vec!["kept"]);
+}

@@ -15,6 +15,7 @@ use serde::Deserialize;
 
 use super::error::{empty_response, ApiError, Resp};
 use crate::query::format::{encode, Format};
+use crate::storage::{Forget, Storage};
 
 pub(super) fn json_body<T: for<'de> Deserialize<'de>>(body: &[u8], shape: &str) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}; expected {shape}")))
@@ -53,11 +54,18 @@ pub fn create_database(catalog: &Catalog, body: &[u8], qs: &HashMap<String, Stri
     Ok(empty_response(StatusCode::OK))
 }
 
-pub fn delete_database(catalog: &Catalog, buffer: &WriteBuffer, body: &[u8], qs: &HashMap<String, String>) -> Result<Resp, ApiError> {
+pub fn delete_database(
+    catalog: &Catalog,
+    buffer: &WriteBuffer,
+    storage: &Storage,
+    body: &[u8],
+    qs: &HashMap<String, String>,
+) -> Result<Resp, ApiError> {
     let db = name_from(body, qs, "db")?;
     let id = catalog.snapshot().db(&db).map(|d| d.id).ok_or_else(|| ApiError::NotFound(format!("database '{db}' not found")))?;
     catalog.update(&[CatalogOp::DeleteDatabase(db)])?;
     buffer.drop_database(id);
+    storage.forget_later(Forget { db_id: id, table_id: None });
     Ok(empty_response(StatusCode::OK))
 }
 
@@ -102,7 +110,13 @@ pub fn create_table(catalog: &Catalog, body: &[u8]) -> Result<Resp, ApiError> {
     Ok(empty_response(StatusCode::OK))
 }
 
-pub fn delete_table(catalog: &Catalog, buffer: &WriteBuffer, body: &[u8], qs: &HashMap<String, String>) -> Result<Resp, ApiError> {
+pub fn delete_table(
+    catalog: &Catalog,
+    buffer: &WriteBuffer,
+    storage: &Storage,
+    body: &[u8],
+    qs: &HashMap<String, String>,
+) -> Result<Resp, ApiError> {
     let db = name_from(body, qs, "db")?;
     let table = name_from(body, qs, "table")?;
     let snapshot = catalog.snapshot();
@@ -111,5 +125,6 @@ pub fn delete_table(catalog: &Catalog, buffer: &WriteBuffer, body: &[u8], qs: &H
     let (db_id, table_id) = (dbm.id, t.id);
     catalog.update(&[CatalogOp::DeleteTable { db, table }])?;
     buffer.drop_table(db_id, table_id);
+    storage.forget_later(Forget { db_id, table_id: Some(table_id) });
     Ok(empty_response(StatusCode::OK))
 }

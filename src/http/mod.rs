@@ -43,6 +43,7 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub struct Api {
     pub catalog: Arc<Catalog>,
     pub buffer: Arc<WriteBuffer>,
+    pub storage: Arc<crate::storage::Storage>,
     pub query: Arc<QueryEngine>,
     pub engine: crate::engine::Engine,
     pub max_body_bytes: usize,
@@ -131,12 +132,12 @@ pub async fn handle(api: &Api, parts: Parts, body: Bytes) -> Result<Resp, ApiErr
         paths::CONFIGURE_DATABASE => match *m {
             Method::GET => configure::list_databases(&api.catalog, &qs),
             Method::POST => configure::create_database(&api.catalog, &body, &qs),
-            Method::DELETE => configure::delete_database(&api.catalog, &api.buffer, &body, &qs),
+            Method::DELETE => configure::delete_database(&api.catalog, &api.buffer, &api.storage, &body, &qs),
             _ => Err(not_allowed(&parts)),
         },
         paths::CONFIGURE_TABLE => match *m {
             Method::POST => configure::create_table(&api.catalog, &body),
-            Method::DELETE => configure::delete_table(&api.catalog, &api.buffer, &body, &qs),
+            Method::DELETE => configure::delete_table(&api.catalog, &api.buffer, &api.storage, &body, &qs),
             _ => Err(not_allowed(&parts)),
         },
         paths::TRIGGER => match *m {

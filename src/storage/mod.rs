@@ -18,7 +18,7 @@ pub mod store;
 
 use std::sync::Arc;
 
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 
 use index::{FileIndex, IndexError};
 use store::Store;
@@ -27,18 +27,34 @@ pub struct Storage {
     pub node: String,
     pub store: Store,
     index: RwLock<Arc<FileIndex>>,
+    /// Files of deleted databases and tables, for the persister to drop (it alone writes the
+    /// index).
+    forgets: Mutex<Vec<Forget>>,
+}
+
+/// The files of a deleted database (`table_id: None`) or table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Forget {
+    pub db_id: u32,
+    pub table_id: Option<u32>,
+}
+
+impl Forget {
+    pub fn covers(&self, f: &index::ParquetFile) -> bool {
+        f.db_id == self.db_id && self.table_id.is_none_or(|t| t == f.table_id)
+    }
 }
 
 impl Storage {
     /// Loads the newest file index of `node` from `store`.
     pub async fn open(node: &str, store: Store) -> Result<Storage, IndexError> {
         let index = FileIndex::load(&store, node).await?;
-        Ok(Storage { node: node.to_string(), store, index: RwLock::new(Arc::new(index)) })
+        Ok(Storage { node: node.to_string(), store, index: RwLock::new(Arc::new(index)), forgets: Mutex::default() })
     }
 
     /// An empty storage in memory (tests and benches).
     pub fn in_memory() -> Storage {
-        Storage { node: "weir".into(), store: Store::memory(), index: RwLock::new(Arc::default()) }
+        Storage { node: "weir".into(), store: Store::memory(), index: RwLock::new(Arc::default()), forgets: Mutex::default() }
     }
 
     /// The current index.
@@ -51,6 +67,22 @@ impl Storage {
     pub fn view<R>(&self, f: impl FnOnce(&Arc<FileIndex>) -> R) -> R {
         let index = self.index.read();
         f(&index)
+    }
+
+    /// Asks for the files of a deleted database or table to be removed (the persister does it
+    /// within a poll; queries stop reading them at once, as the catalog no longer names them).
+    pub fn forget_later(&self, f: Forget) {
+        self.forgets.lock().push(f);
+    }
+
+    /// The removals asked for since the last call.
+    pub fn take_forgets(&self) -> Vec<Forget> {
+        std::mem::take(&mut *self.forgets.lock())
+    }
+
+    /// Puts back removals that could not be done.
+    pub fn retry_forgets(&self, mut f: Vec<Forget>) {
+        self.forgets.lock().append(&mut f);
     }
 
     /// Publishes `index` and, before any reader sees it, runs `release` (which drops the rows
