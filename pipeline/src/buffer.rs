@@ -110,7 +110,7 @@ impl TableBuffer {
                 if !unmoved {
                     break;
                 }
-                delta += batch_bytes(&merged) as isize - parts.iter().map(|p| batch_bytes(p) as isize).sum::<isize>();
+                delta += batch_bytes(&merged) as isize - total_bytes(&parts);
                 g.open.splice(start..start + MERGE_FANIN, [merged]);
             }
             self.merging.store(false, Ordering::Release);
@@ -126,6 +126,11 @@ impl TableBuffer {
 /// Memory a batch holds, as the cap counts it.
 pub fn batch_bytes(b: &RecordBatch) -> usize {
     b.get_array_memory_size()
+}
+
+/// Memory `batches` hold together, as the cap counts it.
+fn total_bytes<'a>(batches: impl IntoIterator<Item = &'a RecordBatch>) -> isize {
+    batches.into_iter().map(|b| batch_bytes(b) as isize).sum()
 }
 
 /// Where the oldest group of [`MERGE_FANIN`] small batches at the end of `batches` starts, if
@@ -157,12 +162,11 @@ pub fn merge(batches: &[RecordBatch]) -> Result<RecordBatch, ArrowError> {
     arrow::compute::concat_batches(&schema, &aligned)
 }
 
-/// All tables' buffers, keyed by (database id, table id).
 /// The part of [`WriteBuffer`] the merge thread shares: the byte count it corrects.
 #[derive(Default)]
-struct Bytes(AtomicUsize);
+struct HeldBytes(AtomicUsize);
 
-impl Bytes {
+impl HeldBytes {
     fn add(&self, delta: isize) {
         if delta >= 0 {
             self.0.fetch_add(delta as usize, Ordering::AcqRel);
@@ -173,6 +177,7 @@ impl Bytes {
     }
 }
 
+/// All tables' buffers, keyed by (database id, table id).
 #[derive(Default)]
 pub struct WriteBuffer {
     tables: RwLock<HashMap<(u32, u32), Arc<TableBuffer>>>,
@@ -185,7 +190,7 @@ pub struct WriteBuffer {
     boundary: AtomicU64,
     /// Appends hold it shared; a freeze holds it alone, so none lands between its two steps.
     generation: RwLock<()>,
-    bytes: Arc<Bytes>,
+    bytes: Arc<HeldBytes>,
     /// Writes are refused while `bytes` is at or above this (0: no cap).
     cap_bytes: AtomicUsize,
     /// The merge thread's queue, made with the first merge (`None`: no thread could start).
@@ -305,16 +310,14 @@ impl WriteBuffer {
 
     /// Drops the frozen generation (it is persisted).
     pub fn release_frozen(&self) {
-        let tables = self.tables.read();
-        let mut freed = 0usize;
-        for t in tables.values() {
+        let mut freed = 0;
+        // Empty tables stay listed: a shard may hold one it is about to append to.
+        for t in self.tables.read().values() {
             let mut g = t.batches.write();
-            freed += g.frozen.iter().map(batch_bytes).sum::<usize>();
+            freed += total_bytes(&g.frozen);
             g.frozen.clear();
         }
-        // Empty tables stay listed: a shard may hold one it is about to append to.
-        drop(tables);
-        self.bytes.add(-(freed as isize));
+        self.bytes.add(-freed);
     }
 
     /// Queues a merge of `table` for the merge thread, or runs it here if there is no thread.
@@ -363,20 +366,19 @@ impl WriteBuffer {
     }
 
     pub fn drop_database(&self, db_id: u32) {
-        let mut tables = self.tables.write();
         let mut freed = 0;
-        tables.retain(|(d, _), t| {
+        self.tables.write().retain(|(d, _), t| {
             if *d == db_id {
-                freed += t.snapshot().iter().map(batch_bytes).sum::<usize>();
+                freed += total_bytes(&t.snapshot());
             }
             *d != db_id
         });
-        self.bytes.add(-(freed as isize));
+        self.bytes.add(-freed);
     }
 
     pub fn drop_table(&self, db_id: u32, table_id: u32) {
         if let Some(t) = self.tables.write().remove(&(db_id, table_id)) {
-            self.bytes.add(-(t.snapshot().iter().map(batch_bytes).sum::<usize>() as isize));
+            self.bytes.add(-total_bytes(&t.snapshot()));
         }
     }
 }

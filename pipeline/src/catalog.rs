@@ -160,6 +160,10 @@ impl Database {
     pub fn table(&self, name: &str) -> Option<&Arc<Table>> {
         self.tables.get(name)
     }
+
+    pub fn table_by_id(&self, id: u32) -> Option<&Arc<Table>> {
+        self.tables.values().find(|t| t.id == id)
+    }
 }
 
 /// One immutable version of the catalog.
@@ -255,14 +259,18 @@ const FILE_NAME: &str = "catalog.json";
 impl Catalog {
     /// A catalog kept only in memory.
     pub fn in_memory() -> Catalog {
-        Catalog { current: ArcSwap::from_pointee(CatalogSnapshot::default()), writer: Mutex::new(()), path: None, commits: OnceLock::new() }
+        Catalog::with(CatalogSnapshot::default(), None)
+    }
+
+    fn with(snapshot: CatalogSnapshot, path: Option<PathBuf>) -> Catalog {
+        Catalog { current: ArcSwap::from_pointee(snapshot), writer: Mutex::new(()), path, commits: OnceLock::new() }
     }
 
     /// An in-memory copy of `snapshot` that persists nothing: replay validates logged lines
     /// against it, so that nothing it does can create a database, table or column in the real
     /// catalog.
     pub fn detached(snapshot: &CatalogSnapshot) -> Catalog {
-        Catalog { current: ArcSwap::from_pointee(snapshot.clone()), writer: Mutex::new(()), path: None, commits: OnceLock::new() }
+        Catalog::with(snapshot.clone(), None)
     }
 
     /// Loads the catalog from `dir`, or starts an empty one there.
@@ -274,7 +282,7 @@ impl Catalog {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => CatalogSnapshot::default(),
             Err(e) => return Err(e.into()),
         };
-        Ok(Catalog { current: ArcSwap::from_pointee(snapshot), writer: Mutex::new(()), path: Some(path), commits: OnceLock::new() })
+        Ok(Catalog::with(snapshot, Some(path)))
     }
 
     /// Tables made from now on record `commits`' value ([`Table::created_commit`]). Set once.

@@ -449,12 +449,14 @@ pub fn replay(
             let mut off = 0usize;
             let mut max_commit: Option<u64> = None;
             let mut handed = 0usize;
+            let mut quarantined = false;
             while off < bytes.len() {
                 match decode_record(&bytes[off..]) {
                     Ok(rec) => {
                         stats.records += 1;
                         stats.max_epoch = stats.max_epoch.max(rec.epoch);
-                        max_commit = Some(max_commit.map_or(rec.commit, |m| m.max(rec.commit)));
+                        // `None` orders below every `Some`.
+                        max_commit = max_commit.max(Some(rec.commit));
                         if rec.commit < opts.from_commit {
                             stats.skipped_records += 1;
                         } else {
@@ -495,14 +497,13 @@ pub fn replay(
                             return Err(ReplayError::Corrupt { path, moved_to, offset: off as u64, reason: err.to_string() });
                         }
                         stats.quarantined.push((moved_to, off as u64, err.to_string()));
+                        quarantined = true;
                         break;
                     }
                 }
             }
-            if let Some(m) = max_commit {
-                stats.max_commit = Some(stats.max_commit.map_or(m, |x| x.max(m)));
-            }
-            if !path.exists() {
+            stats.max_commit = stats.max_commit.max(max_commit);
+            if quarantined {
                 continue;
             }
             if handed == 0 && max_commit.is_some() && off == bytes.len() {
@@ -623,7 +624,7 @@ impl SegmentWriter {
             return Err(WalError::Glommio(format!("short write: {written} of {len} bytes")));
         }
         self.pos += len as u64;
-        self.max_commit = Some(self.max_commit.map_or(commit, |m| m.max(commit)));
+        self.max_commit = self.max_commit.max(Some(commit));
         // Whole pages only: dropping the partly written last page would make the next record's
         // write read it back from disk first.
         let settled = self.pos & !(PAGE_BYTES - 1);

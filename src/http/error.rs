@@ -67,7 +67,8 @@ impl ApiError {
         }
         let mut r = json_response(status, &body);
         if status == StatusCode::SERVICE_UNAVAILABLE {
-            // Every 503 here is temporary (a full buffer, a busy shard): say when to come back.
+            // A full buffer or a busy shard clears soon, and a shard stopped by a failed WAL
+            // write leaves the others: a retry may succeed, so say when to make it.
             r.headers_mut().insert(hyper::header::RETRY_AFTER, hyper::header::HeaderValue::from_static("1"));
         }
         r

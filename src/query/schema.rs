@@ -111,7 +111,7 @@ impl SystemSchema {
                     .files
                     .iter()
                     .filter(|f| f.db_id == d.id)
-                    .filter_map(|f| Some((d.tables.values().find(|t| t.id == f.table_id)?.name.as_str(), f)))
+                    .filter_map(|f| Some((d.table_by_id(f.table_id)?.name.as_str(), f)))
                     .collect()
             })
             .unwrap_or_default();

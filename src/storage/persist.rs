@@ -161,7 +161,7 @@ impl Persister {
         for ((db_id, table_id), batches) in frozen {
             // Rows of a table deleted since they were written go with the frozen generation.
             let Some(db) = catalog.db_by_id(db_id) else { continue };
-            let Some(table) = db.tables.values().find(|t| t.id == table_id) else { continue };
+            let Some(table) = db.table_by_id(table_id) else { continue };
             let schema = table_schema(table);
             for chunk in chunks(&batches) {
                 let aligned = chunk.iter().map(|b| align(b, &schema)).collect::<Result<Vec<_>, _>>()?;
@@ -217,9 +217,7 @@ impl Persister {
         }
         Ok(())
     }
-}
 
-impl Persister {
     /// Drops the files `forgets` cover from the index (durably), then from the store.
     pub async fn forget(&self, forgets: &[Forget]) -> Result<usize, PersistError> {
         let mut index = (*self.storage.index()).clone();
