@@ -79,6 +79,10 @@ pub fn run(cfg: ServeConfig) -> anyhow::Result<()> {
     let buffer = Arc::new(WriteBuffer::new());
     buffer.set_cap_bytes(cfg.max_buffer_bytes());
     catalog.use_commit_counter(buffer.commit_counter());
+    for ((db_id, table_id), floor, ranges) in persisted.seeds() {
+        // Rows replayed or written from now on may repeat persisted ones (point semantics).
+        buffer.seed_overlaps(db_id, table_id, floor, ranges);
+    }
     let wal_root = root.join("wal");
     let replay_started = Instant::now();
     let replay_opts = ReplayOptions { from_commit: persisted.persisted_through, skip_corrupt: cfg.wal_skip_corrupt };

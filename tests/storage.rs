@@ -127,6 +127,60 @@ fn invariant_7_the_same_point_written_twice_is_one_row() {
 }
 
 #[test]
+fn invariant_7_a_point_written_again_in_the_buffer_is_one_row() {
+    // Persistence never runs: both writes stay buffered, in separate batches.
+    let s = Server::start(&["--gen1-duration", "1d"]);
+    assert_eq!(s.write("d", "m,h=a f=1,g=2 100\nm,h=a f=1 200").0, 204);
+    assert_eq!(s.write("d", "m,h=a f=3 100\nm,h=b f=9 100").0, 204);
+    let rows = s.query("d", "SELECT h, f, g, time FROM m ORDER BY h, time");
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    assert_eq!((rows[0]["f"].as_f64(), rows[0]["g"].as_f64()), (Some(3.0), Some(2.0)));
+    assert_eq!(s.query("d", "SELECT count(*) AS n, sum(f) AS s FROM m")[0]["n"], 3);
+    // A predicate on a field sees the merged value, not the one it replaced.
+    assert_eq!(s.query("d", "SELECT count(*) AS n FROM m WHERE f = 1")[0]["n"], 1);
+}
+
+/// Rows of table `m` in `db`, as (h, f, time in seconds) sorted.
+fn points(s: &Server, db: &str) -> Vec<(String, f64, i64)> {
+    s.query(db, "SELECT h, f, CAST(time AS BIGINT) / 1000000000 AS t FROM m ORDER BY h, time")
+        .iter()
+        .map(|r| (r["h"].as_str().unwrap().to_string(), r["f"].as_f64().unwrap(), r["t"].as_i64().unwrap()))
+        .collect()
+}
+
+#[test]
+fn invariant_7_a_point_written_again_across_persists_and_restarts_is_one_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Server::start_in(dir.path(), &["--gen1-duration", "1s"]);
+    // A client retrying a whole batch, and a correction of one point, each after a persist.
+    let batch: String = (0..100).map(|i| format!("m,h=h{} f={i} {}\n", i % 10, 1_000 + i)).collect();
+    assert_eq!(s.write("x", &batch).0, 204);
+    wait_files(&s, "x", 1);
+    assert_eq!(s.write("x", &batch).0, 204);
+    wait_files(&s, "x", 2);
+    assert_eq!(s.write("x", "m,h=h3 f=-1 1003").0, 204);
+    let want: Vec<(String, f64, i64)> = {
+        let mut v: Vec<_> = (0..100).map(|i| (format!("h{}", i % 10), if i == 3 { -1.0 } else { i as f64 }, 1_000 + i)).collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0).then(a.2.cmp(&b.2)));
+        v
+    };
+    // Once with the correction buffered, once with it persisted as a third file.
+    assert_eq!(points(&s, "x"), want);
+    wait_files(&s, "x", 3);
+    assert_eq!(points(&s, "x"), want);
+    assert_eq!(s.query("x", "SELECT count(*) AS n FROM m")[0]["n"], 100);
+    // After a restart the overlap is still known (from the file index), and a write after it
+    // that repeats a persisted point still merges.
+    s.kill9();
+    let s = Server::start_in(dir.path(), &["--gen1-duration", "1h"]);
+    assert_eq!(points(&s, "x"), want);
+    assert_eq!(s.write("x", "m,h=h0 f=5.5 1090").0, 204);
+    let got = points(&s, "x");
+    assert_eq!(got.len(), 100);
+    assert!(got.contains(&("h0".into(), 5.5, 1090)), "{got:?}");
+}
+
+#[test]
 fn invariant_10_writes_get_503_with_retry_after_at_the_buffer_cap() {
     // Persistence never runs here (huge threshold, day-long windows): the cap must hold alone.
     let s = Server::start(&["--max-buffer-bytes", "300000", "--persist-threshold-bytes", "1000000000000", "--gen1-duration", "1d"]);

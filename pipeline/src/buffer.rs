@@ -35,6 +35,7 @@ use crossbeam_channel::Sender;
 use parking_lot::{Mutex, RwLock};
 
 use crate::batch::align;
+use crate::overlaps::{Overlaps, Ranges};
 
 /// How many consecutive small batches are merged into one.
 pub const MERGE_FANIN: usize = 64;
@@ -53,6 +54,8 @@ pub struct TableBuffer {
     batches: RwLock<Generations>,
     /// A merge of this table is queued or running; at most one is.
     merging: AtomicBool,
+    /// Where the table may hold a point twice (what queries must merge).
+    overlaps: Mutex<Overlaps>,
 }
 
 impl TableBuffer {
@@ -60,6 +63,12 @@ impl TableBuffer {
     pub fn snapshot(&self) -> Vec<RecordBatch> {
         let g = self.batches.read();
         g.frozen.iter().chain(&g.open).cloned().collect()
+    }
+
+    /// Time ranges where this table may hold a point more than once, in the buffer, in its
+    /// files or across the two. Read after [`TableBuffer::snapshot`].
+    pub fn overlaps(&self) -> Ranges {
+        self.overlaps.lock().ranges().clone()
     }
 
     pub fn rows(&self) -> usize {
@@ -71,6 +80,9 @@ impl TableBuffer {
     /// it (the caller then has it run, see [`TableBuffer::compact`]). Only the open generation
     /// is merged.
     fn append(&self, batch: RecordBatch, frozen: bool) -> bool {
+        // Noted before the batch is readable: a reader that sees the batch then sees its
+        // ranges too (it reads the ranges after the batches).
+        self.overlaps.lock().observe(&batch);
         let mut g = self.batches.write();
         if frozen {
             g.frozen.push(batch);
@@ -363,6 +375,38 @@ impl WriteBuffer {
 
     pub fn snapshot(&self, db_id: u32, table_id: u32) -> Vec<RecordBatch> {
         self.table(db_id, table_id).map(|t| t.snapshot()).unwrap_or_default()
+    }
+
+    /// [`TableBuffer::overlaps`] of a table (none if nothing was ever buffered or seeded).
+    pub fn overlaps(&self, db_id: u32, table_id: u32) -> Ranges {
+        self.table(db_id, table_id).map(|t| t.overlaps()).unwrap_or_default()
+    }
+
+    /// Every table's overlap ranges, for the file index.
+    pub fn all_overlaps(&self) -> Vec<((u32, u32), Ranges)> {
+        let mut out: Vec<_> = self
+            .tables
+            .read()
+            .iter()
+            .map(|(k, t)| (*k, t.overlaps()))
+            .filter(|(_, r)| !r.is_empty())
+            .collect();
+        out.sort_by_key(|(k, _)| *k);
+        out
+    }
+
+    /// Seeds a table from what persistence holds: the newest persisted time and the saved
+    /// ranges ([`Overlaps::seed`]). Called at start, before replay.
+    pub fn seed_overlaps(&self, db_id: u32, table_id: u32, floor: Option<i64>, ranges: &[(i64, i64)]) {
+        let t = self.tables.write().entry((db_id, table_id)).or_default().clone();
+        t.overlaps.lock().seed(floor, ranges);
+    }
+
+    /// Forgets overlap ranges before `cutoff` in one table (its rows there are gone).
+    pub fn trim_overlaps(&self, db_id: u32, table_id: u32, cutoff: i64) {
+        if let Some(t) = self.table(db_id, table_id) {
+            t.overlaps.lock().trim_below(cutoff);
+        }
     }
 
     pub fn drop_database(&self, db_id: u32) {

@@ -16,6 +16,7 @@ pub mod buffer;
 pub mod catalog;
 pub mod lp;
 pub mod name_eq;
+pub mod overlaps;
 pub mod queue;
 pub mod replay;
 pub mod shard;

@@ -73,8 +73,10 @@ impl SchemaProvider for DbSchema {
             let files: Vec<_> = index.table_files(self.db.id, table.id).cloned().collect();
             (files, batches_for(&self.buffer, &self.db, table, self.partitions))
         });
+        // Read after the snapshot, so they cover every batch in it.
+        let overlaps = self.buffer.overlaps(self.db.id, table.id);
         let (schema, buffered) = buffered?;
-        Ok(Some(Arc::new(TableView { schema, buffered, files, partitions: self.partitions })))
+        Ok(Some(Arc::new(TableView { schema, buffered, files, overlaps, partitions: self.partitions })))
     }
 
     fn table_exist(&self, name: &str) -> bool {

@@ -6,11 +6,17 @@
 //! predicate is also applied after the scan (`Inexact`), so pruning can only skip, never
 //! decide. There is no limit on the number of files a query may read.
 //!
+//! Points (tag set, time) written more than once are merged where they may be: files and
+//! batches that meet one of the table's overlap ranges ([`pipeline::overlaps`]) are read
+//! together, in write order, and merged before anything above sees them; the rest are scanned
+//! as they are, which is every row of a table written in time order.
+//!
 //! It never writes, and never reads a file the index does not list.
 
 use std::sync::Arc;
 
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{DataType, SchemaRef};
+use pipeline::overlaps::Ranges;
 use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
 use datafusion::catalog::{Session, TableProvider};
@@ -27,6 +33,7 @@ use datafusion::physical_plan::union::UnionExec;
 use datafusion::physical_plan::ExecutionPlan;
 
 use crate::storage::index::ParquetFile;
+use crate::storage::points::{sort_and_merge, time_range};
 
 /// The URL the store is registered under in each query's session.
 pub const STORE_URL: &str = "weir://store";
@@ -37,6 +44,8 @@ pub struct TableView {
     /// Buffered batches, aligned to `schema`, spread over partitions.
     pub buffered: Vec<Vec<RecordBatch>>,
     pub files: Vec<ParquetFile>,
+    /// Where files and batches may share points ([`pipeline::overlaps`]).
+    pub overlaps: Ranges,
     pub partitions: usize,
 }
 
@@ -61,33 +70,102 @@ impl TableProvider for TableView {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let mut inputs: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
         let (lo, hi) = time_bounds(filters);
-        let files: Vec<&ParquetFile> = self.files.iter().filter(|f| f.max_time >= lo && f.min_time <= hi).collect();
-        if !files.is_empty() {
-            let df_schema = DFSchema::try_from(self.schema.as_ref().clone())?;
-            let mut source = ParquetSource::new(self.schema.clone());
-            if let Some(predicate) = conjunction(filters.iter().cloned()) {
-                source = source.with_predicate(state.create_physical_expr(predicate, &df_schema)?);
+        let mut files: Vec<&ParquetFile> = self.files.iter().filter(|f| f.max_time >= lo && f.min_time <= hi).collect();
+        let mut buffered = self.buffered.clone();
+        let mut inputs: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
+        if !self.overlaps.is_empty() {
+            // Files and batches that meet an overlap range may share points: merge them first.
+            let (dirty_files, clean_files): (Vec<&ParquetFile>, Vec<&ParquetFile>) =
+                files.into_iter().partition(|f| self.overlaps.overlaps(f.min_time, f.max_time));
+            files = clean_files;
+            let mut dirty_batches = Vec::new();
+            for part in &mut buffered {
+                let (dirty, clean): (Vec<RecordBatch>, Vec<RecordBatch>) = std::mem::take(part).into_iter().partition(|b| {
+                    time_range(b).ok().flatten().is_some_and(|(a, z)| z >= lo && a <= hi && self.overlaps.overlaps(a, z))
+                });
+                *part = clean;
+                dirty_batches.extend(dirty);
             }
-            let n = self.partitions.clamp(1, files.len());
-            let mut groups: Vec<Vec<PartitionedFile>> = vec![Vec::new(); n];
-            for (i, f) in files.iter().enumerate() {
-                groups[i % n].push(PartitionedFile::new(f.path.clone(), f.size_bytes));
+            if !dirty_files.is_empty() || !dirty_batches.is_empty() {
+                inputs.push(self.merged(state, dirty_files, dirty_batches, projection, filters).await?);
             }
-            let url = ObjectStoreUrl::parse(STORE_URL)?;
-            let config = FileScanConfigBuilder::new(url, Arc::new(source))
-                .with_file_groups(groups.into_iter().map(FileGroup::new).collect())
-                .with_projection_indices(projection.cloned())?
-                .with_limit(limit)
-                .build();
-            inputs.push(DataSourceExec::from_data_source(config));
         }
-        if !self.buffered.iter().all(|p| p.is_empty()) || inputs.is_empty() {
-            inputs.push(MemorySourceConfig::try_new_exec(&self.buffered, self.schema.clone(), projection.cloned())?);
+        if !files.is_empty() {
+            let predicate = conjunction(filters.iter().cloned());
+            inputs.push(self.parquet_scan(state, &files, predicate, self.partitions, projection, limit)?);
+        }
+        if !buffered.iter().all(|p| p.is_empty()) || inputs.is_empty() {
+            inputs.push(MemorySourceConfig::try_new_exec(&buffered, self.schema.clone(), projection.cloned())?);
+        }
+        if inputs.len() == 1 {
+            return Ok(inputs.remove(0));
         }
         UnionExec::try_new(inputs)
     }
+}
+
+impl TableView {
+    /// A Parquet scan of `files` in `partitions` groups (files kept in order within a group).
+    fn parquet_scan(
+        &self,
+        state: &dyn Session,
+        files: &[&ParquetFile],
+        predicate: Option<Expr>,
+        partitions: usize,
+        projection: Option<&Vec<usize>>,
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let mut source = ParquetSource::new(self.schema.clone());
+        if let Some(predicate) = predicate {
+            let df_schema = DFSchema::try_from(self.schema.as_ref().clone())?;
+            source = source.with_predicate(state.create_physical_expr(predicate, &df_schema)?);
+        }
+        let n = partitions.clamp(1, files.len().max(1));
+        let mut groups: Vec<Vec<PartitionedFile>> = vec![Vec::new(); n];
+        for (i, f) in files.iter().enumerate() {
+            groups[i % n].push(PartitionedFile::new(f.path.clone(), f.size_bytes));
+        }
+        let url = ObjectStoreUrl::parse(STORE_URL)?;
+        let config = FileScanConfigBuilder::new(url, Arc::new(source))
+            .with_file_groups(groups.into_iter().map(FileGroup::new).collect())
+            .with_projection_indices(projection.cloned())?
+            .with_limit(limit)
+            .build();
+        Ok(DataSourceExec::from_data_source(config))
+    }
+
+    /// The rows of `files` and `batches`, each point once (fields merged, the last write
+    /// winning), as a scan. Files are read in the order they were written, then the buffer,
+    /// so "last" is the order of writes. Only predicates on tags and `time` are pushed below
+    /// the merge: one on a field could drop the row whose value wins. Runs the merge here, at
+    /// planning, over just the overlapping part of the table.
+    async fn merged(
+        &self,
+        state: &dyn Session,
+        mut files: Vec<&ParquetFile>,
+        batches: Vec<RecordBatch>,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        files.sort_by_key(|f| f.id);
+        let mut all = Vec::new();
+        if !files.is_empty() {
+            let key_filters = filters.iter().filter(|f| on_key_columns(f, &self.schema)).cloned();
+            let plan = self.parquet_scan(state, &files, conjunction(key_filters), 1, None, None)?;
+            all = datafusion::physical_plan::collect(plan, state.task_ctx()).await?;
+        }
+        all.extend(batches);
+        let merged = sort_and_merge(&arrow::compute::concat_batches(&self.schema, &all)?)?;
+        Ok(MemorySourceConfig::try_new_exec(&[vec![merged]], self.schema.clone(), projection.cloned())?)
+    }
+}
+
+/// Whether `filter` reads only tag columns and `time` (safe to apply before points merge).
+fn on_key_columns(filter: &Expr, schema: &SchemaRef) -> bool {
+    filter.column_refs().iter().all(|c| {
+        schema.field_with_name(&c.name).is_ok_and(|f| c.name == "time" || matches!(f.data_type(), DataType::Dictionary(_, _)))
+    })
 }
 
 /// The inclusive range of `time` (ns) that rows passing every filter can lie in, from the

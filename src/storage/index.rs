@@ -36,6 +36,18 @@ pub struct FileIndex {
     pub persisted_through: u64,
     pub next_file_id: u64,
     pub files: Vec<ParquetFile>,
+    /// Per table, the time ranges where its files and buffer may hold a point twice
+    /// ([`pipeline::overlaps`]): kept here so a restart still merges them.
+    #[serde(default)]
+    pub overlaps: Vec<TableOverlaps>,
+}
+
+/// One table's overlap ranges (inclusive, ns).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableOverlaps {
+    pub db_id: u32,
+    pub table_id: u32,
+    pub ranges: Vec<(i64, i64)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -90,6 +102,24 @@ impl FileIndex {
         Ok(())
     }
 
+    /// The newest time in each table's files, and its saved overlap ranges: what start-up
+    /// seeds the write buffer's overlap tracking with.
+    pub fn seeds(&self) -> Vec<((u32, u32), Option<i64>, &[(i64, i64)])> {
+        let mut newest: std::collections::BTreeMap<(u32, u32), i64> = Default::default();
+        for f in &self.files {
+            let e = newest.entry((f.db_id, f.table_id)).or_insert(f.max_time);
+            *e = (*e).max(f.max_time);
+        }
+        let mut out: Vec<_> = newest.iter().map(|(k, t)| (*k, Some(*t), &[][..])).collect();
+        for o in &self.overlaps {
+            match out.iter_mut().find(|(k, _, _)| *k == (o.db_id, o.table_id)) {
+                Some(e) => e.2 = &o.ranges,
+                None => out.push(((o.db_id, o.table_id), None, &o.ranges)),
+            }
+        }
+        out
+    }
+
     /// Files of one table.
     pub fn table_files(&self, db_id: u32, table_id: u32) -> impl Iterator<Item = &ParquetFile> {
         self.files.iter().filter(move |f| f.db_id == db_id && f.table_id == table_id)
@@ -110,7 +140,7 @@ mod tests {
         let store = Store::file(dir.path()).unwrap();
         assert_eq!(FileIndex::load(&store, "n").await.unwrap(), FileIndex::default());
         for v in 1..=4 {
-            let idx = FileIndex { version: v, persisted_through: v * 10, next_file_id: v, files: (0..v).map(file).collect() };
+            let idx = FileIndex { version: v, persisted_through: v * 10, next_file_id: v, files: (0..v).map(file).collect(), overlaps: vec![] };
             idx.save(&store, "n").await.unwrap();
         }
         let got = FileIndex::load(&store, "n").await.unwrap();

@@ -40,8 +40,8 @@ pub struct Forget {
 }
 
 impl Forget {
-    pub fn covers(&self, f: &index::ParquetFile) -> bool {
-        f.db_id == self.db_id && self.table_id.is_none_or(|t| t == f.table_id)
+    pub fn covers(&self, db_id: u32, table_id: u32) -> bool {
+        db_id == self.db_id && self.table_id.is_none_or(|t| t == table_id)
     }
 }
 

@@ -26,7 +26,7 @@ use pipeline::buffer::WriteBuffer;
 use pipeline::catalog::Catalog;
 use pipeline::wal_retention::WalRetention;
 
-use super::index::{FileIndex, IndexError, ParquetFile};
+use super::index::{FileIndex, IndexError, ParquetFile, TableOverlaps};
 use super::layout::file_path;
 use super::points::{sort_and_merge, sort_key_indices, split_by_window, time_range};
 use super::store::StoreError;
@@ -172,6 +172,13 @@ impl Persister {
         }
         index.version += 1;
         index.persisted_through = boundary;
+        // The buffer's ranges cover the index's (seeded at start) and every row since.
+        index.overlaps = self
+            .buffer
+            .all_overlaps()
+            .into_iter()
+            .map(|((db_id, table_id), r)| TableOverlaps { db_id, table_id, ranges: r.as_slice().to_vec() })
+            .collect();
         index.save(&self.storage.store, &self.storage.node).await?;
         let buffer = &self.buffer;
         self.storage.publish(index, || buffer.release_frozen());
@@ -221,11 +228,12 @@ impl Persister {
     /// Drops the files `forgets` cover from the index (durably), then from the store.
     pub async fn forget(&self, forgets: &[Forget]) -> Result<usize, PersistError> {
         let mut index = (*self.storage.index()).clone();
-        let (gone, kept): (Vec<_>, Vec<_>) = index.files.into_iter().partition(|f| forgets.iter().any(|g| g.covers(f)));
+        let (gone, kept): (Vec<_>, Vec<_>) = index.files.into_iter().partition(|f| forgets.iter().any(|g| g.covers(f.db_id, f.table_id)));
         if gone.is_empty() {
             return Ok(0);
         }
         index.files = kept;
+        index.overlaps.retain(|o| !forgets.iter().any(|g| g.covers(o.db_id, o.table_id)));
         index.version += 1;
         index.save(&self.storage.store, &self.storage.node).await?;
         self.storage.publish(index, || {});
