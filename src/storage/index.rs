@@ -42,6 +42,9 @@ pub struct FileIndex {
     pub overlaps: Vec<TableOverlaps>,
 }
 
+/// A table's (database id, table id), newest persisted time, and saved overlap ranges.
+pub type Seed<'a> = ((u32, u32), Option<i64>, &'a [(i64, i64)]);
+
 /// One table's overlap ranges (inclusive, ns).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TableOverlaps {
@@ -104,7 +107,7 @@ impl FileIndex {
 
     /// The newest time in each table's files, and its saved overlap ranges: what start-up
     /// seeds the write buffer's overlap tracking with.
-    pub fn seeds(&self) -> Vec<((u32, u32), Option<i64>, &[(i64, i64)])> {
+    pub fn seeds(&self) -> Vec<Seed<'_>> {
         let mut newest: std::collections::BTreeMap<(u32, u32), i64> = Default::default();
         for f in &self.files {
             let e = newest.entry((f.db_id, f.table_id)).or_insert(f.max_time);
