@@ -99,7 +99,7 @@ fn main() {
     let cols = vec![Column { name: "t0".into(), kind: ColumnKind::Field(FieldType::Integer) }];
     catalog
         .update(&[
-            CatalogOp::CreateDatabase("bench".into()),
+            CatalogOp::CreateDatabase { name: "bench".into(), retention_ns: None },
             CatalogOp::CreateTable { db: "bench".into(), table: "lat".into(), columns: cols },
             CatalogOp::CreateTrigger {
                 db: "bench".into(),

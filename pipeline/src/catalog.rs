@@ -154,6 +154,17 @@ pub struct Database {
     /// Absent from catalogs written before triggers existed.
     #[serde(default)]
     pub triggers: BTreeMap<String, Arc<Trigger>>,
+    /// How long rows are kept, in nanoseconds (`None`: forever). Set at creation only, as in
+    /// InfluxDB 3 Core.
+    #[serde(default)]
+    pub retention_ns: Option<u64>,
+}
+
+impl Database {
+    /// The oldest row time still kept at `now_ns` (`None`: every row is).
+    pub fn retention_cutoff(&self, now_ns: i64) -> Option<i64> {
+        crate::retention::cutoff(self.retention_ns, now_ns)
+    }
 }
 
 impl Database {
@@ -230,8 +241,9 @@ pub fn validate_db_name(name: &str) -> Result<(), CatalogError> {
 pub enum CatalogOp {
     /// Create the database if it is missing.
     EnsureDatabase(String),
-    /// Create a database; an error if it exists.
-    CreateDatabase(String),
+    /// Create a database, keeping rows for `retention_ns` (`None`: forever); an error if it
+    /// exists.
+    CreateDatabase { name: String, retention_ns: Option<u64> },
     DeleteDatabase(String),
     /// Add a table (if missing) and any missing columns; an error if a column has another kind.
     EnsureColumns { db: String, table: String, columns: Vec<Column> },
@@ -320,11 +332,11 @@ impl Catalog {
 
 fn apply(cat: &mut CatalogSnapshot, op: &CatalogOp, commits: Option<&AtomicU64>) -> Result<bool, CatalogError> {
     match op {
-        CatalogOp::EnsureDatabase(name) | CatalogOp::CreateDatabase(name) => {
+        CatalogOp::EnsureDatabase(name) | CatalogOp::CreateDatabase { name, .. } => {
             validate_db_name(name)?;
             if cat.databases.contains_key(name) {
                 return match op {
-                    CatalogOp::CreateDatabase(_) => Err(CatalogError::DatabaseExists(name.clone())),
+                    CatalogOp::CreateDatabase { .. } => Err(CatalogError::DatabaseExists(name.clone())),
                     _ => Ok(false),
                 };
             }
@@ -338,6 +350,10 @@ fn apply(cat: &mut CatalogSnapshot, op: &CatalogOp, commits: Option<&AtomicU64>)
                     tables: BTreeMap::new(),
                     next_table_id: 0,
                     triggers: BTreeMap::new(),
+                    retention_ns: match op {
+                        CatalogOp::CreateDatabase { retention_ns, .. } => *retention_ns,
+                        _ => None,
+                    },
                 }),
             );
             Ok(true)
@@ -489,10 +505,10 @@ mod tests {
     #[test]
     fn deleted_database_id_is_never_reused() {
         let cat = Catalog::in_memory();
-        cat.update(&[CatalogOp::CreateDatabase("a".into())]).unwrap();
+        cat.update(&[CatalogOp::CreateDatabase { name: "a".into(), retention_ns: None }]).unwrap();
         let first = cat.snapshot().db("a").unwrap().id;
         cat.update(&[CatalogOp::DeleteDatabase("a".into())]).unwrap();
-        cat.update(&[CatalogOp::CreateDatabase("a".into())]).unwrap();
+        cat.update(&[CatalogOp::CreateDatabase { name: "a".into(), retention_ns: None }]).unwrap();
         assert_ne!(cat.snapshot().db("a").unwrap().id, first);
     }
 
@@ -510,7 +526,7 @@ mod tests {
             disabled: false,
             timeout_ms: None,
         };
-        cat.update(&[CatalogOp::CreateDatabase("d".into()), CatalogOp::CreateTrigger { db: "d".into(), trigger: t.clone() }])
+        cat.update(&[CatalogOp::CreateDatabase { name: "d".into(), retention_ns: None }, CatalogOp::CreateTrigger { db: "d".into(), trigger: t.clone() }])
             .unwrap();
         let e = cat.update(&[CatalogOp::CreateTrigger { db: "d".into(), trigger: t.clone() }]).unwrap_err();
         assert!(matches!(e, CatalogError::TriggerExists(_)), "{e}");

@@ -19,6 +19,7 @@ pub mod name_eq;
 pub mod overlaps;
 pub mod queue;
 pub mod replay;
+pub mod retention;
 pub mod shard;
 pub mod stats;
 pub mod wal;

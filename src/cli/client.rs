@@ -104,9 +104,9 @@ pub fn query(a: QueryArgs) -> anyhow::Result<()> {
 
 pub fn create(what: CreateCommand) -> anyhow::Result<()> {
     match what {
-        CreateCommand::Database { client, name } => {
+        CreateCommand::Database { client, retention_period, name } => {
             let c = Client::new(&client);
-            let body = json!({ "db": name }).to_string();
+            let body = json!({ "db": name, "retention_period": retention_period }).to_string();
             c.send(c.request("POST", "/api/v3/configure/database").set("Content-Type", "application/json"), Some(body.as_bytes()))?;
             println!("Database \"{name}\" created successfully");
         }

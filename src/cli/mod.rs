@@ -207,11 +207,19 @@ pub struct QueryArgs {
     pub query: Option<String>,
 }
 
+/// Checks a retention period on the command line, before anything is sent.
+fn retention_period(s: &str) -> Result<String, String> {
+    pipeline::retention::parse(s).map(|_| s.to_string())
+}
+
 #[derive(Debug, Subcommand)]
 pub enum CreateCommand {
     Database {
         #[command(flatten)]
         client: ClientArgs,
+        /// How long rows are kept: a number and h, d, w, mo or y (e.g. 30d); none keeps them.
+        #[arg(long = "retention-period", value_parser = retention_period)]
+        retention_period: Option<String>,
         name: String,
     },
     Table {

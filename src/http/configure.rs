@@ -49,8 +49,22 @@ pub fn list_databases(catalog: &Catalog, qs: &HashMap<String, String>) -> Result
 }
 
 pub fn create_database(catalog: &Catalog, body: &[u8], qs: &HashMap<String, String>) -> Result<Resp, ApiError> {
-    let db = name_from(body, qs, "db")?;
-    catalog.update(&[CatalogOp::CreateDatabase(db)])?;
+    let name = name_from(body, qs, "db")?;
+    let period = if body.iter().all(|b| b.is_ascii_whitespace()) {
+        qs.get("retention_period").cloned()
+    } else {
+        let v: serde_json::Value = json_body(body, "{\"db\": ..., \"retention_period\": \"30d\"}")?;
+        match v.get("retention_period") {
+            None | Some(serde_json::Value::Null) => None,
+            Some(serde_json::Value::String(s)) => Some(s.clone()),
+            Some(other) => return Err(ApiError::BadRequest(format!("'retention_period' must be a string like \"30d\", not {other}"))),
+        }
+    };
+    let retention_ns = match period {
+        Some(p) => pipeline::retention::parse(&p).map_err(ApiError::BadRequest)?,
+        None => None,
+    };
+    catalog.update(&[CatalogOp::CreateDatabase { name, retention_ns }])?;
     Ok(empty_response(StatusCode::OK))
 }
 

@@ -76,7 +76,8 @@ impl SchemaProvider for DbSchema {
         // Read after the snapshot, so they cover every batch in it.
         let overlaps = self.buffer.overlaps(self.db.id, table.id);
         let (schema, buffered) = buffered?;
-        Ok(Some(Arc::new(TableView { schema, buffered, files, overlaps, partitions: self.partitions })))
+        let cutoff = self.db.retention_cutoff(crate::storage::now_ns());
+        Ok(Some(Arc::new(TableView { schema, buffered, files, overlaps, cutoff, partitions: self.partitions })))
     }
 
     fn table_exist(&self, name: &str) -> bool {
@@ -198,11 +199,18 @@ impl SystemSchema {
     fn databases(&self) -> Result<RecordBatch, DataFusionError> {
         let names: Vec<&str> = self.catalog.databases.keys().map(|s| s.as_str()).collect();
         let tables: Vec<u64> = self.catalog.databases.values().map(|d| d.tables.len() as u64).collect();
+        let retention: Vec<String> =
+            self.catalog.databases.values().map(|d| pipeline::retention::format(d.retention_ns)).collect();
         let schema = Arc::new(Schema::new(vec![
             Field::new("database_name", DataType::Utf8, false),
             Field::new("table_count", DataType::UInt64, false),
+            Field::new("retention_period", DataType::Utf8, false),
         ]));
-        let cols: Vec<ArrayRef> = vec![Arc::new(StringArray::from(names)), Arc::new(UInt64Array::from(tables))];
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from(names)),
+            Arc::new(UInt64Array::from(tables)),
+            Arc::new(StringArray::from(retention)),
+        ];
         Ok(RecordBatch::try_new(schema, cols)?)
     }
 

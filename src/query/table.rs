@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 use arrow::datatypes::{DataType, SchemaRef};
 use pipeline::overlaps::Ranges;
+use arrow::array::TimestampNanosecondArray;
 use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
 use datafusion::catalog::{Session, TableProvider};
@@ -25,7 +26,7 @@ use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::datasource::listing::PartitionedFile;
-use datafusion::error::Result;
+use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::logical_expr::{BinaryExpr, Expr, Operator, TableProviderFilterPushDown, TableType};
 use datafusion::logical_expr::utils::conjunction;
@@ -46,6 +47,8 @@ pub struct TableView {
     pub files: Vec<ParquetFile>,
     /// Where files and batches may share points ([`pipeline::overlaps`]).
     pub overlaps: Ranges,
+    /// Rows older than this are past the database's retention period: never shown.
+    pub cutoff: Option<i64>,
     pub partitions: usize,
 }
 
@@ -71,8 +74,12 @@ impl TableProvider for TableView {
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let (lo, hi) = time_bounds(filters);
+        let lo = lo.max(self.cutoff.unwrap_or(i64::MIN));
         let mut files: Vec<&ParquetFile> = self.files.iter().filter(|f| f.max_time >= lo && f.min_time <= hi).collect();
-        let mut buffered = self.buffered.clone();
+        let mut buffered = match self.cutoff {
+            Some(c) => self.buffered.iter().map(|p| retained(p, c)).collect::<Result<Vec<_>>>()?,
+            None => self.buffered.clone(),
+        };
         let mut inputs: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
         if !self.overlaps.is_empty() {
             // Files and batches that meet an overlap range may share points: merge them first.
@@ -91,9 +98,17 @@ impl TableProvider for TableView {
                 inputs.push(self.merged(state, dirty_files, dirty_batches, projection, filters).await?);
             }
         }
-        if !files.is_empty() {
+        // Files holding rows on both sides of the retention cutoff are read with the cutoff
+        // applied row by row in the reader; the rest as they are.
+        let (straddling, whole): (Vec<&ParquetFile>, Vec<&ParquetFile>) =
+            files.into_iter().partition(|f| self.cutoff.is_some_and(|c| f.min_time < c));
+        if !whole.is_empty() {
             let predicate = conjunction(filters.iter().cloned());
-            inputs.push(self.parquet_scan(state, &files, predicate, self.partitions, projection, limit)?);
+            inputs.push(self.parquet_scan(state, &whole, predicate, self.partitions, projection, limit)?);
+        }
+        if let (false, Some(c)) = (straddling.is_empty(), self.cutoff) {
+            let predicate = conjunction(filters.iter().cloned().chain([not_before(c)]));
+            inputs.push(self.parquet_scan(state, &straddling, predicate, self.partitions, projection, limit)?);
         }
         if !buffered.iter().all(|p| p.is_empty()) || inputs.is_empty() {
             inputs.push(MemorySourceConfig::try_new_exec(&buffered, self.schema.clone(), projection.cloned())?);
@@ -120,6 +135,11 @@ impl TableView {
         if let Some(predicate) = predicate {
             let df_schema = DFSchema::try_from(self.schema.as_ref().clone())?;
             source = source.with_predicate(state.create_physical_expr(predicate, &df_schema)?);
+        }
+        if self.cutoff.is_some_and(|c| files.iter().any(|f| f.min_time < c)) {
+            // The retention cutoff is in the predicate and must hold row by row, not only
+            // prune row groups: nothing above the scan applies it again.
+            source = source.with_pushdown_filters(true);
         }
         let n = partitions.clamp(1, files.len().max(1));
         let mut groups: Vec<Vec<PartitionedFile>> = vec![Vec::new(); n];
@@ -152,6 +172,7 @@ impl TableView {
         let mut all = Vec::new();
         if !files.is_empty() {
             let key_filters = filters.iter().filter(|f| on_key_columns(f, &self.schema)).cloned();
+            let key_filters = key_filters.chain(self.cutoff.map(not_before));
             let plan = self.parquet_scan(state, &files, conjunction(key_filters), 1, None, None)?;
             all = datafusion::physical_plan::collect(plan, state.task_ctx()).await?;
         }
@@ -159,6 +180,32 @@ impl TableView {
         let merged = sort_and_merge(&arrow::compute::concat_batches(&self.schema, &all)?)?;
         Ok(MemorySourceConfig::try_new_exec(&[vec![merged]], self.schema.clone(), projection.cloned())?)
     }
+}
+
+/// `time >= cutoff`.
+fn not_before(cutoff: i64) -> Expr {
+    datafusion::prelude::col("time").gt_eq(datafusion::prelude::lit(ScalarValue::TimestampNanosecond(Some(cutoff), None)))
+}
+
+/// The rows of `batches` at or after `cutoff`; batches wholly after it are kept as they are
+/// (no copy), those wholly before dropped.
+fn retained(batches: &[RecordBatch], cutoff: i64) -> Result<Vec<RecordBatch>> {
+    let mut out = Vec::with_capacity(batches.len());
+    for b in batches {
+        match time_range(b)? {
+            Some((lo, _)) if lo >= cutoff => out.push(b.clone()),
+            Some((_, hi)) if hi >= cutoff => {
+                let times = b
+                    .column_by_name("time")
+                    .and_then(|c| c.as_any().downcast_ref::<TimestampNanosecondArray>())
+                    .ok_or_else(|| DataFusionError::Internal("a table batch without a time column".into()))?;
+                let keep = arrow::compute::kernels::cmp::gt_eq(times, &TimestampNanosecondArray::new_scalar(cutoff))?;
+                out.push(arrow::compute::filter_record_batch(b, &keep)?);
+            }
+            _ => {}
+        }
+    }
+    Ok(out)
 }
 
 /// Whether `filter` reads only tag columns and `time` (safe to apply before points merge).

@@ -13,7 +13,7 @@
 //! the shards but never holds anything a shard waits for (the buffer locks only briefly).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use arrow::record_batch::RecordBatch;
 use bytes::Bytes;
@@ -30,10 +30,13 @@ use super::index::{FileIndex, IndexError, ParquetFile, TableOverlaps};
 use super::layout::file_path;
 use super::points::{sort_and_merge, sort_key_indices, split_by_window, time_range};
 use super::store::StoreError;
-use super::{Forget, Storage};
+use super::{now_ns, Forget, Storage};
 
 /// How often the persister looks at the clock and the buffer.
 pub const POLL: Duration = Duration::from_millis(100);
+/// How often it looks for files past their retention period (queries stop reading expired
+/// rows at once; this only frees the space).
+const EXPIRY_EVERY: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone)]
 pub struct PersistConfig {
@@ -75,10 +78,6 @@ pub struct Persister {
     frozen: Option<u64>,
 }
 
-fn now_ns() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i64)
-}
-
 impl Persister {
     pub fn new(
         storage: Arc<Storage>,
@@ -99,6 +98,7 @@ impl Persister {
         std::thread::Builder::new().name("weir-persist".into()).spawn(move || {
             let gen1 = self.gen1_ns();
             let mut window = now_ns().div_euclid(gen1);
+            let mut last_expiry = Instant::now();
             loop {
                 std::thread::sleep(POLL);
                 let w = now_ns().div_euclid(gen1);
@@ -112,6 +112,14 @@ impl Persister {
                             tracing::error!(error = %e, "removing deleted tables' Parquet files failed; retrying");
                             self.storage.retry_forgets(forgets);
                         }
+                    }
+                }
+                if last_expiry.elapsed() >= EXPIRY_EVERY {
+                    last_expiry = Instant::now();
+                    match runtime.block_on(self.expire(now_ns())) {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(files = n, "removed Parquet files past their database's retention period"),
+                        Err(e) => tracing::error!(error = %e, "removing expired Parquet files failed; retrying"),
                     }
                 }
                 let full = self.buffer.bytes() >= self.cfg.threshold_bytes;
@@ -158,6 +166,7 @@ impl Persister {
         let catalog = self.catalog.snapshot();
         let mut index = (*self.storage.index()).clone();
         let mut stats = PersistStats { boundary, ..Default::default() };
+        let now = now_ns();
         for ((db_id, table_id), batches) in frozen {
             // Rows of a table deleted since they were written go with the frozen generation.
             let Some(db) = catalog.db_by_id(db_id) else { continue };
@@ -167,7 +176,8 @@ impl Persister {
                 let aligned = chunk.iter().map(|b| align(b, &schema)).collect::<Result<Vec<_>, _>>()?;
                 let all = arrow::compute::concat_batches(&schema, &aligned)?;
                 drop(aligned);
-                self.write_chunk(&mut index, &mut stats, (&db.name, db_id), (&table.name, table_id), &all).await?;
+                let cutoff = db.retention_cutoff(now).unwrap_or(i64::MIN);
+                self.write_chunk(&mut index, &mut stats, (&db.name, db_id), (&table.name, table_id), &all, cutoff).await?;
             }
         }
         index.version += 1;
@@ -190,7 +200,8 @@ impl Persister {
         Ok(stats)
     }
 
-    /// Writes one chunk of a table's frozen rows: a file per time window, sorted and merged.
+    /// Writes one chunk of a table's frozen rows: a file per time window, sorted and merged,
+    /// except windows wholly older than `cutoff` (the retention period's).
     async fn write_chunk(
         &self,
         index: &mut FileIndex,
@@ -198,10 +209,15 @@ impl Persister {
         (db_name, db_id): (&str, u32),
         (table_name, table_id): (&str, u32),
         all: &RecordBatch,
+        cutoff: i64,
     ) -> Result<(), PersistError> {
         for (window, part) in split_by_window(all, self.gen1_ns())? {
             let rows = sort_and_merge(&part)?;
             let Some((min_time, max_time)) = time_range(&rows)? else { continue };
+            if max_time < cutoff {
+                // Past the retention period already: queries never show these rows.
+                continue;
+            }
             let id = index.next_file_id;
             index.next_file_id += 1;
             let path = file_path(&self.storage.node, (db_name, db_id), (table_name, table_id), window, id);
@@ -227,13 +243,42 @@ impl Persister {
 
     /// Drops the files `forgets` cover from the index (durably), then from the store.
     pub async fn forget(&self, forgets: &[Forget]) -> Result<usize, PersistError> {
+        let covered = |db_id, table_id| forgets.iter().any(|g| g.covers(db_id, table_id));
+        self.remove_files(|f| covered(f.db_id, f.table_id), |o| !covered(o.db_id, o.table_id)).await
+    }
+
+    /// Drops the files whose rows are all older than their database's retention period, and
+    /// the overlap ranges before each table's cutoff.
+    pub async fn expire(&self, now_ns: i64) -> Result<usize, PersistError> {
+        let catalog = self.catalog.snapshot();
+        let cutoff = |db_id: u32| catalog.db_by_id(db_id).and_then(|d| d.retention_cutoff(now_ns));
+        for d in catalog.databases.values() {
+            if let Some(c) = d.retention_cutoff(now_ns) {
+                for t in d.tables.values() {
+                    self.buffer.trim_overlaps(d.id, t.id, c);
+                }
+            }
+        }
+        self.remove_files(|f| cutoff(f.db_id).is_some_and(|c| f.max_time < c), |_| true).await
+    }
+
+    /// Removes the files `gone` picks from a new index version (made durable, then published),
+    /// keeping the overlap ranges `keep` picks, then deletes the files from the store.
+    async fn remove_files(
+        &self,
+        gone: impl Fn(&ParquetFile) -> bool,
+        keep: impl Fn(&TableOverlaps) -> bool,
+    ) -> Result<usize, PersistError> {
+        if !self.storage.index().files.iter().any(&gone) {
+            return Ok(0);
+        }
         let mut index = (*self.storage.index()).clone();
-        let (gone, kept): (Vec<_>, Vec<_>) = index.files.into_iter().partition(|f| forgets.iter().any(|g| g.covers(f.db_id, f.table_id)));
+        let (gone, kept): (Vec<_>, Vec<_>) = index.files.into_iter().partition(|f| gone(f));
         if gone.is_empty() {
             return Ok(0);
         }
         index.files = kept;
-        index.overlaps.retain(|o| !forgets.iter().any(|g| g.covers(o.db_id, o.table_id)));
+        index.overlaps.retain(|o| keep(o));
         index.version += 1;
         index.save(&self.storage.store, &self.storage.node).await?;
         self.storage.publish(index, || {});
@@ -244,7 +289,7 @@ impl Persister {
                 Err(e) => Err(e.to_string()),
             };
             if let Err(e) = removed {
-                tracing::warn!(path = %f.path, error = %e, "could not remove a deleted table's Parquet file");
+                tracing::warn!(path = %f.path, error = %e, "could not remove a Parquet file no longer listed");
             }
         }
         Ok(gone.len())
