@@ -84,8 +84,9 @@ fn invariant_1_acked_write_survives_kill_9() {
                     let mut i = 0u32;
                     while !stop.load(Ordering::Relaxed) {
                         let id = round * 1_000_000 + w * 100_000 + i;
-                        // Several lines per request, all carrying the same id.
-                        let body = format!("k,w={w} id={id}i,n=0i {id}\nk,w={w} id={id}i,n=1i {id}");
+                        // Several lines per request, all carrying the same id; two points (the
+                        // tag n differs), since one point written twice is one row.
+                        let body = format!("k,w={w},n=0 id={id}i {id}\nk,w={w},n=1 id={id}i {id}");
                         match try_write(&url, &body) {
                             Some(204) => {
                                 acked.lock().insert((w, id));
