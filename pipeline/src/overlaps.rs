@@ -32,21 +32,6 @@ const MAX_RANGES: usize = 4096;
 pub struct Ranges(Vec<(i64, i64)>);
 
 impl Ranges {
-    pub fn from_vec(mut v: Vec<(i64, i64)>) -> Ranges {
-        v.retain(|(lo, hi)| lo <= hi);
-        v.sort_unstable();
-        let mut out: Vec<(i64, i64)> = Vec::with_capacity(v.len());
-        for (lo, hi) in v {
-            match out.last_mut() {
-                Some(last) if lo <= last.1.saturating_add(1) => last.1 = last.1.max(hi),
-                _ => out.push((lo, hi)),
-            }
-        }
-        let mut r = Ranges(out);
-        r.bound();
-        r
-    }
-
     pub fn as_slice(&self) -> &[(i64, i64)] {
         &self.0
     }
@@ -184,15 +169,15 @@ impl Overlaps {
                     name.push(0);
                 }
             }
-            let seen = self.latest.get(name.as_slice()).copied();
-            if let Some(before) = seen.max(self.floor).filter(|&b| s.min <= b) {
-                self.ranges.insert(s.min, before.min(s.max));
-            }
-            match self.latest.get_mut(name.as_slice()) {
-                Some(latest) => *latest = (*latest).max(s.max),
+            let seen = match self.latest.get_mut(name.as_slice()) {
+                Some(latest) => Some(std::mem::replace(latest, (*latest).max(s.max))),
                 None => {
                     self.latest.insert(name.as_slice().into(), s.max);
+                    None
                 }
+            };
+            if let Some(before) = seen.max(self.floor).filter(|&b| s.min <= b) {
+                self.ranges.insert(s.min, before.min(s.max));
             }
         }
         if self.latest.len() > MAX_SERIES {

@@ -15,9 +15,8 @@
 
 use std::sync::Arc;
 
-use arrow::datatypes::{DataType, SchemaRef};
-use pipeline::overlaps::Ranges;
 use arrow::array::TimestampNanosecondArray;
+use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
 use datafusion::catalog::{Session, TableProvider};
@@ -26,15 +25,16 @@ use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::datasource::listing::PartitionedFile;
-use datafusion::error::{DataFusionError, Result};
+use datafusion::error::Result;
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::logical_expr::{BinaryExpr, Expr, Operator, TableProviderFilterPushDown, TableType};
 use datafusion::logical_expr::utils::conjunction;
 use datafusion::physical_plan::union::UnionExec;
 use datafusion::physical_plan::ExecutionPlan;
+use pipeline::overlaps::Ranges;
 
 use crate::storage::index::ParquetFile;
-use crate::storage::points::{sort_and_merge, time_range};
+use crate::storage::points::{sort_and_merge, time_range, times};
 
 /// The URL the store is registered under in each query's session.
 pub const STORE_URL: &str = "weir://store";
@@ -195,11 +195,7 @@ fn retained(batches: &[RecordBatch], cutoff: i64) -> Result<Vec<RecordBatch>> {
         match time_range(b)? {
             Some((lo, _)) if lo >= cutoff => out.push(b.clone()),
             Some((_, hi)) if hi >= cutoff => {
-                let times = b
-                    .column_by_name("time")
-                    .and_then(|c| c.as_any().downcast_ref::<TimestampNanosecondArray>())
-                    .ok_or_else(|| DataFusionError::Internal("a table batch without a time column".into()))?;
-                let keep = arrow::compute::kernels::cmp::gt_eq(times, &TimestampNanosecondArray::new_scalar(cutoff))?;
+                let keep = arrow::compute::kernels::cmp::gt_eq(times(b)?, &TimestampNanosecondArray::new_scalar(cutoff))?;
                 out.push(arrow::compute::filter_record_batch(b, &keep)?);
             }
             _ => {}

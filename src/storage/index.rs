@@ -108,19 +108,16 @@ impl FileIndex {
     /// The newest time in each table's files, and its saved overlap ranges: what start-up
     /// seeds the write buffer's overlap tracking with.
     pub fn seeds(&self) -> Vec<Seed<'_>> {
-        let mut newest: std::collections::BTreeMap<(u32, u32), i64> = Default::default();
+        type Parts<'a> = (Option<i64>, &'a [(i64, i64)]);
+        let mut seeds: std::collections::BTreeMap<(u32, u32), Parts<'_>> = Default::default();
         for f in &self.files {
-            let e = newest.entry((f.db_id, f.table_id)).or_insert(f.max_time);
-            *e = (*e).max(f.max_time);
+            let e = seeds.entry((f.db_id, f.table_id)).or_insert((None, &[]));
+            e.0 = e.0.max(Some(f.max_time));
         }
-        let mut out: Vec<_> = newest.iter().map(|(k, t)| (*k, Some(*t), &[][..])).collect();
         for o in &self.overlaps {
-            match out.iter_mut().find(|(k, _, _)| *k == (o.db_id, o.table_id)) {
-                Some(e) => e.2 = &o.ranges,
-                None => out.push(((o.db_id, o.table_id), None, &o.ranges)),
-            }
+            seeds.entry((o.db_id, o.table_id)).or_insert((None, &[])).1 = &o.ranges;
         }
-        out
+        seeds.into_iter().map(|(k, (floor, ranges))| (k, floor, ranges)).collect()
     }
 
     /// Files of one table.

@@ -172,11 +172,11 @@ impl Persister {
             let Some(db) = catalog.db_by_id(db_id) else { continue };
             let Some(table) = db.table_by_id(table_id) else { continue };
             let schema = table_schema(table);
+            let cutoff = db.retention_cutoff(now).unwrap_or(i64::MIN);
             for chunk in chunks(&batches) {
                 let aligned = chunk.iter().map(|b| align(b, &schema)).collect::<Result<Vec<_>, _>>()?;
                 let all = arrow::compute::concat_batches(&schema, &aligned)?;
                 drop(aligned);
-                let cutoff = db.retention_cutoff(now).unwrap_or(i64::MIN);
                 self.write_chunk(&mut index, &mut stats, (&db.name, db_id), (&table.name, table_id), &all, cutoff).await?;
             }
         }
@@ -269,14 +269,13 @@ impl Persister {
         gone: impl Fn(&ParquetFile) -> bool,
         keep: impl Fn(&TableOverlaps) -> bool,
     ) -> Result<usize, PersistError> {
-        if !self.storage.index().files.iter().any(&gone) {
+        // Only this thread writes the index: what it reads here is what it replaces.
+        let current = self.storage.index();
+        if !current.files.iter().any(&gone) {
             return Ok(0);
         }
-        let mut index = (*self.storage.index()).clone();
+        let mut index = (*current).clone();
         let (gone, kept): (Vec<_>, Vec<_>) = index.files.into_iter().partition(|f| gone(f));
-        if gone.is_empty() {
-            return Ok(0);
-        }
         index.files = kept;
         index.overlaps.retain(|o| keep(o));
         index.version += 1;

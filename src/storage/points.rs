@@ -88,7 +88,7 @@ pub fn sort_and_merge(batch: &RecordBatch) -> Result<RecordBatch, ArrowError> {
 }
 
 /// The `time` column of `batch`.
-fn times(batch: &RecordBatch) -> Result<&TimestampNanosecondArray, ArrowError> {
+pub fn times(batch: &RecordBatch) -> Result<&TimestampNanosecondArray, ArrowError> {
     let (_, time) = key_columns(batch)?;
     batch
         .column(time)
