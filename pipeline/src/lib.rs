@@ -23,5 +23,6 @@ pub mod retention;
 pub mod shard;
 pub mod stats;
 pub mod wal;
+pub mod wal_replay;
 pub mod wal_retention;
 pub mod write;

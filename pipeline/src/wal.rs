@@ -47,6 +47,8 @@ use crate::lp::SeriesId;
 use crate::wal_retention::WalRetention;
 use crate::write::Precision;
 
+pub use crate::wal_replay::{replay, ReplayError, ReplayOptions, ReplayStats};
+
 pub const MAGIC: u32 = 0x3343_5257; // "WRC3"
 /// The second format: numbered series, no commit number.
 pub const MAGIC_V2: u32 = 0x3243_5257; // "WRC2"
@@ -333,48 +335,6 @@ pub fn decode_record(bytes: &[u8]) -> Result<Record<'_>, RecordError> {
     Ok(Record { epoch, commit, entries, size: HEADER_BYTES + len })
 }
 
-/// What replay found.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct ReplayStats {
-    pub segments: usize,
-    pub records: usize,
-    pub entries: usize,
-    /// Records skipped because persistence already covers them (commit below `from_commit`).
-    pub skipped_records: usize,
-    /// Segments removed because every record in them was below `from_commit`.
-    pub removed_segments: usize,
-    /// Newest segments cut at a torn tail, with the offset and reason.
-    pub truncated: Vec<(PathBuf, u64, String)>,
-    /// Damaged segments moved aside (only when asked to skip them), with the offset and reason.
-    pub quarantined: Vec<(PathBuf, u64, String)>,
-    pub max_epoch: u64,
-    /// Highest commit number of any record read, skipped ones included.
-    pub max_commit: Option<u64>,
-    /// Every segment kept, with the highest commit in it (`None`: no valid record).
-    pub kept: Vec<(PathBuf, Option<u64>)>,
-}
-
-/// How replay treats what it reads.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct ReplayOptions {
-    /// Records with a lower commit number are already persisted: skipped, not handed over.
-    pub from_commit: u64,
-    /// Move damaged segments aside and go on, instead of failing.
-    pub skip_corrupt: bool,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ReplayError {
-    #[error("WAL I/O failed: {0}")]
-    Io(#[from] std::io::Error),
-    #[error(
-        "WAL segment {} is damaged at byte {offset} ({reason}), and it is not a torn tail; it was \
-         moved aside to {}. Start with --wal-skip-corrupt to go on without the records after the damage",
-        path.display(), moved_to.display()
-    )]
-    Corrupt { path: PathBuf, moved_to: PathBuf, offset: u64, reason: String },
-}
-
 pub fn shard_dir(root: &Path, shard: usize) -> PathBuf {
     root.join(format!("shard-{shard:03}"))
 }
@@ -402,136 +362,6 @@ pub fn segments(dir: &Path) -> std::io::Result<Vec<u64>> {
     }
     seqs.sort_unstable();
     Ok(seqs)
-}
-
-/// Replays every segment under `root` (all shard directories), calling `f(epoch, commit,
-/// entry)` for each entry of a record at or above `opts.from_commit`, in record order within a
-/// shard. Cuts a torn tail off a shard's newest segment; any other damage is an error (or, with
-/// `skip_corrupt`, a quarantined segment).
-pub fn replay(
-    root: &Path,
-    opts: ReplayOptions,
-    mut f: impl FnMut(u64, u64, &WalEntry<'_>),
-) -> Result<ReplayStats, ReplayError> {
-    let mut stats = ReplayStats::default();
-    let mut dirs = Vec::new();
-    match std::fs::read_dir(root) {
-        Ok(rd) => {
-            for ent in rd {
-                let ent = ent?;
-                if ent.file_type()?.is_dir() && ent.file_name().to_string_lossy().starts_with("shard-") {
-                    dirs.push(ent.path());
-                }
-            }
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(stats),
-        Err(e) => return Err(e.into()),
-    }
-    dirs.sort();
-    for dir in dirs {
-        let seqs = segments(&dir)?;
-        // The newest segment that holds anything: a later run may have opened empty ones after
-        // it, and a torn tail can only be in the last one written to.
-        let newest = seqs
-            .iter()
-            .rev()
-            .find(|&&q| std::fs::metadata(segment_path(&dir, q)).is_ok_and(|m| m.len() > 0))
-            .copied();
-        for seq in seqs {
-            let path = segment_path(&dir, seq);
-            let bytes = std::fs::read(&path)?;
-            if bytes.is_empty() {
-                // A segment opened by a run that then wrote nothing: no reason to keep it.
-                std::fs::remove_file(&path)?;
-                continue;
-            }
-            stats.segments += 1;
-            let mut off = 0usize;
-            let mut max_commit: Option<u64> = None;
-            let mut handed = 0usize;
-            let mut quarantined = false;
-            while off < bytes.len() {
-                match decode_record(&bytes[off..]) {
-                    Ok(rec) => {
-                        stats.records += 1;
-                        stats.max_epoch = stats.max_epoch.max(rec.epoch);
-                        // `None` orders below every `Some`.
-                        max_commit = max_commit.max(Some(rec.commit));
-                        if rec.commit < opts.from_commit {
-                            stats.skipped_records += 1;
-                        } else {
-                            handed += 1;
-                            for e in &rec.entries {
-                                stats.entries += 1;
-                                f(rec.epoch, rec.commit, e);
-                            }
-                        }
-                        off += rec.size;
-                    }
-                    Err(err) => {
-                        let torn = Some(seq) == newest && next_valid_record(&bytes, off).is_none();
-                        if torn {
-                            tracing::warn!(
-                                segment = %path.display(),
-                                offset = off,
-                                error = %err,
-                                "WAL segment ends in a torn record (a crash mid-write); cutting it"
-                            );
-                            let file = std::fs::OpenOptions::new().write(true).open(&path)?;
-                            file.set_len(off as u64)?;
-                            file.sync_all()?;
-                            stats.truncated.push((path.clone(), off as u64, err.to_string()));
-                            break;
-                        }
-                        let moved_to = path.with_extension("wal.corrupt");
-                        std::fs::rename(&path, &moved_to)?;
-                        std::fs::File::open(&dir)?.sync_all()?;
-                        tracing::error!(
-                            segment = %path.display(),
-                            moved_to = %moved_to.display(),
-                            offset = off,
-                            error = %err,
-                            "WAL SEGMENT IS DAMAGED (not a torn tail); moved aside for inspection"
-                        );
-                        if !opts.skip_corrupt {
-                            return Err(ReplayError::Corrupt { path, moved_to, offset: off as u64, reason: err.to_string() });
-                        }
-                        stats.quarantined.push((moved_to, off as u64, err.to_string()));
-                        quarantined = true;
-                        break;
-                    }
-                }
-            }
-            stats.max_commit = stats.max_commit.max(max_commit);
-            if quarantined {
-                continue;
-            }
-            if handed == 0 && max_commit.is_some() && off == bytes.len() {
-                // Every record is persisted already: the removal the persister did not get to.
-                std::fs::remove_file(&path)?;
-                stats.removed_segments += 1;
-                continue;
-            }
-            stats.kept.push((path, max_commit));
-        }
-    }
-    Ok(stats)
-}
-
-/// The offset of the first decodable record after `off`, if any: a bad record with a good one
-/// after it is damage, not a torn tail.
-fn next_valid_record(bytes: &[u8], off: usize) -> Option<usize> {
-    let magics = [MAGIC, MAGIC_V2, MAGIC_V1].map(u32::to_le_bytes);
-    let mut at = off + 1;
-    while at + HEADER_BYTES <= bytes.len() {
-        let rel = memchr::memchr(b'W', &bytes[at..])?;
-        at += rel;
-        if bytes.len() >= at + 4 && magics.iter().any(|m| bytes[at..at + 4] == m[..]) && decode_record(&bytes[at..]).is_ok() {
-            return Some(at);
-        }
-        at += 1;
-    }
-    None
 }
 
 /// Appends records to one shard's segments on a glommio executor, each durable once its write
