@@ -1,4 +1,5 @@
-//! The write-ahead log: record format, segment files, replay and torn-tail repair.
+//! The write-ahead log: record format and segment files, and the rules replay follows
+//! ([`crate::wal_replay`] reads the shards back, in commit order, and repairs torn tails).
 //!
 //! What it keeps durable: every acknowledged write, as the line-protocol text of its accepted
 //! lines plus what is needed to read them back the same way (database id, precision, the server
