@@ -4,12 +4,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-# A venv of the test's own (never the server's plugin venv) with pyarrow, so the storage tests
-# read Weir's Parquet files with another engine.
-if [ ! -x target/test-venv/bin/python ] || ! target/test-venv/bin/python -c 'import pyarrow' 2>/dev/null; then
+# A venv of the test's own (never the server's plugin venv): pyarrow, so the storage tests
+# read Weir's Parquet files with another engine, and moto, a local S3-compatible server.
+if [ ! -x target/test-venv/bin/python ] || ! target/test-venv/bin/python -c 'import pyarrow, moto.server' 2>/dev/null; then
   mkdir -p target
   /usr/bin/python3.11 -m venv target/test-venv
-  target/test-venv/bin/pip install -q --disable-pip-version-check 'pyarrow>=15'
+  target/test-venv/bin/pip install -q --disable-pip-version-check 'pyarrow>=15' 'moto[server]>=5'
 fi
 export WEIR_TEST_PYTHON="$PWD/target/test-venv/bin/python"
 cargo nextest run --no-fail-fast "$@"

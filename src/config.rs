@@ -14,7 +14,8 @@ pub enum ObjectStoreKind {
     File,
     /// A temporary directory removed at exit: nothing survives a restart.
     Memory,
-    /// S3-compatible storage (not yet supported).
+    /// An S3-compatible bucket (`--bucket`, `--aws-*`) for Parquet files, their index and a
+    /// copy of the catalog; the WAL and the catalog itself stay under `--data-dir`.
     S3,
 }
 
@@ -28,9 +29,38 @@ pub struct ServeConfig {
     #[arg(long, env = "WEIR_OBJECT_STORE", value_enum, default_value = "file")]
     pub object_store: ObjectStoreKind,
 
-    /// Root directory for the `file` object store.
+    /// Root directory for the `file` object store; with `s3`, where the WAL and the catalog
+    /// live.
     #[arg(long, env = "WEIR_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
+
+    /// Bucket of the `s3` object store.
+    #[arg(long, env = "WEIR_BUCKET")]
+    pub bucket: Option<String>,
+
+    /// S3 endpoint URL, for S3-compatible servers (MinIO, Ceph, moto); AWS's when unset.
+    #[arg(long, env = "AWS_ENDPOINT")]
+    pub aws_endpoint: Option<String>,
+
+    /// S3 access key id.
+    #[arg(long, env = "AWS_ACCESS_KEY_ID", hide_env_values = true)]
+    pub aws_access_key_id: Option<String>,
+
+    /// S3 secret access key.
+    #[arg(long, env = "AWS_SECRET_ACCESS_KEY", hide_env_values = true)]
+    pub aws_secret_access_key: Option<String>,
+
+    /// S3 session token, for temporary credentials.
+    #[arg(long, env = "AWS_SESSION_TOKEN", hide_env_values = true)]
+    pub aws_session_token: Option<String>,
+
+    /// S3 region.
+    #[arg(long, env = "AWS_DEFAULT_REGION", default_value = "us-east-1")]
+    pub aws_default_region: String,
+
+    /// Allow an `http://` S3 endpoint.
+    #[arg(long, env = "AWS_ALLOW_HTTP")]
+    pub aws_allow_http: bool,
 
     /// Plugin files; relative plugin filenames resolve here.
     #[arg(long, env = "WEIR_PLUGIN_DIR", default_value = "./plugins")]

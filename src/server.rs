@@ -34,7 +34,7 @@ use crate::http::{Api, ShardContext};
 use crate::metrics::Metrics;
 use crate::query::QueryEngine;
 use crate::storage::persist::{PersistConfig, Persister};
-use crate::storage::store::Store;
+use crate::storage::store::{S3Options, Store};
 use crate::storage::Storage;
 
 /// glommio's registered I/O buffers; the default (10 MiB) exceeds a common 8 MiB memlock limit.
@@ -55,7 +55,9 @@ pub fn run(cfg: ServeConfig) -> anyhow::Result<()> {
             _temp = Some(t);
             p
         }
-        ObjectStoreKind::S3 => bail!("--object-store s3 is not supported yet; use file or memory"),
+        // The WAL and the catalog stay on the local disk; Parquet, index and a catalog copy
+        // go to the bucket.
+        ObjectStoreKind::S3 => cfg.data_dir.join(&cfg.node_id),
     };
     std::fs::create_dir_all(&root).with_context(|| format!("creating data directory {}", root.display()))?;
     std::fs::create_dir_all(&cfg.plugin_dir)
@@ -68,14 +70,17 @@ pub fn run(cfg: ServeConfig) -> anyhow::Result<()> {
         .thread_name("weir-query")
         .enable_all()
         .build()?;
-    let store = match cfg.object_store {
-        ObjectStoreKind::File => Store::file(&cfg.data_dir).context("opening the file object store")?,
-        _ => Store::memory(),
-    };
+    let store = open_store(&cfg, &runtime)?;
     let storage = Arc::new(runtime.block_on(Storage::open(&cfg.node_id, store)).context("loading the Parquet file index")?);
     let persisted = storage.index();
-
-    let catalog = Arc::new(Catalog::open(&root.join("catalog")).context("loading the catalog")?);
+    let catalog_copy = if storage.store.is_remote() {
+        runtime
+            .block_on(crate::storage::catalog_copy::load_newest(&storage.store, &cfg.node_id))
+            .context("loading the object store's copy of the catalog")?
+    } else {
+        None
+    };
+    let catalog = Arc::new(Catalog::open_seeded(&root.join("catalog"), catalog_copy).context("loading the catalog")?);
     let buffer = Arc::new(WriteBuffer::new());
     buffer.set_cap_bytes(cfg.max_buffer_bytes());
     catalog.use_commit_counter(buffer.commit_counter());
@@ -261,6 +266,42 @@ async fn run_shard(s: ShardStart, ready: std::sync::mpsc::Sender<anyhow::Result<
         let _ = stream.set_nodelay(true);
         if let Some(stream) = hand_over_or_keep(&s.balancer, s.id, stream) {
             serve_connection(ctx.clone(), stream, s.balancer.open(s.id));
+        }
+    }
+}
+
+/// How long start-up waits for the bucket's first answer.
+const S3_CHECK_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The object store `--object-store` names. An S3 bucket is checked at once, so a wrong
+/// endpoint, bucket or key stops the start with S3's own answer.
+fn open_store(cfg: &ServeConfig, runtime: &tokio::runtime::Runtime) -> anyhow::Result<Store> {
+    match cfg.object_store {
+        ObjectStoreKind::File => Store::file(&cfg.data_dir).context("opening the file object store"),
+        ObjectStoreKind::Memory => Ok(Store::memory()),
+        ObjectStoreKind::S3 => {
+            let Some(bucket) = cfg.bucket.clone() else {
+                bail!("--object-store s3 needs --bucket (or WEIR_BUCKET)");
+            };
+            let opts = S3Options {
+                bucket,
+                endpoint: cfg.aws_endpoint.clone(),
+                region: cfg.aws_default_region.clone(),
+                access_key_id: cfg.aws_access_key_id.clone(),
+                secret_access_key: cfg.aws_secret_access_key.clone(),
+                session_token: cfg.aws_session_token.clone(),
+                allow_http: cfg.aws_allow_http,
+            };
+            let store = Store::s3(&opts).context("configuring the s3 object store")?;
+            let prefix = object_store::path::Path::from(cfg.node_id.as_str());
+            // object_store retries a dead endpoint for minutes; a start should not wait that long.
+            runtime
+                .block_on(async { tokio::time::timeout(S3_CHECK_TIMEOUT, store.check(&prefix)).await })
+                .map_err(|_| anyhow::anyhow!("no answer within {S3_CHECK_TIMEOUT:?}"))
+                .and_then(|r| r.map_err(anyhow::Error::from))
+                .with_context(|| format!("reaching bucket '{}' at {}", opts.bucket, opts.endpoint.as_deref().unwrap_or("AWS")))?;
+            tracing::info!(bucket = %opts.bucket, endpoint = ?opts.endpoint, "using the s3 object store");
+            Ok(store)
         }
     }
 }

@@ -287,12 +287,32 @@ impl Catalog {
 
     /// Loads the catalog from `dir`, or starts an empty one there.
     pub fn open(dir: &Path) -> Result<Catalog, CatalogError> {
+        Catalog::open_seeded(dir, None)
+    }
+
+    /// Loads the catalog from `dir`, or from `copy` (the object store's copy) where that is
+    /// newer or the local file is missing: a node whose local disk was lost or replaced starts
+    /// from the catalog its Parquet files were written under. The chosen version is written
+    /// to `dir` before this returns.
+    pub fn open_seeded(dir: &Path, copy: Option<CatalogSnapshot>) -> Result<Catalog, CatalogError> {
         std::fs::create_dir_all(dir)?;
         let path = dir.join(FILE_NAME);
-        let snapshot = match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| CatalogError::Corrupt(e.to_string()))?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => CatalogSnapshot::default(),
+        let local: Option<CatalogSnapshot> = match std::fs::read(&path) {
+            Ok(bytes) => Some(serde_json::from_slice(&bytes).map_err(|e| CatalogError::Corrupt(e.to_string()))?),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(e.into()),
+        };
+        let snapshot = match (local, copy) {
+            (Some(l), Some(c)) if c.version > l.version => {
+                persist(&path, &c)?;
+                c
+            }
+            (Some(l), _) => l,
+            (None, Some(c)) => {
+                persist(&path, &c)?;
+                c
+            }
+            (None, None) => CatalogSnapshot::default(),
         };
         Ok(Catalog::with(snapshot, Some(path)))
     }
@@ -458,6 +478,29 @@ fn persist(path: &Path, snapshot: &CatalogSnapshot) -> Result<(), CatalogError> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_newer_of_the_local_catalog_and_the_object_store_copy_is_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        let cat = Catalog::open(dir.path()).unwrap();
+        cat.update(&[CatalogOp::CreateDatabase { name: "a".into(), retention_ns: None }]).unwrap();
+        let v1 = (*cat.snapshot()).clone();
+        cat.update(&[CatalogOp::CreateDatabase { name: "b".into(), retention_ns: None }]).unwrap();
+        let v2 = (*cat.snapshot()).clone();
+        drop(cat);
+        // An older copy never wins over the local file.
+        let again = Catalog::open_seeded(dir.path(), Some(v1.clone())).unwrap().snapshot();
+        assert_eq!(again.version, v2.version);
+        // A lost local disk starts from the copy, and keeps it.
+        let empty = tempfile::tempdir().unwrap();
+        let seeded = Catalog::open_seeded(empty.path(), Some(v2.clone())).unwrap().snapshot();
+        assert!(seeded.db("b").is_some());
+        assert_eq!(Catalog::open(empty.path()).unwrap().snapshot().version, v2.version);
+        // A newer copy replaces a stale local file.
+        let stale = tempfile::tempdir().unwrap();
+        Catalog::open_seeded(stale.path(), Some(v1)).unwrap();
+        assert!(Catalog::open_seeded(stale.path(), Some(v2)).unwrap().snapshot().db("b").is_some());
+    }
 
     fn cols(list: &[(&str, ColumnKind)]) -> Vec<Column> {
         list.iter().map(|(n, k)| Column { name: n.to_string(), kind: *k }).collect()

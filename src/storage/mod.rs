@@ -10,6 +10,7 @@
 //!
 //! It never takes writes and never blocks a shard: it runs on its own thread.
 
+pub mod catalog_copy;
 pub mod index;
 mod layout;
 pub mod persist;

@@ -26,6 +26,7 @@ use pipeline::buffer::WriteBuffer;
 use pipeline::catalog::Catalog;
 use pipeline::wal_retention::WalRetention;
 
+use super::catalog_copy::{self, CatalogCopyError};
 use super::index::{FileIndex, IndexError, ParquetFile, TableOverlaps};
 use super::layout::file_path;
 use super::points::{sort_and_merge, sort_key_indices, split_by_window, time_range};
@@ -52,6 +53,8 @@ pub enum PersistError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Index(#[from] IndexError),
+    #[error(transparent)]
+    CatalogCopy(#[from] CatalogCopyError),
     #[error("building a Parquet file: {0}")]
     Parquet(#[from] parquet::errors::ParquetError),
     #[error("preparing rows: {0}")]
@@ -76,6 +79,8 @@ pub struct Persister {
     cfg: PersistConfig,
     /// The boundary of a frozen generation not yet persisted (a failed attempt's).
     frozen: Option<u64>,
+    /// The catalog version last copied into a remote store.
+    copied_catalog: Option<u64>,
 }
 
 impl Persister {
@@ -86,7 +91,7 @@ impl Persister {
         retention: Arc<WalRetention>,
         cfg: PersistConfig,
     ) -> Persister {
-        Persister { storage, buffer, catalog, retention, cfg, frozen: None }
+        Persister { storage, buffer, catalog, retention, cfg, frozen: None, copied_catalog: None }
     }
 
     fn gen1_ns(&self) -> i64 {
@@ -99,6 +104,11 @@ impl Persister {
             let gen1 = self.gen1_ns();
             let mut window = now_ns().div_euclid(gen1);
             let mut last_expiry = Instant::now();
+            match runtime.block_on(self.remove_unlisted()) {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(files = n, "removed Parquet files no index lists (left by an interrupted persist)"),
+                Err(e) => tracing::warn!(error = %e, "could not sweep Parquet files no index lists"),
+            }
             loop {
                 std::thread::sleep(POLL);
                 let w = now_ns().div_euclid(gen1);
@@ -121,6 +131,9 @@ impl Persister {
                         Ok(n) => tracing::info!(files = n, "removed Parquet files past their database's retention period"),
                         Err(e) => tracing::error!(error = %e, "removing expired Parquet files failed; retrying"),
                     }
+                }
+                if let Err(e) = runtime.block_on(self.copy_catalog()) {
+                    tracing::error!(error = %e, "copying the catalog to the object store failed; retrying");
                 }
                 let full = self.buffer.bytes() >= self.cfg.threshold_bytes;
                 if !(self.frozen.is_some() || full || (closed && self.buffer.bytes() > 0)) {
@@ -189,6 +202,8 @@ impl Persister {
             .into_iter()
             .map(|((db_id, table_id), r)| TableOverlaps { db_id, table_id, ranges: r.as_slice().to_vec() })
             .collect();
+        // The index may name tables only a newer catalog knows.
+        self.copy_catalog().await?;
         index.save(&self.storage.store, &self.storage.node).await?;
         let buffer = &self.buffer;
         self.storage.publish(index, || buffer.release_frozen());
@@ -198,6 +213,21 @@ impl Persister {
         // the next persist remove them even when they fill slowly.
         self.retention.request_rotation();
         Ok(stats)
+    }
+
+    /// Copies the catalog into a remote store if it changed since the last copy (nothing on
+    /// the `file` and `memory` stores).
+    pub async fn copy_catalog(&mut self) -> Result<(), PersistError> {
+        if !self.storage.store.is_remote() {
+            return Ok(());
+        }
+        let snapshot = self.catalog.snapshot();
+        if self.copied_catalog == Some(snapshot.version) {
+            return Ok(());
+        }
+        catalog_copy::save(&self.storage.store, &self.storage.node, &snapshot).await?;
+        self.copied_catalog = Some(snapshot.version);
+        Ok(())
     }
 
     /// Writes one chunk of a table's frozen rows: a file per time window, sorted and merged,
@@ -239,6 +269,24 @@ impl Persister {
             });
         }
         Ok(())
+    }
+
+    /// Deletes every Parquet file of this node that the index does not list: files of a
+    /// persist that died before its index version was saved, and files dropped from the index
+    /// whose delete did not happen. Run before the first persist (only the persister writes
+    /// under `NODE/dbs`, so nothing listed later can be among them).
+    pub async fn remove_unlisted(&self) -> Result<usize, PersistError> {
+        let index = self.storage.index();
+        let listed: std::collections::HashSet<&str> = index.files.iter().map(|f| f.path.as_str()).collect();
+        let prefix = object_store::path::Path::from_iter([self.storage.node.as_str(), "dbs"]);
+        let mut removed = 0;
+        for (path, _) in self.storage.store.list(&prefix).await? {
+            if path.extension() == Some("parquet") && !listed.contains(path.as_ref()) {
+                self.storage.store.delete(&path).await?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
     }
 
     /// Drops the files `forgets` cover from the index (durably), then from the store.

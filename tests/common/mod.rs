@@ -240,3 +240,27 @@ pub fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// A fresh venv with pyarrow and moto, made by scripts/test.sh (`WEIR_TEST_PYTHON` names its python).
+pub fn test_python() -> PathBuf {
+    let p = std::env::var_os("WEIR_TEST_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-venv/bin/python"));
+    assert!(p.exists(), "{} is missing: run scripts/test.sh, which makes the test venv", p.display());
+    p
+}
+
+/// Starts the binary on `dir` expecting it to refuse; returns its stderr.
+pub fn start_fails(dir: &Path, extra: &[&str]) -> String {
+    let out = std::process::Command::new(BIN)
+        .arg("serve")
+        .args(["--http-bind", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.join("data"))
+        .arg("--plugin-dir")
+        .arg(dir.join("plugins"))
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "the server started: {}", String::from_utf8_lossy(&out.stdout));
+    String::from_utf8_lossy(&out.stderr).to_string()
+}
