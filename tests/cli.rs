@@ -59,7 +59,7 @@ fn serve_refuses_bad_flags_clearly() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("greater than zero"));
     let out = Command::new(BIN).args(["serve", "--object-store", "s3", "--data-dir", "/tmp/weir-s3-test"]).output().unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not supported"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("needs --bucket"));
 }
 
 #[test]
