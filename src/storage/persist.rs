@@ -368,7 +368,7 @@ fn chunks(batches: &[RecordBatch]) -> Vec<&[RecordBatch]> {
 }
 
 /// One Parquet file's bytes: snappy-compressed, with the sort order recorded.
-fn encode(batch: &RecordBatch) -> Result<Bytes, PersistError> {
+pub fn encode(batch: &RecordBatch) -> Result<Bytes, PersistError> {
     let sorting = sort_key_indices(batch)?
         .into_iter()
         .map(|i| SortingColumn { column_idx: i as i32, descending: false, nulls_first: true })

@@ -43,20 +43,26 @@ pub fn sort_and_merge(batch: &RecordBatch) -> Result<RecordBatch, ArrowError> {
         return Ok(batch.clone());
     }
     let (tags, time) = key_columns(batch)?;
-    let keys: Vec<ArrayRef> = tags.iter().chain(std::iter::once(&time)).map(|&i| batch.column(i).clone()).collect();
-    let converter = RowConverter::new(keys.iter().map(|k| SortField::new(k.data_type().clone())).collect())?;
-    let rows = converter.convert_columns(&keys)?;
-    let mut order: Vec<u32> = (0..n as u32).collect();
-    order.sort_by(|&a, &b| rows.row(a as usize).cmp(&rows.row(b as usize)));
-    // Runs of one point: [start, end) in `order`.
-    let mut runs: Vec<(usize, usize)> = Vec::new();
-    let mut start = 0;
-    for i in 1..=n {
-        if i == n || rows.row(order[i] as usize) != rows.row(order[start] as usize) {
-            runs.push((start, i));
-            start = i;
+    let times = times(batch)?.values();
+    let (order, runs) = match series_keys(batch, &tags)? {
+        Some(series) => {
+            let mut order: Vec<u32> = (0..n as u32).collect();
+            // Stable, and quick on the runs of rising time that writes mostly are.
+            order.sort_by_key(|&r| (series[r as usize], times[r as usize]));
+            let same = |a: u32, b: u32| series[a as usize] == series[b as usize] && times[a as usize] == times[b as usize];
+            let runs = point_runs(&order, same);
+            (order, runs)
         }
-    }
+        None => {
+            let keys: Vec<ArrayRef> = tags.iter().chain(std::iter::once(&time)).map(|&i| batch.column(i).clone()).collect();
+            let converter = RowConverter::new(keys.iter().map(|k| SortField::new(k.data_type().clone())).collect())?;
+            let rows = converter.convert_columns(&keys)?;
+            let mut order: Vec<u32> = (0..n as u32).collect();
+            order.sort_by(|&a, &b| rows.row(a as usize).cmp(&rows.row(b as usize)));
+            let runs = point_runs(&order, |a, b| rows.row(a as usize) == rows.row(b as usize));
+            (order, runs)
+        }
+    };
     let columns = if runs.len() == n {
         let idx = UInt32Array::from(order);
         batch.columns().iter().map(|c| take(c, &idx, None)).collect::<Result<Vec<_>, _>>()?
@@ -85,6 +91,60 @@ pub fn sort_and_merge(batch: &RecordBatch) -> Result<RecordBatch, ArrowError> {
             .collect::<Result<Vec<_>, _>>()?
     };
     RecordBatch::try_new(batch.schema(), columns)
+}
+
+/// Runs of one point in `order`, as `[start, end)`.
+fn point_runs(order: &[u32], same: impl Fn(u32, u32) -> bool) -> Vec<(usize, usize)> {
+    let mut runs = Vec::new();
+    let mut start = 0;
+    for i in 1..=order.len() {
+        if i == order.len() || !same(order[i], order[start]) {
+            runs.push((start, i));
+            start = i;
+        }
+    }
+    runs
+}
+
+/// Each row's series as one number that orders as the tag values do (nulls first, then by
+/// value, tag by tag in schema order): each dictionary's values are ranked once, and a row's
+/// ranks are read as the digits of a mixed-radix number. Comparing these is much cheaper than
+/// comparing rows of tag strings. `None` (use the general path) for tags that are not
+/// `Dictionary(Int32, Utf8)` without null values, or too many tag combinations for a `u64`.
+fn series_keys(batch: &RecordBatch, tags: &[usize]) -> Result<Option<Vec<u64>>, ArrowError> {
+    use arrow::array::{DictionaryArray, StringArray};
+    use arrow::datatypes::Int32Type;
+    let mut cols = Vec::with_capacity(tags.len());
+    let mut radix: u64 = 1;
+    for &i in tags {
+        let Some(dict) = batch.column(i).as_any().downcast_ref::<DictionaryArray<Int32Type>>() else { return Ok(None) };
+        let Some(values) = dict.values().as_any().downcast_ref::<StringArray>() else { return Ok(None) };
+        if values.null_count() > 0 {
+            return Ok(None);
+        }
+        let mut by_value: Vec<u32> = (0..values.len() as u32).collect();
+        by_value.sort_unstable_by(|&a, &b| values.value(a as usize).cmp(values.value(b as usize)));
+        // Rank 0 is null; equal values (a merged dictionary may repeat one) share a rank.
+        let mut rank = vec![0u64; values.len()];
+        let mut next = 0u64;
+        for (k, &v) in by_value.iter().enumerate() {
+            if k == 0 || values.value(v as usize) != values.value(by_value[k - 1] as usize) {
+                next += 1;
+            }
+            rank[v as usize] = next;
+        }
+        let Some(r) = radix.checked_mul(next + 1) else { return Ok(None) };
+        radix = r;
+        cols.push((dict.keys(), rank, next + 1));
+    }
+    let mut keys = vec![0u64; batch.num_rows()];
+    for (ids, rank, base) in &cols {
+        for (row, key) in keys.iter_mut().enumerate() {
+            let digit = if ids.is_null(row) { 0 } else { rank.get(ids.value(row) as usize).copied().unwrap_or(0) };
+            *key = *key * base + digit;
+        }
+    }
+    Ok(Some(keys))
 }
 
 /// The `time` column of `batch`.
@@ -187,6 +247,82 @@ mod tests {
 | 9.0 | b    |   | 1970-01-01T00:00:00.000000001 |
 +-----+------+---+-------------------------------+";
         assert_eq!(pretty(&got), want);
+    }
+
+    /// The naive statement of the rule: stable sort by (host, nulls first; time), then per
+    /// point the last non-null value of each field.
+    /// One row of the test table: host, time, f, i.
+    type Row<'a> = (Option<&'a str>, i64, Option<f64>, Option<i64>);
+    type OwnedRow = (Option<String>, i64, Option<f64>, Option<i64>);
+
+    fn naive(rows: &[Row<'_>]) -> Vec<OwnedRow> {
+        let mut sorted: Vec<_> = rows.to_vec();
+        sorted.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        let mut out: Vec<OwnedRow> = Vec::new();
+        for r in sorted {
+            match out.last_mut() {
+                Some(last) if last.0.as_deref() == r.0 && last.1 == r.1 => {
+                    last.2 = r.2.or(last.2);
+                    last.3 = r.3.or(last.3);
+                }
+                _ => out.push((r.0.map(str::to_string), r.1, r.2, r.3)),
+            }
+        }
+        out
+    }
+
+    fn read_back(b: &RecordBatch) -> Vec<OwnedRow> {
+        let f = b.column(0).as_any().downcast_ref::<Float64Array>().unwrap();
+        let i = b.column(2).as_any().downcast_ref::<Int64Array>().unwrap();
+        let t = b.column(3).as_any().downcast_ref::<TimestampNanosecondArray>().unwrap();
+        (0..b.num_rows())
+            .map(|r| {
+                let host = b.column(1).is_valid(r).then(|| arrow::util::display::array_value_to_string(b.column(1), r).unwrap());
+                (host, t.value(r), f.is_valid(r).then(|| f.value(r)), i.is_valid(r).then(|| i.value(r)))
+            })
+            .collect()
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn sorting_and_merging_follows_the_naive_rule(
+            rows in proptest::collection::vec(
+                (proptest::option::weighted(0.9, 0..4usize), 0..5i64, proptest::option::of(0..100i32), proptest::option::of(0..100i64)),
+                0..60,
+            )
+        ) {
+            // Hosts drawn from a dictionary that repeats a value, as a merged one may.
+            let names = ["b", "a", "c", "a"];
+            let rows: Vec<_> = rows.iter().map(|&(h, t, f, i)| (h.map(|h| names[h]), t, f.map(f64::from), i)).collect();
+            let keys: arrow::array::Int32Array = rows.iter().map(|r| r.0.map(|h| names.iter().position(|n| *n == h).unwrap() as i32)).collect();
+            let host = DictionaryArray::<Int32Type>::try_new(keys, Arc::new(arrow::array::StringArray::from(names.to_vec()))).unwrap();
+            let b = batch(&rows.iter().map(|r| ("x", r.1, r.2, r.3)).collect::<Vec<_>>());
+            let mut cols = b.columns().to_vec();
+            cols[1] = Arc::new(host);
+            let b = RecordBatch::try_new(b.schema(), cols).unwrap();
+            let got = read_back(&sort_and_merge(&b).unwrap());
+            proptest::prop_assert_eq!(got, naive(&rows));
+        }
+    }
+
+    #[test]
+    fn too_many_tag_combinations_for_one_number_still_sort_right() {
+        // Five tags of 10,001 values each: more combinations than a u64 holds.
+        let values: Arc<arrow::array::StringArray> = Arc::new((0..10_001).map(|v| format!("v{v:05}")).collect::<Vec<_>>().into());
+        let mut fields = Vec::new();
+        let mut cols: Vec<ArrayRef> = Vec::new();
+        for t in 0..5 {
+            fields.push(Field::new(format!("t{t}"), DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)), true));
+            let keys = arrow::array::Int32Array::from(vec![10_000 - t, 3, 10_000 - t]);
+            cols.push(Arc::new(DictionaryArray::<Int32Type>::try_new(keys, values.clone()).unwrap()));
+        }
+        fields.push(Field::new("time", DataType::Timestamp(TimeUnit::Nanosecond, None), false));
+        cols.push(Arc::new(TimestampNanosecondArray::from(vec![5, 9, 5])));
+        let b = RecordBatch::try_new(Arc::new(Schema::new(fields)), cols).unwrap();
+        assert!(series_keys(&b, &[0, 1, 2, 3, 4]).unwrap().is_none());
+        let got = sort_and_merge(&b).unwrap();
+        assert_eq!(got.num_rows(), 2, "the repeated point is merged");
+        assert_eq!(arrow::util::display::array_value_to_string(got.column(0), 0).unwrap(), "v00003");
     }
 
     #[test]
