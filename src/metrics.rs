@@ -1,7 +1,8 @@
 //! `/metrics`: the server's counters in the Prometheus text format.
 //!
-//! Gathers the write path's stats (from the shards), query counts and latency, and queue
-//! depths. Reading it never blocks a shard.
+//! Gathers the write path's stats (from the shards), query counts and latency, queue depths,
+//! and the storage's state (buffer size and cap, Parquet files, the persisted commit).
+//! Reading it never blocks a shard.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
@@ -10,27 +11,39 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::Response;
+use pipeline::buffer::WriteBuffer;
 use pipeline::queue::{ShardFlush, Subscribers};
 use pipeline::stats::{counter, gauge, Histogram, WriteStats};
 
 use crate::http::error::Resp;
+use crate::storage::Storage;
 
 pub struct Metrics {
     pub write: Arc<WriteStats>,
     pub subscribers: Subscribers,
     /// A handle on the shards-to-merger queue, to report its depth.
     pub merger_queue: crossbeam_channel::Sender<ShardFlush>,
+    buffer: Arc<WriteBuffer>,
+    storage: Arc<Storage>,
     queries: AtomicU64,
     query_errors: AtomicU64,
     query_latency: Histogram,
 }
 
 impl Metrics {
-    pub fn new(write: Arc<WriteStats>, subscribers: Subscribers, merger_queue: crossbeam_channel::Sender<ShardFlush>) -> Metrics {
+    pub fn new(
+        write: Arc<WriteStats>,
+        subscribers: Subscribers,
+        merger_queue: crossbeam_channel::Sender<ShardFlush>,
+        buffer: Arc<WriteBuffer>,
+        storage: Arc<Storage>,
+    ) -> Metrics {
         Metrics {
             write,
             subscribers,
             merger_queue,
+            buffer,
+            storage,
             queries: AtomicU64::new(0),
             query_errors: AtomicU64::new(0),
             query_latency: Histogram::default(),
@@ -54,8 +67,19 @@ impl Metrics {
         gauge(&mut out, "weir_flush_merger_queue_depth", "Shard flushes waiting for the merger.", self.merger_queue.len() as u64);
         let depth: usize = self.subscribers.depths().iter().sum();
         gauge(&mut out, "weir_flush_subscriber_queue_depth", "Flush events waiting for consumers.", depth as u64);
+        self.render_storage(&mut out);
         render_triggers(engine, &mut out);
         out
+    }
+
+    fn render_storage(&self, out: &mut String) {
+        gauge(out, "weir_write_buffer_bytes", "Bytes of rows held in the write buffer.", self.buffer.bytes() as u64);
+        gauge(out, "weir_write_buffer_cap_bytes", "The write buffer's cap (--max-buffer-bytes).", self.buffer.cap_bytes() as u64);
+        let index = self.storage.index();
+        gauge(out, "weir_parquet_files", "Parquet files listed in the file index.", index.files.len() as u64);
+        gauge(out, "weir_parquet_bytes", "Bytes of the Parquet files listed.", index.files.iter().map(|f| f.size_bytes).sum());
+        gauge(out, "weir_parquet_rows", "Rows in the Parquet files listed.", index.files.iter().map(|f| f.row_count).sum());
+        gauge(out, "weir_persisted_through_commit", "Every commit below this is in Parquet.", index.persisted_through);
     }
 
     pub fn response(&self, engine: &crate::engine::Engine) -> Resp {

@@ -45,6 +45,7 @@ pub fn run(cfg: ServeConfig) -> anyhow::Result<()> {
     crate::alloc::set_huge_pages(cfg.allocator_huge_pages);
     init_logging(&cfg.log_filter);
     abort_on_shard_panic();
+    ignore_file_size_signal();
     // Kept alive until exit for the `memory` store.
     let mut _temp = None;
     let root: PathBuf = match cfg.object_store {
@@ -150,7 +151,7 @@ pub fn run(cfg: ServeConfig) -> anyhow::Result<()> {
         query,
         engine,
         max_body_bytes: cfg.max_http_request_size,
-        metrics: Metrics::new(write_stats.clone(), subscribers.clone(), merger_tx.clone()),
+        metrics: Metrics::new(write_stats.clone(), subscribers.clone(), merger_tx.clone(), buffer.clone(), storage.clone()),
     });
     {
         let subscribers = subscribers.clone();
@@ -370,6 +371,17 @@ fn abort_on_shard_panic() {
             std::process::abort();
         }
     }));
+}
+
+/// Past a file-size limit (`ulimit -f`) a write fails with EFBIG, and the kernel also sends
+/// SIGXFSZ, whose default kills the process. Ignored, the failed write is handled as the disk
+/// error it is (the WAL refuses the write and its shard stops taking writes) instead of the
+/// server dying with requests in flight.
+fn ignore_file_size_signal() {
+    // SAFETY: setting a signal's disposition to SIG_IGN before any thread depends on it.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
 }
 
 fn init_logging(filter: &str) {

@@ -187,3 +187,55 @@ fn invariant_6_read_your_writes() {
     }
     assert_eq!(s.count("ryw", "m"), 100);
 }
+
+#[test]
+fn a_failed_wal_write_is_never_acked_and_stops_its_shard() {
+    use std::os::unix::process::CommandExt;
+    // A file-size limit makes the WAL's writes fail past 2 MiB, as a full disk would.
+    const LIMIT: libc::rlim_t = 2 << 20;
+    let dir = tempfile::tempdir().unwrap();
+    let flags = ["--shards", "1", "--gen1-duration", "1d"];
+    let mut s = Server::start_in_with(dir.path(), &flags, |cmd| {
+        // SAFETY: only setrlimit, async-signal-safe, between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                let lim = libc::rlimit { rlim_cur: LIMIT, rlim_max: LIMIT };
+                if libc::setrlimit(libc::RLIMIT_FSIZE, &lim) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    });
+    let body = |req: usize| -> String {
+        (0..2_000).map(|i| format!("m,req=r{req} v={i}i,pad=\"{}\" {}\n", "x".repeat(100), 1_000_000 + i)).collect()
+    };
+    let mut acked: i64 = 0;
+    let mut refused = None;
+    for req in 0..40 {
+        let (status, text) = s.write("full", &body(req));
+        match status {
+            204 => {
+                assert!(refused.is_none(), "a write was acked after the WAL failed");
+                acked += 1;
+            }
+            _ => {
+                refused.get_or_insert((status, text));
+            }
+        }
+    }
+    // The write whose record failed gets 500 ("not durable"); the ones after it 503.
+    let (status, text) = refused.expect("the WAL never failed: is the file-size limit in force?");
+    assert!(status == 500 || status == 503, "{status}: {text}");
+    assert!(text.contains("durable") || text.contains("WAL"), "{text}");
+    assert!(acked > 0, "nothing was acked before the limit");
+    // The shard stays stopped: a small write is refused too.
+    assert_eq!(s.write("full", "m v=1i 1").0, 503);
+    assert!(s.is_running(), "the server died instead of refusing");
+    s.kill9();
+    // Without the limit every acked write is back, and nothing of the refused ones.
+    let s = Server::start_in(dir.path(), &flags);
+    assert_eq!(s.count("full", "m"), acked * 2_000);
+    let reqs = s.query("full", "SELECT count(DISTINCT req) AS n FROM m");
+    assert_eq!(reqs[0]["n"], acked);
+}

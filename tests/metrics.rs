@@ -96,3 +96,19 @@ fn pprof_profile_and_flamegraph() {
         assert!(body.contains("seconds must be"), "{body}");
     }
 }
+
+#[test]
+fn shows_the_write_buffer_and_the_parquet_files() {
+    let s = Server::start(&["--gen1-duration", "1s", "--max-buffer-bytes", "100000000"]);
+    // Two series, one second: one file.
+    assert_eq!(s.write("m", "a,t=x f=1 1\na,t=y f=2 1").0, 204);
+    let (_, text) = s.get("/metrics");
+    assert_eq!(metric(&text, "weir_write_buffer_cap_bytes"), 100_000_000.0);
+    let text = common::wait_for(30, "the rows to be persisted", || {
+        let (_, text) = s.get("/metrics");
+        (metric(&text, "weir_parquet_rows") == 2.0 && metric(&text, "weir_write_buffer_bytes") == 0.0).then_some(text)
+    });
+    assert_eq!(metric(&text, "weir_parquet_files"), 1.0);
+    assert!(metric(&text, "weir_parquet_bytes") > 0.0);
+    assert!(metric(&text, "weir_persisted_through_commit") >= 1.0);
+}

@@ -30,6 +30,11 @@ impl Server {
 
     /// A server on `dir` (which may hold an earlier server's data).
     pub fn start_in(dir: &Path, extra: &[&str]) -> Server {
+        Server::start_in_with(dir, extra, |_| {})
+    }
+
+    /// As `start_in`, with `configure` applied to the command first (limits, environment).
+    pub fn start_in_with(dir: &Path, extra: &[&str], configure: impl FnOnce(&mut Command)) -> Server {
         let data = dir.join("data");
         let plugins = dir.join("plugins");
         let n = STARTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -47,6 +52,7 @@ impl Server {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(stderr);
+        configure(&mut cmd);
         if !extra.contains(&"--wal-flush-interval") {
             // Tests wait for trigger events; a short clock keeps them quick.
             cmd.arg("--wal-flush-interval").arg("10ms");
