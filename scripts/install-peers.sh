@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the side-by-side peers and load tools the benchmarks and `weir-loadtest` use, from
-# Debian's packages: InfluxDB 1.6 (`influxd`), VictoriaMetrics, wrk and hyperfine. Nothing is
-# installed if it is already there. Safe to run again. The test suite never needs these.
+# Debian's packages: InfluxDB 1.6 (`influxd`), VictoriaMetrics, wrk and hyperfine; and DuckDB
+# from PyPI in target/peers-venv (`weir-loadtest query --duckdb-python target/peers-venv/bin/python`).
+# Nothing is installed if it is already there. Safe to run again. The test suite never needs these.
 set -euo pipefail
 
 need=()
@@ -21,4 +22,10 @@ if [ ${#need[@]} -gt 0 ]; then
   chmod +x /usr/sbin/policy-rc.d
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}"
   rm -f /usr/sbin/policy-rc.d
+fi
+cd "$(dirname "$0")/.."
+if ! target/peers-venv/bin/python -c 'import duckdb' 2>/dev/null; then
+  mkdir -p target
+  /usr/bin/python3.11 -m venv target/peers-venv
+  target/peers-venv/bin/pip install -q --disable-pip-version-check 'duckdb>=1.1'
 fi

@@ -27,11 +27,21 @@ pub struct Outcome {
     pub latencies: Vec<Duration>,
     pub errors: u64,
     pub first_error: Option<String>,
+    /// The timeline ran out and points were written again (not fresh any more).
+    pub wrapped: bool,
+    /// The target's resident memory over the run (`rss::Sampler`), when sampled.
+    pub rss: Option<crate::rss::Summary>,
 }
 
 impl Outcome {
     pub fn row(&self, scenario: &str, target: &str, load: &Load) -> Row {
         let mut note = format!("{} hosts, {} lines/request, {} connections", load.hosts, load.batch, load.connections);
+        if self.wrapped {
+            note.push_str("; TIMELINE WRAPPED: points were repeated");
+        }
+        if let Some(r) = &self.rss {
+            note.push_str(&format!("; {r}"));
+        }
         if let Some(e) = &self.first_error {
             note.push_str(&format!("; first error: {}", e.chars().take(160).collect::<String>()));
         }
@@ -54,15 +64,24 @@ impl Outcome {
 pub struct Timeline {
     pub t0_ns: i64,
     pub ticks: u64,
+    pub step_ns: i64,
 }
 
 impl Timeline {
-    /// `days` of ticks ending an hour ago.
+    /// `days` of TSBS's 10 s ticks ending an hour ago.
     pub fn ending_an_hour_ago(days: u64) -> Timeline {
+        Timeline::ending_an_hour_ago_every(days, STEP_NS)
+    }
+
+    /// `days` of ticks `step_ns` apart ending an hour ago. A soak needs more ticks than 10 s
+    /// ones give inside the peers' retention: 60 days of them are 52 M lines at 100 hosts,
+    /// under two minutes of ingest.
+    pub fn ending_an_hour_ago_every(days: u64, step_ns: i64) -> Timeline {
         let hour = 3_600_000_000_000i64;
+        let step_ns = step_ns.max(1);
         let end = (crate::tsbs::now_ns() / hour - 1) * hour;
-        let ticks = days * 86_400_000_000_000 / STEP_NS as u64;
-        Timeline { t0_ns: end - ticks as i64 * STEP_NS, ticks }
+        let ticks = days * 86_400_000_000_000 / step_ns as u64;
+        Timeline { t0_ns: end - ticks as i64 * step_ns, ticks, step_ns }
     }
 }
 
@@ -87,6 +106,7 @@ pub fn drive(url: &str, load: &Load, timeline: Timeline, until: Option<Instant>,
             out.latencies.extend(part.latencies);
             out.errors += part.errors;
             out.first_error = out.first_error.or(part.first_error);
+            out.wrapped |= part.wrapped;
         }
     }
     out.elapsed = started.elapsed();
@@ -110,7 +130,8 @@ fn writer(endpoint: Endpoint, load: &Load, timeline: Timeline, until: Option<Ins
         }
         let template = &mut templates[(k % 4) as usize];
         let lines = template.lines() as u64;
-        let body = template.stamp(timeline.t0_ns, first_tick % timeline.ticks.max(1));
+        out.wrapped |= first_tick >= timeline.ticks;
+        let body = template.stamp(timeline.t0_ns, timeline.step_ns, first_tick % timeline.ticks.max(1));
         let sent = Instant::now();
         let failure = match client.post("text/plain; charset=utf-8", body) {
             Ok(resp) if (200..300).contains(&resp.status) => {

@@ -6,11 +6,14 @@
 //! `bash scripts/install-peers.sh` installs the peers and wrk; `cargo build --release` builds
 //! the `weir` it drives. See docs/PERFORMANCE.md for the figures and the commands behind them.
 
+mod duckdb;
 mod http1;
 mod ingest;
 mod query;
 mod report;
 mod request;
+mod restart;
+mod rss;
 mod targets;
 mod trigger;
 mod tsbs;
@@ -31,6 +34,8 @@ enum Scenario {
     Query,
     Trigger,
     Request,
+    /// Load `--restart-lines`, kill -9, time the restart (Weir only; not part of `all`).
+    Restart,
     All,
 }
 
@@ -84,6 +89,14 @@ struct Args {
     /// Seconds of wrk per target.
     #[arg(long, default_value_t = 10)]
     request_duration: u64,
+    /// A python with the `duckdb` package (scripts/install-peers.sh makes target/peers-venv):
+    /// the query scenario then has Weir persist its data set and asks DuckDB the same
+    /// questions over Weir's Parquet files.
+    #[arg(long)]
+    duckdb_python: Option<PathBuf>,
+    /// Lines loaded before the restart scenario's kill.
+    #[arg(long, default_value_t = 50_000_000)]
+    restart_lines: u64,
     /// Also write the report here, as JSON.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -109,15 +122,26 @@ fn main() -> Result<()> {
             eprintln!("ingest: {} for {} s ...", kind.label(), args.duration);
             let target = start(kind)?;
             let until = Instant::now() + Duration::from_secs(args.duration);
-            let out = ingest::drive(&target.write_url(), &load, Timeline::ending_an_hour_ago(60), Some(until), None);
+            let rss = rss::Sampler::start(target.pid());
+            // Half-second ticks over 60 days: a billion fresh lines at 100 hosts.
+            let timeline = Timeline::ending_an_hour_ago_every(60, 500_000_000);
+            let mut out = ingest::drive(&target.write_url(), &load, timeline, Some(until), None);
+            out.rss = rss.finish();
             report.rows.push(out.row("ingest", kind.label(), &load));
         }
     }
     if wants(Scenario::Query) {
         for &kind in &tsdb_targets {
             eprintln!("query: {} (loading a day of data first) ...", kind.label());
-            let target = start(kind)?;
-            report.rows.extend(query::run(&target, &load, args.iterations)?);
+            let target = if kind == Kind::Weir && args.duckdb_python.is_some() {
+                // Persist the data set at once, so Weir and DuckDB read the same files.
+                let mut flags = args.weir_flags.clone();
+                flags.push("--persist-threshold-bytes=1".into());
+                Target::start(kind, &args.weir_bin, &flags)?
+            } else {
+                start(kind)?
+            };
+            report.rows.extend(query::run(&target, &load, args.iterations, args.duckdb_python.as_deref())?);
         }
     }
     if wants(Scenario::Trigger) {
@@ -137,6 +161,11 @@ fn main() -> Result<()> {
             eprintln!("request: uvicorn for {} s ...", wrk.seconds);
             report.rows.push(request::uvicorn(&wrk)?);
         }
+    }
+
+    if args.scenarios.contains(&Scenario::Restart) {
+        eprintln!("restart: weir after {} lines ...", args.restart_lines);
+        report.rows.push(restart::run(&args.weir_bin, &args.weir_flags, &load, args.restart_lines)?);
     }
 
     report.compute_ratios();

@@ -14,7 +14,6 @@ use serde_json::Value;
 use crate::ingest::{self, Load, Timeline};
 use crate::report::{Latency, Row};
 use crate::targets::{Kind, Target, DB};
-use crate::tsbs::STEP_NS;
 
 const HOUR_NS: i64 = 3_600_000_000_000;
 
@@ -129,14 +128,22 @@ fn values_in(kind: Kind, v: &Value) -> usize {
     }
 }
 
-pub fn run(target: &Target, load: &Load, iterations: usize) -> Result<Vec<Row>> {
+/// Loads a day of data into `target` and asks it each question `iterations` times. With
+/// `duckdb` (a python with the `duckdb` package) and Weir as the target, waits until Weir has
+/// persisted everything (start it with a small `--persist-threshold-bytes`), and then asks
+/// DuckDB the same questions over Weir's Parquet files.
+pub fn run(target: &Target, load: &Load, iterations: usize, duckdb: Option<&std::path::Path>) -> Result<Vec<Row>> {
     let timeline = Timeline::ending_an_hour_ago(1);
     let loaded = ingest::drive(&target.write_url(), load, timeline, None, Some(timeline.ticks));
     if loaded.errors > 0 {
         return Err(anyhow!("{}: loading the data set failed: {}", target.kind.label(), loaded.first_error.unwrap_or_default()));
     }
     target.settle()?;
-    let end_ns = timeline.t0_ns + timeline.ticks as i64 * STEP_NS;
+    let over_files = duckdb.is_some() && target.kind == Kind::Weir;
+    if over_files {
+        target.wait_persisted(loaded.lines)?;
+    }
+    let end_ns = timeline.t0_ns + timeline.ticks as i64 * timeline.step_ns;
     let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(120)).build();
     let mut rows = Vec::new();
     for ask in asks(target.kind, load.hosts, end_ns) {
@@ -178,5 +185,12 @@ pub fn run(target: &Target, load: &Load, iterations: usize) -> Result<Vec<Row>> 
         });
     }
     rows.push(Row { measure: "load data set".into(), ..loaded.row("query", target.kind.label(), load) });
+    if let (Some(python), true) = (duckdb, over_files) {
+        let expect = |name: &str| asks(Kind::Weir, load.hosts, end_ns).iter().find(|a| a.name == name).map_or(0, |a| a.expect);
+        for r in rows.iter_mut().filter(|r| r.target == "weir") {
+            r.note.push_str("; all persisted, read from Parquet");
+        }
+        rows.extend(crate::duckdb::run(python, &target.dir.path().join("data"), end_ns, iterations, &expect)?);
+    }
     Ok(rows)
 }

@@ -61,6 +61,8 @@ pub struct Ratio {
     pub peer: String,
     /// Weir's rate / the peer's (above 1: Weir is faster).
     pub rate: Option<f64>,
+    /// Weir's p50 / the peer's (below 1: Weir is faster in the middle).
+    pub p50: Option<f64>,
     /// Weir's p99 / the peer's (below 1: Weir's tail is shorter).
     pub p99: Option<f64>,
 }
@@ -81,12 +83,14 @@ impl Report {
                     (Some(a), Some(b)) if b > 0.0 => Some(a / b),
                     _ => None,
                 };
+                let p50 = (p.latency.p50_ms > 0.0).then(|| w.latency.p50_ms / p.latency.p50_ms);
                 let p99 = (p.latency.p99_ms > 0.0).then(|| w.latency.p99_ms / p.latency.p99_ms);
                 self.ratios.push(Ratio {
                     scenario: w.scenario.clone(),
                     measure: w.measure.clone(),
                     peer: p.target.clone(),
                     rate,
+                    p50,
                     p99,
                 });
             }
@@ -110,8 +114,9 @@ impl Report {
             out.push_str("\nweir / peer, same run:\n");
             for q in &self.ratios {
                 let rate = q.rate.map(|v| format!("{v:.2}x rate")).unwrap_or_default();
+                let p50 = q.p50.map(|v| format!("{v:.2}x p50")).unwrap_or_default();
                 let p99 = q.p99.map(|v| format!("{v:.2}x p99")).unwrap_or_default();
-                out.push_str(&format!("  {:<9} {:<22} vs {:<17} {:>12} {:>12}\n", q.scenario, q.measure, q.peer, rate, p99));
+                out.push_str(&format!("  {:<9} {:<22} vs {:<17} {:>12} {:>12} {:>12}\n", q.scenario, q.measure, q.peer, rate, p50, p99));
             }
         }
         out

@@ -44,10 +44,23 @@ pub struct Target {
 impl Target {
     /// Weir at its default settings (1 s WAL flush, durable acks), but for `extra` flags.
     pub fn weir(bin: &Path, extra: &[String]) -> Result<Target> {
-        let dir = tempfile::tempdir()?;
+        Target::weir_in(bin, tempfile::tempdir()?, extra)
+    }
+
+    /// Kills Weir with SIGKILL, as a crash would, and starts it again on the same data; returns
+    /// once it listens (which it does only after replaying its WAL).
+    pub fn crash_and_restart(mut self, bin: &Path, extra: &[String]) -> Result<Target> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        // The directory moves to the new target; the old one must not delete it on drop.
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir()?);
+        Target::weir_in(bin, dir, extra)
+    }
+
+    fn weir_in(bin: &Path, dir: tempfile::TempDir, extra: &[String]) -> Result<Target> {
         let plugins = dir.path().join("plugins");
         std::fs::create_dir_all(&plugins)?;
-        let log = std::fs::File::create(dir.path().join("weir.log"))?;
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.path().join("weir.log"))?;
         let mut child = Command::new(bin)
             .arg("serve")
             .arg("--http-bind")
@@ -161,6 +174,11 @@ impl Target {
         }
     }
 
+    /// The server's process id (for RSS samples).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }
@@ -178,6 +196,23 @@ impl Target {
             std::thread::sleep(Duration::from_secs(2));
         }
         Ok(())
+    }
+
+    /// Waits until Weir's `/metrics` shows `rows` rows in Parquet and an empty write buffer.
+    pub fn wait_persisted(&self, rows: u64) -> Result<()> {
+        let metric = |text: &str, name: &str| -> Option<f64> {
+            text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        };
+        let deadline = Instant::now() + Duration::from_secs(300);
+        while Instant::now() < deadline {
+            if let Ok(text) = ureq::get(&self.url("/metrics")).call().map_err(|e| e.to_string()).and_then(|r| r.into_string().map_err(|e| e.to_string())) {
+                if metric(&text, "weir_parquet_rows") >= Some(rows as f64) && metric(&text, "weir_write_buffer_bytes") == Some(0.0) {
+                    return Ok(());
+                }
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        bail!("weir did not persist {rows} rows within 300 s (start it with a small --persist-threshold-bytes)")
     }
 
     fn wait_ready(&self, path: &str) -> Result<()> {
