@@ -71,7 +71,7 @@ pub struct ServeConfig {
     pub http_bind: SocketAddr,
 
     /// Group-commit period; WAL triggers fire after each flush.
-    #[arg(long, env = "WEIR_WAL_FLUSH_INTERVAL", default_value = "1s", value_parser = parse_duration)]
+    #[arg(long, env = "WEIR_WAL_FLUSH_INTERVAL", default_value = "1s", value_parser = crate::time::parse_duration)]
     pub wal_flush_interval: Duration,
 
     /// Accept requests without a token. (Token auth is not implemented yet; every request is
@@ -90,8 +90,13 @@ pub struct ServeConfig {
 
     /// Longest one plugin call may run before it is interrupted (a trigger's own `timeout`
     /// setting overrides it).
-    #[arg(long, env = "WEIR_PLUGIN_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    #[arg(long, env = "WEIR_PLUGIN_TIMEOUT", default_value = "60s", value_parser = crate::time::parse_duration)]
     pub plugin_timeout: Duration,
+
+    /// On SIGTERM or Ctrl-C, how long to wait for running plugin calls (and the writes they
+    /// make) to finish before exiting. No new call starts meanwhile.
+    #[arg(long, env = "WEIR_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = crate::time::parse_duration)]
+    pub shutdown_timeout: Duration,
 
     /// Threads of the query runtime. Default: half the cores, at least one.
     #[arg(long, env = "WEIR_QUERY_THREADS")]
@@ -122,7 +127,7 @@ pub struct ServeConfig {
 
     /// Width of a Parquet file's time window; the buffer is persisted whenever a window of the
     /// wall clock closes.
-    #[arg(long, env = "WEIR_GEN1_DURATION", default_value = "10m", value_parser = parse_duration)]
+    #[arg(long, env = "WEIR_GEN1_DURATION", default_value = "10m", value_parser = crate::time::parse_duration)]
     pub gen1_duration: Duration,
 
     /// Cap on the bytes the write buffer holds; at the cap writes are answered 503 with
@@ -181,43 +186,4 @@ pub fn physical_memory_bytes() -> usize {
 
 pub fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
-}
-
-/// Parses `10ms`, `1s`, `5m`, `1h`, `1d` (and `500us`, `100ns`). Zero is refused.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: u64 = num.parse().map_err(|_| format!("invalid duration '{s}': expected a number and a unit like 10ms, 1s, 5m"))?;
-    let d = match unit {
-        "ns" => Duration::from_nanos(n),
-        "us" | "µs" => Duration::from_micros(n),
-        "ms" => Duration::from_millis(n),
-        "s" | "" => Duration::from_secs(n),
-        "m" => Duration::from_secs(n.saturating_mul(60)),
-        "h" => Duration::from_secs(n.saturating_mul(3600)),
-        "d" => Duration::from_secs(n.saturating_mul(86400)),
-        _ => return Err(format!("invalid duration '{s}': unknown unit '{unit}' (use ns, us, ms, s, m, h or d)")),
-    };
-    if d.is_zero() {
-        return Err(format!("invalid duration '{s}': must be greater than zero"));
-    }
-    Ok(d)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("10ms"), Ok(Duration::from_millis(10)));
-        assert_eq!(parse_duration("1s"), Ok(Duration::from_secs(1)));
-        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
-        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
-        assert_eq!(parse_duration("1d"), Ok(Duration::from_secs(86400)));
-        assert!(parse_duration("0s").is_err());
-        assert!(parse_duration("s").is_err());
-        assert!(parse_duration("10x").is_err());
-    }
 }

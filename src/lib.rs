@@ -1,7 +1,9 @@
 //! Weir: a time-series database that speaks InfluxDB 3 Core's HTTP API.
 //!
 //! Where things live: [`server`] wires the threads, [`http`] routes requests, [`query`] runs
-//! SQL, [`engine`] runs Python plugins on triggers, [`cli`] is the command line; the data path itself is the `pipeline` crate.
+//! SQL, [`storage`] persists Parquet, [`engine`] runs Python plugins on triggers through
+//! [`py_api`], [`cli`] is the command line; [`time`] and [`plugin_logs`] are leaves they all
+//! share. The data path itself is the `pipeline` crate.
 
 pub mod alloc;
 pub mod cli;
@@ -9,6 +11,9 @@ pub mod config;
 pub mod engine;
 pub mod http;
 pub mod metrics;
+pub mod plugin_logs;
+pub mod py_api;
 pub mod query;
 pub mod server;
 pub mod storage;
+pub mod time;

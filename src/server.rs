@@ -26,8 +26,9 @@ use pipeline::wal_retention::WalRetention;
 
 use crate::config::{ObjectStoreKind, ServeConfig};
 use crate::engine::ingest::ShardIngest;
-use crate::engine::local_api::Services;
-use crate::engine::logs::PluginLogs;
+use crate::py_api::Services;
+use crate::query::plugin_sql::RuntimeSql;
+use crate::plugin_logs::PluginLogs;
 use crate::engine::{Engine, EngineConfig};
 use crate::http::io::GlommioIo;
 use crate::http::{Api, ShardContext};
@@ -130,8 +131,7 @@ pub fn run(cfg: ServeConfig) -> anyhow::Result<()> {
     let (balancer, mut handed_rx) = crate::http::balance::Balancer::new(shards);
     let services = Arc::new(Services {
         writer: Arc::new(ingest),
-        query: query.clone(),
-        runtime: runtime.handle().clone(),
+        sql: Arc::new(RuntimeSql { engine: query.clone(), runtime: runtime.handle().clone() }),
         logs,
         global_cache: Arc::default(),
     });
@@ -143,13 +143,13 @@ pub fn run(cfg: ServeConfig) -> anyhow::Result<()> {
         executors: cfg.py_executor_count(),
         default_timeout: cfg.plugin_timeout,
     };
-    let engine = Engine::start(engine_cfg, catalog.clone(), services, Some(flushes)).context("starting the processing engine")?;
+    let engine = Engine::start(engine_cfg, catalog.clone(), buffer.clone(), services, Some(flushes)).context("starting the processing engine")?;
     let api = Arc::new(Api {
         catalog: catalog.clone(),
         buffer: buffer.clone(),
         storage: storage.clone(),
         query,
-        engine,
+        engine: engine.clone(),
         max_body_bytes: cfg.max_http_request_size,
         metrics: Metrics::new(write_stats.clone(), subscribers.clone(), merger_tx.clone(), buffer.clone(), storage.clone()),
     });
@@ -196,7 +196,11 @@ pub fn run(cfg: ServeConfig) -> anyhow::Result<()> {
     tracing::info!(%addr, shards, data = %root.display(), "weir is ready");
 
     runtime.block_on(wait_for_signal());
-    tracing::info!("shutting down");
+    tracing::info!(timeout = ?cfg.shutdown_timeout, "shutting down: waiting for running plugin calls");
+    let unfinished = engine.shutdown(cfg.shutdown_timeout);
+    if !unfinished.is_empty() {
+        tracing::warn!(triggers = ?unfinished, "plugin calls still running at the shutdown timeout are abandoned");
+    }
     drop(_temp);
     // Every acked write is already durable; nothing else needs an orderly stop.
     std::process::exit(0);

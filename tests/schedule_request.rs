@@ -343,3 +343,76 @@ fn gh_plugins_are_fetched_from_the_plugin_repo_and_cached() {
     );
     assert_eq!(status, 400, "{body}");
 }
+
+/// Disabling or deleting a trigger stops the call it is running (SPEC: InfluxDB 3.9.8+ does):
+/// `asyncio.CancelledError` is raised in it, which `except Exception` does not swallow, long
+/// before its own time limit; the call is logged as cancelled, not as a failure.
+#[test]
+fn disabling_or_deleting_a_trigger_cancels_its_running_call() {
+    let s = Server::start(&["--py-executors", "1"]);
+    let spinner = "def process_writes(influxdb3_local, table_batches, args=None):\n    influxdb3_local.info('spinning')\n    while True:\n        try:\n            sum(range(100))\n        except Exception:\n            pass\n";
+    s.add_plugin("spin.py", spinner);
+    assert_eq!(s.write("db", "cpu usage=1 1").0, 204);
+    s.create_trigger("db", "sync_spin", "spin.py", "table:cpu", None, json!({"timeout": "60s", "error_behavior": "retry"}));
+    s.create_trigger("db", "async_spin", "spin.py", "table:cpu", None, json!({"timeout": "60s", "run_async": true}));
+    assert_eq!(s.write("db", "cpu usage=2 2").0, 204);
+    wait_for(20, "both spinners to start", || {
+        let logs = s.engine_logs("db");
+        let started = |t: &str| logs.iter().any(|(n, _, m)| n == t && m == "spinning");
+        (started("sync_spin") && started("async_spin")).then_some(())
+    });
+
+    let started = Instant::now();
+    let (status, body) = s.post_json("/api/v3/configure/processing_engine_trigger/disable", &json!({"db": "db", "trigger_name": "sync_spin"}));
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = s.delete_json("/api/v3/configure/processing_engine_trigger", &json!({"db": "db", "trigger_name": "async_spin", "force": true}));
+    assert_eq!(status, 200, "{body}");
+    let logs = wait_for(20, "both calls to be cancelled", || {
+        let logs = s.engine_logs("db");
+        let cancelled = |t: &str| logs.iter().any(|(n, l, m)| n == t && l == "WARN" && m.contains("cancelled"));
+        (cancelled("sync_spin") && cancelled("async_spin")).then_some(logs)
+    });
+    assert!(started.elapsed() < Duration::from_secs(10), "cancelled long before the 60 s limit: {:?}", started.elapsed());
+    // Cancelled, not failed: no retry of the sync trigger, no time-limit message.
+    assert!(!logs.iter().any(|(_, _, m)| m.contains("retry") || m.contains("time limit")), "{logs:?}");
+    // The executor is free again: a new trigger's call runs.
+    s.add_plugin("mark.py", "def process_writes(influxdb3_local, table_batches, args=None):\n    influxdb3_local.info('marked')\n");
+    s.create_trigger("db", "mark", "mark.py", "table:cpu", None, json!({}));
+    assert_eq!(s.write("db", "cpu usage=3 3").0, 204);
+    wait_for(20, "the next trigger to run", || s.engine_logs("db").iter().any(|(n, _, m)| n == "mark" && m == "marked").then_some(()));
+}
+
+/// On SIGTERM the server waits for a running call, and the write it makes when it returns, up
+/// to `--shutdown-timeout`; a call that never ends holds the exit back no longer than that.
+#[test]
+fn shutdown_waits_for_running_calls_up_to_its_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Server::start_in(dir.path(), &["--shutdown-timeout", "30s"]);
+    s.add_plugin(
+        "slow.py",
+        "import time\ndef process_writes(influxdb3_local, table_batches, args=None):\n    influxdb3_local.info('started')\n    time.sleep(1.5)\n    influxdb3_local.write(LineBuilder('done').int64_field('n', 1))\n",
+    );
+    assert_eq!(s.write("db", "cpu usage=1 1").0, 204);
+    s.create_trigger("db", "slow", "slow.py", "table:cpu", None, json!({}));
+    assert_eq!(s.write("db", "cpu usage=2 2").0, 204);
+    wait_for(20, "the slow call to start", || s.engine_logs("db").iter().any(|(_, _, m)| m == "started").then_some(()));
+    let started = Instant::now();
+    s.stop();
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(700) && took < Duration::from_secs(20), "waited for the call: {took:?}");
+    drop(s);
+    let s = Server::start_in(dir.path(), &[]);
+    assert_eq!(s.count("db", "done"), 1, "the call's write was made before the exit");
+    drop(s);
+
+    let mut s = Server::start_in(dir.path(), &["--shutdown-timeout", "1s"]);
+    s.add_plugin("spin.py", "def process_writes(influxdb3_local, table_batches, args=None):\n    influxdb3_local.info('spinning')\n    while True:\n        pass\n");
+    s.create_trigger("db", "spin", "spin.py", "table:cpu", None, json!({"timeout": "60s"}));
+    assert_eq!(s.write("db", "cpu usage=3 3").0, 204);
+    wait_for(20, "the spinner to start", || s.engine_logs("db").iter().any(|(_, _, m)| m == "spinning").then_some(()));
+    let started = Instant::now();
+    s.stop();
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(900) && took < Duration::from_secs(10), "gave up after the timeout: {took:?}");
+    assert!(!s.is_running());
+}

@@ -11,7 +11,8 @@ use pipeline::queue::{TableBatch, WalFlush};
 use pipeline::write::{prepare, Precision};
 use pyo3::prelude::*;
 use weir::engine::spec::TriggerSpec;
-use weir::engine::{python, table_batches};
+use weir::engine::table_batches;
+use weir::py_api::python;
 use weir_benches::{bench_plugin_dir, tsbs_cpu_lines};
 
 const ROWS: usize = 10_000;

@@ -19,10 +19,10 @@ use crossbeam_channel::{Receiver, Sender};
 use pipeline::buffer::WriteBuffer;
 use pipeline::catalog::{Catalog, CatalogOp, Column, ColumnKind, ErrorBehavior, FieldType, Trigger};
 use pipeline::queue::{TableBatch, WalFlush};
-use weir::engine::ingest::{PluginWriter, WriteDone, WriteOutcome};
-use weir::engine::local_api::Services;
-use weir::engine::logs::PluginLogs;
+use weir::py_api::{PluginWriter, Services, WriteDone, WriteOutcome};
+use weir::plugin_logs::PluginLogs;
 use weir::engine::{Engine, EngineConfig};
+use weir::query::plugin_sql::RuntimeSql;
 use weir::query::QueryEngine;
 
 const FLUSHES: usize = 20_000;
@@ -118,11 +118,14 @@ fn main() {
         .expect("catalog");
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
     let logs = Arc::new(PluginLogs::default());
+    let buffer = Arc::new(WriteBuffer::new());
     let (tx, written): (Sender<Vec<u8>>, Receiver<Vec<u8>>) = crossbeam_channel::unbounded();
     let services = Arc::new(Services {
         writer: Arc::new(Collector(tx)),
-        query: Arc::new(QueryEngine::new(catalog.clone(), Arc::new(WriteBuffer::new()), Arc::new(weir::storage::Storage::in_memory()), logs.clone(), 1)),
-        runtime: runtime.handle().clone(),
+        sql: Arc::new(RuntimeSql {
+            engine: Arc::new(QueryEngine::new(catalog.clone(), buffer.clone(), Arc::new(weir::storage::Storage::in_memory()), logs.clone(), 1)),
+            runtime: runtime.handle().clone(),
+        }),
         logs: logs.clone(),
         global_cache: Arc::default(),
     });
@@ -131,6 +134,7 @@ fn main() {
     let engine = Engine::start(
         EngineConfig { plugin_dir: dir.path().to_path_buf(), plugin_repo: String::new(), executors: 1, default_timeout: Duration::from_secs(60) },
         catalog,
+        buffer,
         services,
         Some(flush_rx),
     )

@@ -13,7 +13,8 @@ use pipeline::queue::{TableBatch, WalFlush};
 use pyo3::prelude::*;
 
 use super::spec::TriggerSpec;
-use super::{packages, python, table_batches};
+use super::{packages, table_batches};
+use crate::py_api::python;
 
 fn plugin_dir_with_pyarrow() -> std::path::PathBuf {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-plugins-pyarrow");

@@ -16,26 +16,12 @@ use futures_channel::mpsc;
 use futures_lite::StreamExt;
 use parking_lot::Mutex;
 use pipeline::shard::{Shard, WriteRequest};
-use pipeline::write::{LineReject, Precision};
+use pipeline::write::Precision;
+
+use crate::py_api::{PluginWriter, WriteDone, WriteOutcome};
 
 /// Plugin writes waiting per shard.
 pub const INGEST_QUEUE_WRITES: usize = 1024;
-
-/// What a plugin write did.
-#[derive(Debug, Clone, Default)]
-pub struct WriteOutcome {
-    pub lines_written: usize,
-    pub rejects: Vec<LineReject>,
-}
-
-pub type WriteDone = Box<dyn FnOnce(Result<WriteOutcome, String>) + Send>;
-
-/// Where plugin writes go: the shards, or (in tests and dry runs) somewhere else.
-pub trait PluginWriter: Send + Sync {
-    /// Submits `body` (line protocol, nanosecond timestamps) for database `db`. `done` runs once
-    /// the write is durable or refused. May block while the queue is full.
-    fn submit(&self, db: String, body: Vec<u8>, no_sync: bool, done: WriteDone);
-}
 
 pub struct IngestJob {
     db: String,
@@ -92,7 +78,7 @@ pub async fn serve(shard: Rc<Shard>, mut rx: mpsc::Receiver<IngestJob>) {
             precision: Precision::Nanosecond,
             accept_partial: true,
             no_sync: job.no_sync,
-            default_time_ns: crate::http::write::now_ns(),
+            default_time_ns: crate::time::now_ns(),
         };
         match shard.write(&req) {
             Err(e) => (job.done)(Err(e.to_string())),

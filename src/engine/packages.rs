@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::python::{venv_dir, PYTHON_EXECUTABLE};
+use crate::py_api::python::{venv_dir, PYTHON_EXECUTABLE};
 
 /// Longest a pip run may take.
 pub const PIP_TIMEOUT: Duration = Duration::from_secs(600);

@@ -19,7 +19,7 @@ use parking_lot::Mutex;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyModule};
 
-use super::python::format_exception;
+use crate::py_api::python::format_exception;
 
 #[derive(Debug, thiserror::Error, Clone)]
 pub enum PluginError {

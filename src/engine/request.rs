@@ -7,12 +7,19 @@
 //! whatever the plugin returned into a reply with `weir_runtime._response` (every shape of
 //! SPEC §5). The reply is sent exactly once: a failure answers 500 (504 past the time limit).
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use bytes::Bytes;
 use futures_channel::oneshot;
 use parking_lot::Mutex;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString};
+
+use super::dispatch::{Enqueued, Event, TRIGGER_QUEUE_EVENTS};
+use super::spec::TriggerSpec;
+use super::{Engine, EngineError};
 
 /// What the plugin's answer became.
 #[derive(Debug)]
@@ -95,5 +102,67 @@ impl RequestCall {
         };
         self.answer(reply);
         Ok(())
+    }
+}
+
+/// A request handed to its trigger, whose answer is still to come.
+pub struct PendingReply {
+    reply: futures_channel::oneshot::Receiver<Reply>,
+    /// How long to wait before giving up on the answer (the caller's runtime keeps the time).
+    pub bound: Duration,
+    trigger: String,
+}
+
+impl PendingReply {
+    /// The plugin's answer, or `Timeout` once `expired` completes first: pass a timer of
+    /// [`PendingReply::bound`] from the runtime the caller runs on.
+    pub async fn wait(self, expired: impl std::future::Future<Output = ()>) -> Result<Reply, EngineError> {
+        let PendingReply { reply, bound, trigger } = self;
+        let answered = futures_lite::future::or(async { Some(reply.await) }, async {
+            expired.await;
+            None
+        })
+        .await;
+        match answered {
+            Some(Ok(r)) => Ok(r),
+            Some(Err(_)) => Err(EngineError::Unavailable(format!("trigger '{trigger}' was disabled before it answered"))),
+            None => Err(EngineError::Timeout(format!("trigger '{trigger}' did not answer within {} ms", bound.as_millis()))),
+        }
+    }
+}
+
+impl Engine {
+    /// Hands a request to `/api/v3/engine/PATH` to the request trigger of that path. Never
+    /// blocks: a trigger already holding its queue's worth of requests refuses with
+    /// `Unavailable`. The caller awaits the answer with [`PendingReply::wait`] on its own runtime.
+    pub fn start_request(
+        &self,
+        path: &str,
+        query: Vec<(String, String)>,
+        headers: Vec<(String, Vec<u8>)>,
+        body: bytes::Bytes,
+    ) -> Result<PendingReply, EngineError> {
+        let runner = self
+            .inner
+            .runners
+            .read()
+            .values()
+            .find(|r| matches!(&r.spec, TriggerSpec::Request(p) if p == path))
+            .cloned()
+            .ok_or_else(|| EngineError::NoRoute(path.to_string()))?;
+        let (call, reply) = RequestCall::new(query, headers, body);
+        match self.inner.try_enqueue(&runner, Event::Request(Arc::new(call))) {
+            Enqueued::Yes => {}
+            Enqueued::Stopped => return Err(EngineError::Unavailable(format!("trigger '{}' is disabled", runner.def.name))),
+            Enqueued::Full(_) => {
+                return Err(EngineError::Unavailable(format!(
+                    "trigger '{}' already has {TRIGGER_QUEUE_EVENTS} requests waiting; try again later",
+                    runner.def.name
+                )))
+            }
+        }
+        // The watchdog answers 504 at the limit; this bound only covers a call that could not
+        // even start (every executor stuck in C code) so the client is never left hanging.
+        Ok(PendingReply { reply, bound: runner.timeout + Duration::from_secs(5), trigger: runner.def.name.to_string() })
     }
 }

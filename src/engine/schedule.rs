@@ -15,7 +15,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
-use super::logs::LogLevel;
+use crate::plugin_logs::LogLevel;
 use super::spec::TriggerSpec;
 use super::{Event, Inner, Runner};
 
@@ -42,7 +42,7 @@ pub(super) fn scheduler_loop(inner: Arc<Inner>, changes: Receiver<()>) {
         let running: Vec<Arc<Runner>> =
             inner.runners.read().values().filter(|r| r.spec.is_schedule()).cloned().collect();
         due.retain(|_, (r, _)| running.iter().any(|c| Arc::ptr_eq(c, r)));
-        let now = crate::http::write::now_ns();
+        let now = crate::time::now_ns();
         for r in running {
             let key = (r.db.clone(), r.def.name.clone());
             if let std::collections::hash_map::Entry::Vacant(slot) = due.entry(key) {
@@ -51,7 +51,7 @@ pub(super) fn scheduler_loop(inner: Arc<Inner>, changes: Receiver<()>) {
                 }
             }
         }
-        let now = crate::http::write::now_ns();
+        let now = crate::time::now_ns();
         let mut finished = Vec::new();
         for (key, (r, at)) in due.iter_mut() {
             if *at > now {
@@ -76,7 +76,7 @@ pub(super) fn scheduler_loop(inner: Arc<Inner>, changes: Receiver<()>) {
         }
         let earliest = due.values().map(|(_, at)| *at).min();
         let wait = match earliest {
-            Some(at) => Duration::from_nanos((at - crate::http::write::now_ns()).max(0) as u64),
+            Some(at) => Duration::from_nanos((at - crate::time::now_ns()).max(0) as u64),
             None => Duration::from_secs(3600),
         };
         match changes.recv_timeout(wait) {

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use crate::config::parse_duration;
+use crate::time::parse_duration;
 
 /// The Python function a plugin must define for each kind of trigger.
 pub const PROCESS_WRITES: &str = "process_writes";

@@ -78,7 +78,7 @@ pub async fn create_trigger(engine: &Engine, body: &[u8]) -> Result<Resp, ApiErr
     let timeout_ms = match settings.timeout.as_deref() {
         None | Some("") => None,
         Some(t) => Some(
-            crate::config::parse_duration(t).map_err(|e| ApiError::BadRequest(format!("invalid timeout: {e}")))?.as_millis() as u64,
+            crate::time::parse_duration(t).map_err(|e| ApiError::BadRequest(format!("invalid timeout: {e}")))?.as_millis() as u64,
         ),
     };
     let trigger = Trigger {

@@ -51,12 +51,6 @@ pub fn parse_params(flavor: Flavor, q: &HashMap<String, String>) -> Result<Write
     })
 }
 
-pub fn now_ns() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos().min(i64::MAX as u128) as i64)
-}
-
 /// Writes `body` on `shard` and waits until it is durable.
 pub async fn write(shard: &Shard, params: WriteParams, body: &[u8]) -> Result<Resp, ApiError> {
     let req = WriteRequest {
@@ -65,7 +59,7 @@ pub async fn write(shard: &Shard, params: WriteParams, body: &[u8]) -> Result<Re
         precision: params.precision,
         accept_partial: params.accept_partial,
         no_sync: params.no_sync,
-        default_time_ns: now_ns(),
+        default_time_ns: crate::time::now_ns(),
     };
     let accepted = shard.write(&req)?;
     if let Some(durable) = accepted.durable {

@@ -6,6 +6,7 @@
 //! a shard thread. It never writes.
 
 pub mod format;
+pub mod plugin_sql;
 mod schema;
 mod table;
 
@@ -20,7 +21,7 @@ use datafusion::scalar::ScalarValue;
 use pipeline::buffer::WriteBuffer;
 use pipeline::catalog::Catalog;
 
-use crate::engine::logs::PluginLogs;
+use crate::plugin_logs::PluginLogs;
 use crate::storage::Storage;
 
 pub use schema::batches_for;

@@ -19,7 +19,7 @@ use pipeline::buffer::WriteBuffer;
 use pipeline::catalog::{CatalogSnapshot, Database, Table};
 
 use super::table::TableView;
-use crate::engine::logs::PluginLogs;
+use crate::plugin_logs::PluginLogs;
 use crate::storage::Storage;
 
 /// The batches of one table, aligned to its schema and spread over `partitions`.
@@ -76,7 +76,7 @@ impl SchemaProvider for DbSchema {
         // Read after the snapshot, so they cover every batch in it.
         let overlaps = self.buffer.overlaps(self.db.id, table.id);
         let (schema, buffered) = buffered?;
-        let cutoff = self.db.retention_cutoff(crate::storage::now_ns());
+        let cutoff = self.db.retention_cutoff(crate::time::now_ns());
         Ok(Some(Arc::new(TableView { schema, buffered, files, overlaps, cutoff, partitions: self.partitions })))
     }
 

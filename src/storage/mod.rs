@@ -46,11 +46,6 @@ impl Forget {
     }
 }
 
-/// The wall clock in nanoseconds since the epoch (what retention periods count from).
-pub fn now_ns() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i64)
-}
-
 impl Storage {
     /// Loads the newest file index of `node` from `store`.
     pub async fn open(node: &str, store: Store) -> Result<Storage, IndexError> {

@@ -31,7 +31,8 @@ use super::index::{FileIndex, IndexError, ParquetFile, TableOverlaps};
 use super::layout::file_path;
 use super::points::{sort_and_merge, sort_key_indices, split_by_window, time_range};
 use super::store::StoreError;
-use super::{now_ns, Forget, Storage};
+use super::{Forget, Storage};
+use crate::time::now_ns;
 
 /// How often the persister looks at the clock and the buffer.
 pub const POLL: Duration = Duration::from_millis(100);

@@ -98,7 +98,7 @@ mod tests {
     /// than growing it.
     #[test]
     fn freed_arenas_are_kept_and_reused() {
-        crate::engine::python::start().expect("python");
+        crate::py_api::python::start().expect("python");
         let round = || {
             pyo3::Python::attach(|py| {
                 let list = pyo3::types::PyList::empty(py);

@@ -61,7 +61,7 @@ impl PluginLogs {
             LogLevel::Error => tracing::error!(db = database, trigger = trigger_name, "{text}"),
         }
         let entry = LogEntry {
-            event_time_ns: crate::http::write::now_ns(),
+            event_time_ns: crate::time::now_ns(),
             database: database.to_string(),
             trigger_name: trigger_name.to_string(),
             level,

@@ -2,7 +2,7 @@
 //!
 //! `write`/`write_to_db` buffer lines that are written when the call returns successfully;
 //! `write_sync`/`write_sync_to_db` write before returning and raise if a line is refused;
-//! `query` runs SQL on the query runtime (the GIL released while it runs); `info`/`warn`/`error`
+//! `query` runs SQL through [`super::PluginSql`] (the GIL released while it runs); `info`/`warn`/`error`
 //! log to the server log and `system.processing_engine_logs`; `cache` is the trigger's cache.
 //! In a dry run (`plugin_test`) writes and log lines are captured instead, and nothing is written.
 //!
@@ -19,22 +19,12 @@ use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 
 use super::cache::{CacheSpace, PluginCache};
 use super::convert::{append_rows, Nulls};
-use super::ingest::{PluginWriter, WriteOutcome};
-use super::logs::{LogLevel, PluginLogs};
-use crate::query::QueryEngine;
+use super::services::{Services, WriteOutcome};
+use crate::plugin_logs::LogLevel;
 
 /// How long `write_sync` waits for its flush before giving up (it cannot be acked while the
 /// write path is stalled behind this very trigger's queue).
 pub const WRITE_SYNC_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// What plugin calls share: the write path, SQL, the log, the global cache.
-pub struct Services {
-    pub writer: Arc<dyn PluginWriter>,
-    pub query: Arc<QueryEngine>,
-    pub runtime: tokio::runtime::Handle,
-    pub logs: Arc<PluginLogs>,
-    pub global_cache: Arc<CacheSpace>,
-}
 
 /// What a dry run collects instead of writing and logging.
 #[derive(Default)]
@@ -157,7 +147,7 @@ impl PluginApi {
     }
 
     fn write_now(&self, py: Python<'_>, db: String, obj: &Bound<'_, PyAny>, no_sync: bool) -> PyResult<()> {
-        crate::engine::check_db_name(&db).map_err(PyValueError::new_err)?;
+        check_db_name(&db).map_err(PyValueError::new_err)?;
         let body = lines_of(obj)?;
         if let Some(c) = &self.ctx.capture {
             capture_write(c, &db, &body);
@@ -211,7 +201,7 @@ impl PluginApi {
 
     /// Buffers a write to another database.
     fn write_to_db(&self, db: String, line_builder: &Bound<'_, PyAny>) -> PyResult<()> {
-        crate::engine::check_db_name(&db).map_err(PyValueError::new_err)?;
+        check_db_name(&db).map_err(PyValueError::new_err)?;
         let lines = lines_of(line_builder)?;
         self.ctx.buffered.lock().push((db, lines));
         Ok(())
@@ -243,13 +233,12 @@ impl PluginApi {
             Some(d) => Some(params_to_json(d)?),
         };
         let db = database.unwrap_or_else(|| self.ctx.db.clone());
-        let engine = self.ctx.services.query.clone();
-        let rt = self.ctx.services.runtime.clone();
-        let out = py
-            .detach(move || rt.block_on(async move { engine.sql(&db, &query, params.as_ref()).await }))
+        let sql = self.ctx.services.sql.clone();
+        let batches = py
+            .detach(move || sql.query(&db, &query, params.as_ref()))
             .map_err(|e| PyRuntimeError::new_err(format!("query failed: {e}")))?;
         let list = PyList::empty(py);
-        for b in &out.batches {
+        for b in &batches {
             append_rows(py, b, Nulls::AsNone, &list)?;
         }
         Ok(list)
@@ -279,4 +268,9 @@ fn params_to_json(d: &Bound<'_, PyDict>) -> PyResult<serde_json::Map<String, ser
         m.insert(key, val);
     }
     Ok(m)
+}
+
+/// Checks a database name given by a plugin (as the catalog would).
+fn check_db_name(db: &str) -> Result<(), String> {
+    pipeline::catalog::validate_db_name(db).map_err(|e| e.to_string())
 }

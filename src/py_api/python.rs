@@ -9,7 +9,7 @@
 //! the plugin venv's site-packages and the plugin dir on `sys.path`, and the runtime
 //! (`LineBuilder` and its errors) in `builtins`.
 //!
-//! It never runs plugin code; [`super::plugin`] does.
+//! It never runs plugin code; [`crate::engine::plugin`] does.
 
 use std::ffi::CString;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,117 @@
+//! The running set of triggers: one [`Runner`] per enabled trigger, made to match the catalog
+//! by [`Inner::reconcile`] after every change and at start-up.
+//!
+//! It never calls a plugin; it only starts and stops runners.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use pipeline::catalog::Trigger;
+use pipeline::stats::Histogram;
+
+use crate::py_api::cache::CacheSpace;
+use super::dispatch::Event;
+use crate::plugin_logs::LogLevel;
+use super::spec::TriggerSpec;
+use super::Inner;
+
+/// Per-trigger counters, for `/metrics`.
+#[derive(Default)]
+pub struct TriggerStats {
+    pub calls: AtomicU64,
+    pub errors: AtomicU64,
+    pub latency: Histogram,
+}
+
+pub(super) struct RunnerState {
+    pub(super) queue: VecDeque<Event>,
+    /// A `Work::Sync` for this trigger is queued, running or waiting on the timer.
+    pub(super) scheduled: bool,
+    /// Failed attempts of the event at the front.
+    pub(super) attempt: u32,
+}
+
+/// A running (enabled) trigger.
+pub struct Runner {
+    pub db: String,
+    pub def: Arc<Trigger>,
+    pub spec: TriggerSpec,
+    /// How long one call may run.
+    pub(super) timeout: Duration,
+    pub(super) state: Mutex<RunnerState>,
+    /// Set when the trigger is disabled or deleted: queued events are dropped unrun.
+    pub(super) stopped: Arc<AtomicBool>,
+    /// Async calls queued or running.
+    pub(super) in_flight: AtomicUsize,
+    pub(super) cache: Arc<CacheSpace>,
+    pub stats: TriggerStats,
+    /// The write buffer's commit count when this trigger started: WAL flushes hand it only
+    /// rows committed since. A write acked before the trigger was created (or enabled) is
+    /// published on a later tick, but it is not this trigger's to see.
+    pub(super) since_commit: u64,
+}
+
+impl Runner {
+    /// A call of this trigger is queued or running.
+    pub fn busy(&self) -> bool {
+        self.state.lock().scheduled || self.in_flight.load(Ordering::Acquire) > 0
+    }
+}
+
+impl Inner {
+    pub(super) fn reconcile(&self) {
+        let snapshot = self.catalog.snapshot();
+        let mut wanted: HashMap<(String, String), Arc<Trigger>> = HashMap::new();
+        let mut defined = std::collections::HashSet::new();
+        for d in snapshot.databases.values() {
+            for t in d.triggers.values() {
+                defined.insert((d.name.clone(), t.name.clone()));
+                if !t.disabled {
+                    wanted.insert((d.name.clone(), t.name.clone()), t.clone());
+                }
+            }
+        }
+        let mut runners = self.runners.write();
+        runners.retain(|k, r| {
+            let keep = wanted.get(k).is_some_and(|t| **t == *r.def);
+            if !keep {
+                r.stopped.store(true, Ordering::Release);
+            }
+            keep
+        });
+        let mut caches = self.caches.lock();
+        caches.retain(|k, _| k.0.starts_with('\0') || defined.contains(k));
+        for (key, def) in wanted {
+            if runners.contains_key(&key) {
+                continue;
+            }
+            let spec = match TriggerSpec::parse(&def.specification) {
+                Ok(s) => s,
+                Err(e) => {
+                    self.services.logs.push(&key.0, &key.1, LogLevel::Error, format!("trigger not started: {e}"));
+                    continue;
+                }
+            };
+            let timeout = def.timeout_ms.map_or(self.default_timeout, Duration::from_millis);
+            let cache = caches.entry(key.clone()).or_default().clone();
+            let runner = Arc::new(Runner {
+                since_commit: self.buffer.commits(),
+                db: key.0.clone(),
+                def,
+                spec,
+                timeout,
+                state: Mutex::new(RunnerState { queue: VecDeque::new(), scheduled: false, attempt: 0 }),
+                stopped: Arc::new(AtomicBool::new(false)),
+                in_flight: AtomicUsize::new(0),
+                cache,
+                stats: TriggerStats::default(),
+            });
+            runners.insert(key, runner);
+        }
+        drop(runners);
+        let _ = self.schedule_changes.send(());
+    }
+}
