@@ -2,8 +2,8 @@
 //!
 //! Where things live: [`server`] wires the threads, [`http`] routes requests, [`query`] runs
 //! SQL, [`storage`] persists Parquet, [`engine`] runs Python plugins on triggers through
-//! [`py_api`], [`cli`] is the command line; [`time`] and [`plugin_logs`] are leaves they all
-//! share. The data path itself is the `pipeline` crate.
+//! [`py_api`], [`cli`] is the command line; [`time`], [`plugin_logs`] and [`trigger_status`] are
+//! leaves they all share. The data path itself is the `pipeline` crate.
 
 pub mod alloc;
 pub mod cli;
@@ -17,3 +17,4 @@ pub mod query;
 pub mod server;
 pub mod storage;
 pub mod time;
+pub mod trigger_status;

@@ -92,7 +92,8 @@ impl Metrics {
     }
 }
 
-/// Per running trigger: calls, failed calls, call latency. Counts start when the trigger starts
+/// Per running trigger: calls, failed calls, events waiting and the oldest one's wait, call
+/// latency. Counts start when the trigger starts
 /// (created, enabled, or the server started).
 fn render_triggers(engine: &crate::engine::Engine, out: &mut String) {
     use std::fmt::Write;
@@ -109,6 +110,15 @@ fn render_triggers(engine: &crate::engine::Engine, out: &mut String) {
             let v = if pick == 0 { &r.stats.calls } else { &r.stats.errors };
             let _ = writeln!(out, "{name}{{{l}}} {}", v.load(Relaxed));
         }
+    }
+    let status: Vec<_> = runners.iter().map(|r| r.status()).collect();
+    let _ = writeln!(out, "# HELP weir_trigger_queued_events Events waiting for a call, per trigger.\n# TYPE weir_trigger_queued_events gauge");
+    for (st, l) in status.iter().zip(&labels) {
+        let _ = writeln!(out, "weir_trigger_queued_events{{{l}}} {}", st.queued_events);
+    }
+    let _ = writeln!(out, "# HELP weir_trigger_lag_seconds How long the oldest waiting event has waited, per trigger.\n# TYPE weir_trigger_lag_seconds gauge");
+    for (st, l) in status.iter().zip(&labels) {
+        let _ = writeln!(out, "weir_trigger_lag_seconds{{{l}}} {}", st.lag_seconds);
     }
     for (r, l) in runners.iter().zip(&labels) {
         r.stats.latency.render("weir_trigger_call_duration_seconds", "Plugin call latency per trigger.", l, out);

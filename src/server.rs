@@ -144,6 +144,7 @@ pub fn run(cfg: ServeConfig) -> anyhow::Result<()> {
         default_timeout: cfg.plugin_timeout,
     };
     let engine = Engine::start(engine_cfg, catalog.clone(), buffer.clone(), services, Some(flushes)).context("starting the processing engine")?;
+    query.set_trigger_status(Arc::new(engine.clone()));
     let api = Arc::new(Api {
         catalog: catalog.clone(),
         buffer: buffer.clone(),

@@ -514,3 +514,47 @@ fn example_arrow_sum_reads_the_flush_as_a_pyarrow_batch_after_install_packages()
     let rows = s.wait_rows(30, "db", "SELECT \"table\", rows, sum FROM arrow_sums");
     assert_eq!(rows, vec![json!({"table": "cpu", "rows": 3, "sum": 3.75})], "{:?}", s.engine_logs("db"));
 }
+
+/// `system.processing_engine_triggers` shows each trigger's live state beside its definition:
+/// running or disabled, calls and errors, the last call's time, call durations, and how far a
+/// slow trigger is behind (events waiting, and for how long).
+#[test]
+fn processing_engine_triggers_shows_each_triggers_live_state() {
+    let s = Server::start(&[]);
+    s.add_plugin("ok.py", "def process_writes(influxdb3_local, table_batches, args=None):\n    pass\n");
+    s.add_plugin("bad.py", "def process_writes(influxdb3_local, table_batches, args=None):\n    raise ValueError('no')\n");
+    s.add_plugin("slow.py", "import time\ndef process_writes(influxdb3_local, table_batches, args=None):\n    time.sleep(1)\n");
+    assert_eq!(s.write("db", "cpu usage=0 1").0, 204);
+    for (name, file) in [("ok", "ok.py"), ("bad", "bad.py"), ("slow", "slow.py"), ("off", "ok.py")] {
+        s.create_trigger("db", name, file, "table:cpu", None, json!({}));
+    }
+    let (status, body) = s.post_json("/api/v3/configure/processing_engine_trigger/disable", &json!({"db": "db", "trigger_name": "off"}));
+    assert_eq!(status, 200, "{body}");
+    for i in 1..=3 {
+        assert_eq!(s.write("db", &format!("cpu usage={i} {}", i + 1)).0, 204);
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    let sql = "SELECT trigger_name, state, queued_events, lag_seconds, calls, errors, last_call_time, \
+               call_duration_p50_seconds FROM system.processing_engine_triggers ORDER BY trigger_name";
+    let row = |rows: &[serde_json::Value], name: &str| rows.iter().find(|r| r["trigger_name"] == name).cloned().unwrap_or_default();
+    // While the slow trigger works through its events, it shows them waiting.
+    let behind = wait_for(20, "the slow trigger to show events waiting", || {
+        let rows = s.query("db", sql);
+        let slow = row(&rows, "slow");
+        (slow["queued_events"].as_u64() >= Some(1) && slow["lag_seconds"].as_f64() > Some(0.2)).then_some(slow)
+    });
+    assert_eq!(behind["state"], "running", "{behind}");
+    let rows = wait_for(20, "every call to be counted", || {
+        let rows = s.query("db", sql);
+        let done = |n: &str, calls: u64| row(&rows, n)["calls"].as_u64() == Some(calls);
+        (done("ok", 3) && done("bad", 3) && done("slow", 3)).then_some(rows)
+    });
+    let (ok, bad, slow, off) = (row(&rows, "ok"), row(&rows, "bad"), row(&rows, "slow"), row(&rows, "off"));
+    assert_eq!((ok["state"].as_str(), ok["errors"].as_u64(), ok["queued_events"].as_u64()), (Some("running"), Some(0), Some(0)), "{ok}");
+    assert!(ok["last_call_time"].is_string(), "{ok}");
+    assert_eq!(bad["errors"].as_u64(), Some(3), "{bad}");
+    // The slow calls took about a second each: the p50 bucket bound says so.
+    assert!(slow["call_duration_p50_seconds"].as_f64().is_some_and(|p| (1.0..=2.5).contains(&p)), "{slow}");
+    assert_eq!(off["state"], "disabled", "{off}");
+    assert!(off["calls"].is_null(), "a trigger the engine does not run has no live state: {off}");
+}

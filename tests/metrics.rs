@@ -56,6 +56,30 @@ fn counts_calls_and_errors_per_trigger() {
         .then_some(text)
     });
     assert_eq!(m(&text, "weir_trigger_errors_total", "good"), 0.0);
+    // Nothing waits for either once their calls are done.
+    let text = common::wait_for(20, "the triggers to be idle", || {
+        let (_, text) = s.get("/metrics");
+        (m(&text, "weir_trigger_queued_events", "good") == 0.0 && m(&text, "weir_trigger_lag_seconds", "bad") == 0.0).then_some(text)
+    });
+    assert!(text.contains("# TYPE weir_trigger_lag_seconds gauge"), "{text}");
+}
+
+/// A trigger that falls behind shows it in `/metrics`: events waiting, and the oldest's wait.
+#[test]
+fn a_slow_trigger_shows_its_queue_and_lag() {
+    let s = Server::start(&[]);
+    s.add_plugin("slow.py", "import time\ndef process_writes(influxdb3_local, table_batches, args=None):\n    time.sleep(1)\n");
+    assert_eq!(s.write("m", "a f=1 1").0, 204);
+    s.create_trigger("m", "slow", "slow.py", "table:a", None, serde_json::json!({}));
+    for i in 2..5 {
+        assert_eq!(s.write("m", &format!("a f={i} {i}")).0, 204);
+        std::thread::sleep(std::time::Duration::from_millis(30));
+    }
+    let m = |text: &str, name: &str| metric(text, &format!("{name}{{db=\"m\",trigger=\"slow\"}}"));
+    common::wait_for(20, "the slow trigger's lag", || {
+        let (_, text) = s.get("/metrics");
+        (m(&text, "weir_trigger_queued_events") >= 1.0 && m(&text, "weir_trigger_lag_seconds") > 0.2).then_some(())
+    });
 }
 
 /// The profiling endpoints sample the running server: an SVG flamegraph, a pprof protobuf, one

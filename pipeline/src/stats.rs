@@ -37,6 +37,25 @@ impl Histogram {
         self.count.load(Relaxed)
     }
 
+    /// The `q` quantile (0 to 1) as the upper bound in seconds of the bucket it falls in (so an
+    /// over-estimate by at most one bucket); `None` before the first observation, infinity past
+    /// the last bucket.
+    pub fn quantile_upper_s(&self, q: f64) -> Option<f64> {
+        let count = self.count.load(Relaxed);
+        if count == 0 {
+            return None;
+        }
+        let rank = ((q.clamp(0.0, 1.0) * count as f64).ceil() as u64).max(1);
+        let mut cumulative = 0;
+        for (b, c) in LATENCY_BUCKETS_S.iter().zip(&self.counts) {
+            cumulative += c.load(Relaxed);
+            if cumulative >= rank {
+                return Some(*b);
+            }
+        }
+        Some(f64::INFINITY)
+    }
+
     /// Appends the histogram as `name_bucket`, `name_sum`, `name_count`.
     pub fn render(&self, name: &str, help: &str, labels: &str, out: &mut String) {
         let sep = if labels.is_empty() { "" } else { "," };
@@ -105,5 +124,19 @@ mod tests {
         assert!(out.contains("x_bucket{le=\"10\"} 2\n"), "{out}");
         assert!(out.contains("x_bucket{le=\"+Inf\"} 3\n"), "{out}");
         assert!(out.contains("x_count 3\n"));
+    }
+
+    #[test]
+    fn quantiles_are_bucket_upper_bounds() {
+        let h = Histogram::default();
+        assert_eq!(h.quantile_upper_s(0.5), None);
+        for _ in 0..98 {
+            h.observe_ns(300_000); // 0.3 ms: the 0.5 ms bucket
+        }
+        h.observe_ns(40_000_000); // 40 ms: the 50 ms bucket
+        h.observe_ns(60_000_000_000); // a minute: past every bucket
+        assert_eq!(h.quantile_upper_s(0.5), Some(0.0005));
+        assert_eq!(h.quantile_upper_s(0.99), Some(0.05));
+        assert_eq!(h.quantile_upper_s(1.0), Some(f64::INFINITY));
     }
 }

@@ -6,7 +6,7 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 use pipeline::queue::{TableBatch, WalFlush};
@@ -82,7 +82,7 @@ impl Inner {
         if st.queue.len() >= TRIGGER_QUEUE_EVENTS {
             return Enqueued::Full(event);
         }
-        st.queue.push_back(event);
+        st.queue.push_back((Instant::now(), event));
         if !st.scheduled {
             st.scheduled = true;
             drop(st);

@@ -149,7 +149,7 @@ impl Inner {
                 return;
             }
             match st.queue.front() {
-                Some(e) => e.clone(),
+                Some((_, e)) => e.clone(),
                 None => {
                     st.scheduled = false;
                     return;
@@ -214,6 +214,7 @@ impl Inner {
             Ok(())
         })();
         r.stats.calls.fetch_add(1, Ordering::Relaxed);
+        r.stats.last_call_ns.store(crate::time::now_ns(), Ordering::Relaxed);
         r.stats.latency.observe_ns(started.elapsed().as_nanos() as u64);
         match result {
             Ok(()) => true,

@@ -148,6 +148,12 @@ pub struct EngineConfig {
 }
 
 
+impl crate::trigger_status::TriggerStatusSource for Engine {
+    fn trigger_status(&self, db: &str) -> Vec<crate::trigger_status::TriggerStatus> {
+        self.inner.runners.read().values().filter(|r| r.db == db).map(|r| r.status()).collect()
+    }
+}
+
 impl Engine {
     /// Starts Python, the executors, the timer and (if given) the dispatcher of WAL flushes.
     pub fn start(

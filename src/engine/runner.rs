@@ -4,9 +4,9 @@
 //! It never calls a plugin; it only starts and stops runners.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use pipeline::catalog::Trigger;
@@ -17,17 +17,21 @@ use super::dispatch::Event;
 use crate::plugin_logs::LogLevel;
 use super::spec::TriggerSpec;
 use super::Inner;
+use crate::trigger_status::TriggerStatus;
 
 /// Per-trigger counters, for `/metrics`.
 #[derive(Default)]
 pub struct TriggerStats {
     pub calls: AtomicU64,
+    /// When the last call ended (ns since the epoch; 0 before the first).
+    pub last_call_ns: AtomicI64,
     pub errors: AtomicU64,
     pub latency: Histogram,
 }
 
 pub(super) struct RunnerState {
-    pub(super) queue: VecDeque<Event>,
+    /// Events waiting, each with when it was queued.
+    pub(super) queue: VecDeque<(Instant, Event)>,
     /// A `Work::Sync` for this trigger is queued, running or waiting on the timer.
     pub(super) scheduled: bool,
     /// Failed attempts of the event at the front.
@@ -58,6 +62,25 @@ impl Runner {
     /// A call of this trigger is queued or running.
     pub fn busy(&self) -> bool {
         self.state.lock().scheduled || self.in_flight.load(Ordering::Acquire) > 0
+    }
+
+    /// Its live state, for `system.processing_engine_triggers`.
+    pub fn status(&self) -> TriggerStatus {
+        let (queued, oldest) = {
+            let st = self.state.lock();
+            (st.queue.len(), st.queue.front().map(|(at, _)| *at))
+        };
+        let last = self.stats.last_call_ns.load(Ordering::Relaxed);
+        TriggerStatus {
+            trigger_name: self.def.name.clone(),
+            queued_events: (queued + self.in_flight.load(Ordering::Acquire)) as u64,
+            lag_seconds: oldest.map_or(0.0, |at| at.elapsed().as_secs_f64()),
+            calls: self.stats.calls.load(Ordering::Relaxed),
+            errors: self.stats.errors.load(Ordering::Relaxed),
+            last_call_time_ns: (last != 0).then_some(last),
+            call_duration_p50_s: self.stats.latency.quantile_upper_s(0.5),
+            call_duration_p99_s: self.stats.latency.quantile_upper_s(0.99),
+        }
     }
 }
 

@@ -23,6 +23,7 @@ use pipeline::catalog::Catalog;
 
 use crate::plugin_logs::PluginLogs;
 use crate::storage::Storage;
+use crate::trigger_status::TriggerStatusSource;
 
 pub use schema::batches_for;
 
@@ -62,6 +63,8 @@ pub struct QueryEngine {
     storage: Arc<Storage>,
     logs: Arc<PluginLogs>,
     target_partitions: usize,
+    /// The engine's live trigger state, set once the engine has started.
+    triggers: std::sync::OnceLock<Arc<dyn TriggerStatusSource>>,
 }
 
 impl QueryEngine {
@@ -72,7 +75,14 @@ impl QueryEngine {
         logs: Arc<PluginLogs>,
         target_partitions: usize,
     ) -> QueryEngine {
-        QueryEngine { catalog, buffer, storage, logs, target_partitions: target_partitions.max(1) }
+        QueryEngine { catalog, buffer, storage, logs, target_partitions: target_partitions.max(1), triggers: Default::default() }
+    }
+
+    /// Where `system.processing_engine_triggers` reads each running trigger's state (the engine
+    /// starts after the query engine, which plugins query through). Set once; later calls are
+    /// ignored.
+    pub fn set_trigger_status(&self, source: Arc<dyn TriggerStatusSource>) {
+        let _ = self.triggers.set(source);
     }
 
     /// The write buffer it reads.
@@ -93,7 +103,13 @@ impl QueryEngine {
             .ok_or_else(|| QueryError::Internal("the default catalog is missing".into()))?;
         let url = url::Url::parse(table::STORE_URL).map_err(|e| QueryError::Internal(e.to_string()))?;
         ctx.register_object_store(&url, self.storage.store.object_store());
-        let system = schema::SystemSchema::new(snapshot.clone(), dbm.name.clone(), self.logs.clone(), self.storage.clone());
+        let system = schema::SystemSchema::new(
+            snapshot.clone(),
+            dbm.name.clone(),
+            self.logs.clone(),
+            self.storage.clone(),
+            self.triggers.get().cloned(),
+        );
         let tables = schema::DbSchema::new(dbm, self.buffer.clone(), self.storage.clone(), self.target_partitions);
         catalog.register_schema("iox", Arc::new(tables))?;
         catalog.register_schema("system", Arc::new(system))?;

@@ -5,9 +5,10 @@
 //! System tables describe the query's database: its triggers, their arguments, and the
 //! processing-engine log entries of its triggers.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, BooleanArray, Int64Array, StringArray, TimestampNanosecondArray, UInt64Array};
+use arrow::array::{ArrayRef, BooleanArray, Float64Array, Int64Array, StringArray, TimestampNanosecondArray, UInt64Array};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
@@ -21,6 +22,7 @@ use pipeline::catalog::{CatalogSnapshot, Database, Table};
 use super::table::TableView;
 use crate::plugin_logs::PluginLogs;
 use crate::storage::Storage;
+use crate::trigger_status::{TriggerStatus, TriggerStatusSource};
 
 /// The batches of one table, aligned to its schema and spread over `partitions`.
 pub fn batches_for(
@@ -91,6 +93,7 @@ pub struct SystemSchema {
     db: String,
     logs: Arc<PluginLogs>,
     storage: Arc<Storage>,
+    triggers: Option<Arc<dyn TriggerStatusSource>>,
 }
 
 impl std::fmt::Debug for SystemSchema {
@@ -100,8 +103,14 @@ impl std::fmt::Debug for SystemSchema {
 }
 
 impl SystemSchema {
-    pub fn new(catalog: Arc<CatalogSnapshot>, db: String, logs: Arc<PluginLogs>, storage: Arc<Storage>) -> SystemSchema {
-        SystemSchema { catalog, db, logs, storage }
+    pub fn new(
+        catalog: Arc<CatalogSnapshot>,
+        db: String,
+        logs: Arc<PluginLogs>,
+        storage: Arc<Storage>,
+        triggers: Option<Arc<dyn TriggerStatusSource>>,
+    ) -> SystemSchema {
+        SystemSchema { catalog, db, logs, storage, triggers }
     }
 
     /// The query database's Parquet files, as InfluxDB 3's `system.parquet_files` lists them.
@@ -137,8 +146,23 @@ impl SystemSchema {
         Ok(RecordBatch::try_new(schema, cols)?)
     }
 
+    /// InfluxDB 3's columns, then Weir's live state of each trigger: `state` (`running`,
+    /// `disabled`, or `not_started` when its spec or plugin failed at start), events waiting and
+    /// how long the oldest has waited, calls, errors, the last call's time and call-duration
+    /// quantiles. A trigger the engine does not run has NULLs there.
     fn triggers(&self) -> Result<RecordBatch, DataFusionError> {
         let triggers: Vec<_> = self.catalog.db(&self.db).map(|d| d.triggers.values().cloned().collect()).unwrap_or_default();
+        let live: HashMap<String, TriggerStatus> = self
+            .triggers
+            .as_ref()
+            .map(|s| s.trigger_status(&self.db).into_iter().map(|t| (t.trigger_name.clone(), t)).collect())
+            .unwrap_or_default();
+        let status: Vec<Option<&TriggerStatus>> = triggers.iter().map(|t| live.get(&t.name)).collect();
+        let state = triggers.iter().zip(&status).map(|(t, s)| match (t.disabled, s) {
+            (true, _) => "disabled",
+            (false, Some(_)) => "running",
+            (false, None) => "not_started",
+        });
         let schema = Arc::new(Schema::new(vec![
             Field::new("trigger_name", DataType::Utf8, false),
             Field::new("plugin_filename", DataType::Utf8, false),
@@ -146,7 +170,17 @@ impl SystemSchema {
             Field::new("disabled", DataType::Boolean, false),
             Field::new("error_behavior", DataType::Utf8, false),
             Field::new("run_async", DataType::Boolean, false),
+            Field::new("state", DataType::Utf8, false),
+            Field::new("queued_events", DataType::UInt64, true),
+            Field::new("lag_seconds", DataType::Float64, true),
+            Field::new("calls", DataType::UInt64, true),
+            Field::new("errors", DataType::UInt64, true),
+            Field::new("last_call_time", DataType::Timestamp(TimeUnit::Nanosecond, None), true),
+            Field::new("call_duration_p50_seconds", DataType::Float64, true),
+            Field::new("call_duration_p99_seconds", DataType::Float64, true),
         ]));
+        let u64s = |f: fn(&TriggerStatus) -> u64| Arc::new(UInt64Array::from_iter(status.iter().map(|s| s.map(f)))) as ArrayRef;
+        let f64s = |f: fn(&TriggerStatus) -> Option<f64>| Arc::new(Float64Array::from_iter(status.iter().map(|s| s.and_then(f)))) as ArrayRef;
         let cols: Vec<ArrayRef> = vec![
             Arc::new(StringArray::from_iter_values(triggers.iter().map(|t| t.name.as_str()))),
             Arc::new(StringArray::from_iter_values(triggers.iter().map(|t| t.plugin_filename.as_str()))),
@@ -154,6 +188,14 @@ impl SystemSchema {
             Arc::new(BooleanArray::from_iter(triggers.iter().map(|t| Some(t.disabled)))),
             Arc::new(StringArray::from_iter_values(triggers.iter().map(|t| t.error_behavior.name()))),
             Arc::new(BooleanArray::from_iter(triggers.iter().map(|t| Some(t.run_async)))),
+            Arc::new(StringArray::from_iter_values(state)),
+            u64s(|s| s.queued_events),
+            f64s(|s| Some(s.lag_seconds)),
+            u64s(|s| s.calls),
+            u64s(|s| s.errors),
+            Arc::new(TimestampNanosecondArray::from_iter(status.iter().map(|s| s.and_then(|s| s.last_call_time_ns)))),
+            f64s(|s| s.call_duration_p50_s),
+            f64s(|s| s.call_duration_p99_s),
         ];
         Ok(RecordBatch::try_new(schema, cols)?)
     }

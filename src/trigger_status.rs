@@ -1,0 +1,29 @@
+//! What the engine reports about its triggers while they run, for
+//! `system.processing_engine_triggers`: a row type and the trait the engine implements.
+//!
+//! A leaf, so the query side reads the engine's state without depending on the engine.
+
+/// One trigger's live state. Only triggers the engine runs have one; a disabled trigger has none.
+#[derive(Debug, Clone, Default)]
+pub struct TriggerStatus {
+    pub trigger_name: String,
+    /// Events (WAL flushes, ticks, requests) waiting for a call, or calls of a `run_async`
+    /// trigger queued or running.
+    pub queued_events: u64,
+    /// How long the oldest waiting event has waited, in seconds (0 when none waits).
+    pub lag_seconds: f64,
+    /// Calls since the trigger started, and how many of them failed or timed out.
+    pub calls: u64,
+    pub errors: u64,
+    /// When the last call ended, in nanoseconds since the epoch.
+    pub last_call_time_ns: Option<i64>,
+    /// Call duration quantiles in seconds (bucket upper bounds, so at most one bucket high).
+    pub call_duration_p50_s: Option<f64>,
+    pub call_duration_p99_s: Option<f64>,
+}
+
+/// The source of [`TriggerStatus`] rows: the processing engine.
+pub trait TriggerStatusSource: Send + Sync {
+    /// The running triggers of database `db`.
+    fn trigger_status(&self, db: &str) -> Vec<TriggerStatus>;
+}
