@@ -93,6 +93,11 @@ pub struct ServeConfig {
     #[arg(long, env = "WEIR_PLUGIN_TIMEOUT", default_value = "60s", value_parser = crate::time::parse_duration)]
     pub plugin_timeout: Duration,
 
+    /// Most rows one call of a WAL trigger is given when it has fallen behind: the flushes
+    /// waiting for it are joined into one call up to this many rows.
+    #[arg(long, env = "WEIR_TRIGGER_MAX_BATCH_ROWS", default_value_t = 100_000)]
+    pub trigger_max_batch_rows: usize,
+
     /// On SIGTERM or Ctrl-C, how long to wait for running plugin calls (and the writes they
     /// make) to finish before exiting. No new call starts meanwhile.
     #[arg(long, env = "WEIR_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = crate::time::parse_duration)]

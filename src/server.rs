@@ -134,6 +134,7 @@ pub fn run(cfg: ServeConfig) -> anyhow::Result<()> {
         sql: Arc::new(RuntimeSql { engine: query.clone(), runtime: runtime.handle().clone() }),
         logs,
         global_cache: Arc::default(),
+        writes_in_flight: Default::default(),
     });
     // Subscribed before the merger starts, so the engine sees every flush from the first.
     let flushes = subscribers.subscribe();
@@ -142,6 +143,7 @@ pub fn run(cfg: ServeConfig) -> anyhow::Result<()> {
         plugin_repo: cfg.plugin_repo.clone(),
         executors: cfg.py_executor_count(),
         default_timeout: cfg.plugin_timeout,
+        max_batch_rows: cfg.trigger_max_batch_rows,
     };
     let engine = Engine::start(engine_cfg, catalog.clone(), buffer.clone(), services, Some(flushes)).context("starting the processing engine")?;
     query.set_trigger_status(Arc::new(engine.clone()));

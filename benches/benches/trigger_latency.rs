@@ -128,11 +128,12 @@ fn main() {
         }),
         logs: logs.clone(),
         global_cache: Arc::default(),
+        writes_in_flight: Default::default(),
     });
     let (flush_tx, flush_rx) = crossbeam_channel::bounded(16);
     let catalog_for_jitter = catalog.clone();
     let engine = Engine::start(
-        EngineConfig { plugin_dir: dir.path().to_path_buf(), plugin_repo: String::new(), executors: 1, default_timeout: Duration::from_secs(60) },
+        EngineConfig { plugin_dir: dir.path().to_path_buf(), plugin_repo: String::new(), executors: 1, default_timeout: Duration::from_secs(60), max_batch_rows: 100_000 },
         catalog,
         buffer,
         services,

@@ -4,6 +4,7 @@
 //! It never runs plugin code and never drops an event: a trigger [`TRIGGER_QUEUE_EVENTS`]
 //! behind makes the dispatcher wait.
 
+use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -104,4 +105,45 @@ pub(super) fn flush_for(flush: &Arc<WalFlush>, r: &Runner) -> Option<Arc<WalFlus
         return Some(flush.clone());
     }
     Some(Arc::new(WalFlush { epoch: flush.epoch, tables: flush.tables.iter().filter(|t| fresh(t)).cloned().collect() }))
+}
+
+/// Rows of `flush` that trigger `r` is given (its database, the tables its spec wants).
+fn wanted_rows(flush: &WalFlush, r: &Runner) -> usize {
+    flush.tables.iter().filter(|t| wants(t, r)).map(|t| t.batch.num_rows()).sum()
+}
+
+fn wants(t: &TableBatch, r: &Runner) -> bool {
+    *t.db_name == *r.db && r.spec.wants_table(&t.table_name)
+}
+
+/// What a synchronous trigger's next call handles, and how many queued events that covers: the
+/// front event, joined by the WAL flushes right behind it while the rows the trigger wants stay
+/// within `max_rows`. So a trigger that falls behind catches up in fewer, larger calls (rows in
+/// commit order, merged per table by `table_batches`) instead of one call per flush.
+pub(super) fn next_call(queue: &VecDeque<(Instant, Event)>, r: &Runner, max_rows: usize) -> Option<(usize, Event)> {
+    let (_, first) = queue.front()?;
+    let Event::Wal(first_flush) = first else { return Some((1, first.clone())) };
+    let mut rows = wanted_rows(first_flush, r);
+    let mut n = 1;
+    for (_, e) in queue.iter().skip(1) {
+        let Event::Wal(f) = e else { break };
+        let more = wanted_rows(f, r);
+        if rows + more > max_rows {
+            break;
+        }
+        rows += more;
+        n += 1;
+    }
+    if n == 1 {
+        return Some((1, first.clone()));
+    }
+    let mut tables = Vec::new();
+    let mut epoch = first_flush.epoch;
+    for (_, e) in queue.iter().take(n) {
+        if let Event::Wal(f) = e {
+            tables.extend(f.tables.iter().filter(|t| wants(t, r)).cloned());
+            epoch = f.epoch;
+        }
+    }
+    Some((n, Event::Wal(Arc::new(WalFlush { epoch, tables }))))
 }

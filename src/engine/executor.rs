@@ -11,7 +11,7 @@ use parking_lot::Mutex;
 use pyo3::prelude::*;
 
 use super::call_args::{args_dict, call_args};
-use super::dispatch::Event;
+use super::dispatch::{next_call, Event};
 use crate::py_api::local_api::{CallContext, PluginApi};
 use crate::plugin_logs::LogLevel;
 use crate::py_api::python::format_exception;
@@ -141,15 +141,17 @@ impl Inner {
     }
 
     pub(super) fn run_sync(&self, py: Python<'_>, slot: &Slot, r: Arc<Runner>) {
-        let event = {
+        let (covers, event) = {
             let mut st = r.state.lock();
             if r.stopped.load(Ordering::Acquire) {
                 st.queue.clear();
+                st.pending = None;
                 st.scheduled = false;
                 return;
             }
-            match st.queue.front() {
-                Some((_, e)) => e.clone(),
+            let next = st.pending.clone().or_else(|| next_call(&st.queue, &r, self.max_batch_rows));
+            match next {
+                Some(n) => n,
                 None => {
                     st.scheduled = false;
                     return;
@@ -166,12 +168,15 @@ impl Inner {
         let mut st = r.state.lock();
         if let Some(delay) = retry {
             st.attempt += 1;
+            st.pending = Some((covers, event));
             drop(st);
-            // Still scheduled: the timer sends it back, the same event first.
+            // Still scheduled: the timer sends it back, the same call first.
             self.later(delay, Work::Sync(r.clone()));
             return;
         }
-        st.queue.pop_front();
+        let covers = covers.min(st.queue.len());
+        st.queue.drain(..covers);
+        st.pending = None;
         st.attempt = 0;
         if st.queue.is_empty() || r.stopped.load(Ordering::Acquire) {
             st.queue.clear();

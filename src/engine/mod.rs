@@ -128,6 +128,7 @@ struct Inner {
     timer_seq: AtomicU64,
     schedule_changes: Sender<()>,
     plugin_repo: String,
+    max_batch_rows: usize,
     /// Set at shutdown: executors drop trigger work instead of starting it.
     closing: AtomicBool,
 }
@@ -145,6 +146,8 @@ pub struct EngineConfig {
     pub executors: usize,
     /// Time limit of a call for triggers that set none.
     pub default_timeout: Duration,
+    /// Most rows one call of a WAL trigger that fell behind is given (the flushes it joins).
+    pub max_batch_rows: usize,
 }
 
 
@@ -191,6 +194,7 @@ impl Engine {
             schedule_changes: changes_tx,
             plugin_repo: cfg.plugin_repo,
             closing: AtomicBool::new(false),
+            max_batch_rows: cfg.max_batch_rows.max(1),
         });
         for i in 0..n {
             spawn_executor(&inner, format!("weir-py-{i}"), false).map_err(|e| EngineError::Unavailable(e.to_string()))?;
@@ -318,7 +322,7 @@ impl Engine {
         let deadline = std::time::Instant::now() + timeout;
         loop {
             let busy = self.inner.threads.load(Ordering::Acquire).saturating_sub(self.inner.idle.load(Ordering::Acquire));
-            if busy == 0 {
+            if busy == 0 && self.inner.services.writes_in_flight.load(Ordering::Acquire) == 0 {
                 return Vec::new();
             }
             if std::time::Instant::now() >= deadline {

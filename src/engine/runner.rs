@@ -34,8 +34,11 @@ pub(super) struct RunnerState {
     pub(super) queue: VecDeque<(Instant, Event)>,
     /// A `Work::Sync` for this trigger is queued, running or waiting on the timer.
     pub(super) scheduled: bool,
-    /// Failed attempts of the event at the front.
+    /// Failed attempts of the call at the front.
     pub(super) attempt: u32,
+    /// While a call is retried: the event it handles and how many queued events that covers,
+    /// so a retry handles exactly what the failed call did.
+    pub(super) pending: Option<(usize, Event)>,
 }
 
 /// A running (enabled) trigger.
@@ -126,7 +129,7 @@ impl Inner {
                 def,
                 spec,
                 timeout,
-                state: Mutex::new(RunnerState { queue: VecDeque::new(), scheduled: false, attempt: 0 }),
+                state: Mutex::new(RunnerState { queue: VecDeque::new(), scheduled: false, attempt: 0, pending: None }),
                 stopped: Arc::new(AtomicBool::new(false)),
                 in_flight: AtomicUsize::new(0),
                 cache,

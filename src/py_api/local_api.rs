@@ -9,6 +9,7 @@
 //! It never blocks while holding the GIL: every wait (a write's flush, a query) detaches first.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -71,17 +72,19 @@ impl CallContext {
                 capture_write(c, &db, &body);
                 continue;
             }
-            let logs = self.services.logs.clone();
+            let services = self.services.clone();
             let (own_db, trigger) = (self.db.clone(), self.trigger.clone());
             let target = db.clone();
+            self.services.writes_in_flight.fetch_add(1, Ordering::AcqRel);
             self.services.writer.submit(
                 db,
                 body.into_bytes(),
                 false,
                 Box::new(move |r| {
                     if let Some(msg) = describe_failure(&target, r) {
-                        logs.push(&own_db, &trigger, LogLevel::Error, msg);
+                        services.logs.push(&own_db, &trigger, LogLevel::Error, msg);
                     }
+                    services.writes_in_flight.fetch_sub(1, Ordering::AcqRel);
                 }),
             );
         }

@@ -4,6 +4,7 @@
 //!
 //! It names no server part: the engine and the tests plug in what they have.
 
+use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 
 use arrow::record_batch::RecordBatch;
@@ -41,4 +42,7 @@ pub struct Services {
     pub sql: Arc<dyn PluginSql>,
     pub logs: Arc<PluginLogs>,
     pub global_cache: Arc<CacheSpace>,
+    /// Writes plugins made on return (`write`, `write_to_db`) that are not yet durable or
+    /// refused: shutdown waits for them.
+    pub writes_in_flight: AtomicUsize,
 }
