@@ -86,11 +86,15 @@ impl Target {
                 }
             }
         });
-        let base = match rx.recv_timeout(Duration::from_secs(60)) {
+        // Long enough for a restart that replays a large WAL tail: that time is what the
+        // restart scenario measures, and a failure shows the log rather than a timeout alone.
+        let base = match rx.recv_timeout(Duration::from_secs(300)) {
             Ok(base) => base,
             Err(_) => {
                 let _ = child.kill();
-                bail!("weir did not start; see its log in {}", dir.path().display());
+                let log = std::fs::read_to_string(dir.path().join("weir.log")).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(20).collect::<Vec<_>>().into_iter().rev().collect();
+                bail!("weir did not start within 300 s (or exited); the end of its log:\n{}", tail.join("\n"));
             }
         };
         Ok(Target { kind: Kind::Weir, base, child, dir })
