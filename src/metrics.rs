@@ -17,6 +17,7 @@ use pipeline::stats::{counter, gauge, Histogram, WriteStats};
 
 use crate::http::error::Resp;
 use crate::storage::Storage;
+use crate::trigger_status::TriggerStatus;
 
 pub struct Metrics {
     pub write: Arc<WriteStats>,
@@ -92,33 +93,29 @@ impl Metrics {
     }
 }
 
+/// A per-trigger metric: name, help, Prometheus type, and one trigger's value.
+type Family = (&'static str, &'static str, &'static str, fn(&TriggerStatus) -> String);
+
 /// Per running trigger: calls, failed calls, events waiting and the oldest one's wait, call
-/// latency. Counts start when the trigger starts
-/// (created, enabled, or the server started).
+/// latency. Counts start when the trigger starts (created, enabled, or the server started).
 fn render_triggers(engine: &crate::engine::Engine, out: &mut String) {
     use std::fmt::Write;
     let mut runners = engine.runners();
     runners.sort_by(|a, b| (&a.db, &a.def.name).cmp(&(&b.db, &b.def.name)));
     let label = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");
     let labels: Vec<String> = runners.iter().map(|r| format!("db=\"{}\",trigger=\"{}\"", label(&r.db), label(&r.def.name))).collect();
-    for (name, help, pick) in [
-        ("weir_trigger_calls_total", "Plugin calls per trigger.", 0),
-        ("weir_trigger_errors_total", "Plugin calls that raised or timed out, per trigger.", 1),
-    ] {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
-        for (r, l) in runners.iter().zip(&labels) {
-            let v = if pick == 0 { &r.stats.calls } else { &r.stats.errors };
-            let _ = writeln!(out, "{name}{{{l}}} {}", v.load(Relaxed));
+    let status: Vec<TriggerStatus> = runners.iter().map(|r| r.status()).collect();
+    let families: [Family; 4] = [
+        ("weir_trigger_calls_total", "Plugin calls per trigger.", "counter", |s| s.calls.to_string()),
+        ("weir_trigger_errors_total", "Plugin calls that raised or timed out, per trigger.", "counter", |s| s.errors.to_string()),
+        ("weir_trigger_queued_events", "Events waiting for a call, per trigger.", "gauge", |s| s.queued_events.to_string()),
+        ("weir_trigger_lag_seconds", "How long the oldest waiting event has waited, per trigger.", "gauge", |s| s.lag_seconds.to_string()),
+    ];
+    for (name, help, kind, value) in families {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (st, l) in status.iter().zip(&labels) {
+            let _ = writeln!(out, "{name}{{{l}}} {}", value(st));
         }
-    }
-    let status: Vec<_> = runners.iter().map(|r| r.status()).collect();
-    let _ = writeln!(out, "# HELP weir_trigger_queued_events Events waiting for a call, per trigger.\n# TYPE weir_trigger_queued_events gauge");
-    for (st, l) in status.iter().zip(&labels) {
-        let _ = writeln!(out, "weir_trigger_queued_events{{{l}}} {}", st.queued_events);
-    }
-    let _ = writeln!(out, "# HELP weir_trigger_lag_seconds How long the oldest waiting event has waited, per trigger.\n# TYPE weir_trigger_lag_seconds gauge");
-    for (st, l) in status.iter().zip(&labels) {
-        let _ = writeln!(out, "weir_trigger_lag_seconds{{{l}}} {}", st.lag_seconds);
     }
     for (r, l) in runners.iter().zip(&labels) {
         r.stats.latency.render("weir_trigger_call_duration_seconds", "Plugin call latency per trigger.", l, out);

@@ -52,14 +52,10 @@ pub(super) fn args_dict<'py>(py: Python<'py>, args: Option<&BTreeMap<String, Str
 /// `table_batches` for one trigger: one `TableBatch` dict per table of `db` that the spec
 /// wants, rows as dicts, and `"arrow"` built on demand. Public for the benches.
 pub fn table_batches<'py>(py: Python<'py>, flush: &WalFlush, db: &str, spec: &TriggerSpec) -> PyResult<Bound<'py, PyList>> {
-    // Parts in commit order: one flush joins every shard's batches of an epoch (and a trigger
-    // that fell behind gets several flushes joined), and a write acked on one shard may share
-    // an epoch with a later write on another, listed first.
-    let mut parts: Vec<&TableBatch> = flush.tables.iter().collect();
-    parts.sort_by_key(|t| t.commit);
     // Group by table, keeping first-seen order: several shards may each hold part of a table.
+    // The parts are in commit order already (the merger and `dispatch::next_call` see to it).
     let mut groups: Vec<(&str, Vec<&TableBatch>)> = Vec::new();
-    for t in parts {
+    for t in &flush.tables {
         if *t.db_name != *db || !spec.wants_table(&t.table_name) {
             continue;
         }

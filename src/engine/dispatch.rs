@@ -97,7 +97,7 @@ impl Inner {
 /// without the batches committed before the trigger started (only around its start).
 pub(super) fn flush_for(flush: &Arc<WalFlush>, r: &Runner) -> Option<Arc<WalFlush>> {
     let fresh = |t: &TableBatch| t.commit >= r.since_commit;
-    let wanted = flush.tables.iter().any(|t| fresh(t) && *t.db_name == *r.db && r.spec.wants_table(&t.table_name));
+    let wanted = flush.tables.iter().any(|t| fresh(t) && wants(t, r));
     if !wanted {
         return None;
     }
@@ -145,5 +145,7 @@ pub(super) fn next_call(queue: &VecDeque<(Instant, Event)>, r: &Runner, max_rows
             epoch = f.epoch;
         }
     }
+    // The merger orders each flush by commit; the join is ordered the same way.
+    tables.sort_by_key(|t| t.commit);
     Some((n, Event::Wal(Arc::new(WalFlush { epoch, tables }))))
 }

@@ -15,7 +15,7 @@ use super::dispatch::Event;
 use crate::py_api::local_api::{CallContext, Capture, PluginApi};
 use crate::py_api::python::format_exception;
 use super::spec::{self, TriggerSpec};
-use super::{check_db_name, schedule, Engine, EngineError};
+use super::{schedule, Engine, EngineError};
 
 /// What a dry run feeds the plugin.
 pub enum DryRunInput {
@@ -45,7 +45,7 @@ impl Engine {
         arguments: Option<BTreeMap<String, String>>,
         cache_name: Option<String>,
     ) -> Result<DryRunReport, EngineError> {
-        check_db_name(db).map_err(EngineError::Invalid)?;
+        pipeline::catalog::validate_db_name(db).map_err(|e| EngineError::Invalid(e.to_string()))?;
         self.fetch(filename).await?;
         self.inner.plugins.resolve(filename)?;
         let mut report = DryRunReport::default();

@@ -102,11 +102,6 @@ pub enum EngineError {
     Timeout(String),
 }
 
-/// Checks a database name given by a plugin or a request (as the catalog would).
-pub fn check_db_name(db: &str) -> Result<(), String> {
-    pipeline::catalog::validate_db_name(db).map_err(|e| e.to_string())
-}
-
 
 struct Inner {
     catalog: Arc<Catalog>,

@@ -150,7 +150,7 @@ impl PluginApi {
     }
 
     fn write_now(&self, py: Python<'_>, db: String, obj: &Bound<'_, PyAny>, no_sync: bool) -> PyResult<()> {
-        check_db_name(&db).map_err(PyValueError::new_err)?;
+        pipeline::catalog::validate_db_name(&db).map_err(|e| PyValueError::new_err(e.to_string()))?;
         let body = lines_of(obj)?;
         if let Some(c) = &self.ctx.capture {
             capture_write(c, &db, &body);
@@ -204,7 +204,7 @@ impl PluginApi {
 
     /// Buffers a write to another database.
     fn write_to_db(&self, db: String, line_builder: &Bound<'_, PyAny>) -> PyResult<()> {
-        check_db_name(&db).map_err(PyValueError::new_err)?;
+        pipeline::catalog::validate_db_name(&db).map_err(|e| PyValueError::new_err(e.to_string()))?;
         let lines = lines_of(line_builder)?;
         self.ctx.buffered.lock().push((db, lines));
         Ok(())
@@ -271,9 +271,4 @@ fn params_to_json(d: &Bound<'_, PyDict>) -> PyResult<serde_json::Map<String, ser
         m.insert(key, val);
     }
     Ok(m)
-}
-
-/// Checks a database name given by a plugin (as the catalog would).
-fn check_db_name(db: &str) -> Result<(), String> {
-    pipeline::catalog::validate_db_name(db).map_err(|e| e.to_string())
 }

@@ -249,12 +249,12 @@ mod tests {
         assert_eq!(pretty(&got), want);
     }
 
-    /// The naive statement of the rule: stable sort by (host, nulls first; time), then per
-    /// point the last non-null value of each field.
     /// One row of the test table: host, time, f, i.
     type Row<'a> = (Option<&'a str>, i64, Option<f64>, Option<i64>);
     type OwnedRow = (Option<String>, i64, Option<f64>, Option<i64>);
 
+    /// The naive statement of the rule: stable sort by (host, nulls first; time), then per
+    /// point the last non-null value of each field.
     fn naive(rows: &[Row<'_>]) -> Vec<OwnedRow> {
         let mut sorted: Vec<_> = rows.to_vec();
         sorted.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
