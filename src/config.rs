@@ -93,10 +93,20 @@ pub struct ServeConfig {
     #[arg(long, env = "WEIR_PLUGIN_TIMEOUT", default_value = "60s", value_parser = crate::time::parse_duration)]
     pub plugin_timeout: Duration,
 
-    /// Most rows one call of a WAL trigger is given when it has fallen behind: the flushes
-    /// waiting for it are joined into one call up to this many rows.
+    /// Most rows one call of a WAL trigger is given (whole commits, so one large write may pass
+    /// it): a trigger that has fallen behind catches up in calls of this size.
     #[arg(long, env = "WEIR_TRIGGER_MAX_BATCH_ROWS", default_value_t = 100_000)]
     pub trigger_max_batch_rows: usize,
+
+    /// A WAL trigger whose oldest unhandled rows are older than this is marked `lagging` and
+    /// logged (its rows are still kept for it; `none`: never marked).
+    #[arg(long, env = "WEIR_TRIGGER_MAX_LAG", default_value = "10m", value_parser = parse_max_lag)]
+    pub trigger_max_lag: MaxLag,
+
+    /// Bytes of recent commits kept in memory for WAL triggers (default: an eighth of
+    /// `--max-buffer-bytes`); a trigger further behind reads the WAL from disk.
+    #[arg(long, env = "WEIR_TRIGGER_MEMORY_BYTES")]
+    pub trigger_memory_bytes: Option<usize>,
 
     /// On SIGTERM or Ctrl-C, how long to wait for running plugin calls (and the writes they
     /// make) to finish before exiting. No new call starts meanwhile.
@@ -172,9 +182,24 @@ impl ServeConfig {
         self.persist_threshold_bytes.unwrap_or_else(|| self.max_buffer_bytes() / 2).max(1)
     }
 
+    pub fn trigger_memory_bytes(&self) -> usize {
+        self.trigger_memory_bytes.unwrap_or_else(|| self.max_buffer_bytes() / 8)
+    }
+
     pub fn query_thread_count(&self) -> usize {
         self.query_threads.unwrap_or_else(|| (cores() / 2).max(1)).max(1)
     }
+}
+
+/// `--trigger-max-lag`: a duration, or `none`.
+#[derive(Debug, Clone, Copy)]
+pub struct MaxLag(pub Option<Duration>);
+
+fn parse_max_lag(s: &str) -> Result<MaxLag, String> {
+    if s.eq_ignore_ascii_case("none") {
+        return Ok(MaxLag(None));
+    }
+    crate::time::parse_duration(s).map(|d| MaxLag(Some(d)))
 }
 
 /// The machine's RAM, from `/proc/meminfo` (4 GiB if it cannot be read).

@@ -12,7 +12,6 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::Response;
 use pipeline::buffer::WriteBuffer;
-use pipeline::queue::{ShardFlush, Subscribers};
 use pipeline::stats::{counter, gauge, Histogram, WriteStats};
 
 use crate::http::error::Resp;
@@ -21,9 +20,6 @@ use crate::trigger_status::TriggerStatus;
 
 pub struct Metrics {
     pub write: Arc<WriteStats>,
-    pub subscribers: Subscribers,
-    /// A handle on the shards-to-merger queue, to report its depth.
-    pub merger_queue: crossbeam_channel::Sender<ShardFlush>,
     buffer: Arc<WriteBuffer>,
     storage: Arc<Storage>,
     queries: AtomicU64,
@@ -34,15 +30,11 @@ pub struct Metrics {
 impl Metrics {
     pub fn new(
         write: Arc<WriteStats>,
-        subscribers: Subscribers,
-        merger_queue: crossbeam_channel::Sender<ShardFlush>,
         buffer: Arc<WriteBuffer>,
         storage: Arc<Storage>,
     ) -> Metrics {
         Metrics {
             write,
-            subscribers,
-            merger_queue,
             buffer,
             storage,
             queries: AtomicU64::new(0),
@@ -65,9 +57,6 @@ impl Metrics {
         counter(&mut out, "weir_query_requests_total", "SQL queries received.", self.queries.load(Relaxed));
         counter(&mut out, "weir_query_errors_total", "SQL queries that failed.", self.query_errors.load(Relaxed));
         self.query_latency.render("weir_query_duration_seconds", "SQL query latency, request to encoded answer.", "", &mut out);
-        gauge(&mut out, "weir_flush_merger_queue_depth", "Shard flushes waiting for the merger.", self.merger_queue.len() as u64);
-        let depth: usize = self.subscribers.depths().iter().sum();
-        gauge(&mut out, "weir_flush_subscriber_queue_depth", "Flush events waiting for consumers.", depth as u64);
         self.render_storage(&mut out);
         render_triggers(engine, &mut out);
         out
@@ -104,12 +93,14 @@ fn render_triggers(engine: &crate::engine::Engine, out: &mut String) {
     runners.sort_by(|a, b| (&a.db, &a.def.name).cmp(&(&b.db, &b.def.name)));
     let label = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");
     let labels: Vec<String> = runners.iter().map(|r| format!("db=\"{}\",trigger=\"{}\"", label(&r.db), label(&r.def.name))).collect();
-    let status: Vec<TriggerStatus> = runners.iter().map(|r| r.status()).collect();
-    let families: [Family; 4] = [
+    let status: Vec<TriggerStatus> = runners.iter().map(|r| engine.status(r)).collect();
+    let families: [Family; 6] = [
         ("weir_trigger_calls_total", "Plugin calls per trigger.", "counter", |s| s.calls.to_string()),
         ("weir_trigger_errors_total", "Plugin calls that raised or timed out, per trigger.", "counter", |s| s.errors.to_string()),
         ("weir_trigger_queued_events", "Events waiting for a call, per trigger.", "gauge", |s| s.queued_events.to_string()),
         ("weir_trigger_lag_seconds", "How long the oldest waiting event has waited, per trigger.", "gauge", |s| s.lag_seconds.to_string()),
+        ("weir_trigger_lag_commits", "Commits a WAL trigger has not completed yet.", "gauge", |s| s.lag_commits.unwrap_or(0).to_string()),
+        ("weir_trigger_lagging", "1 while a WAL trigger is behind by more than --trigger-max-lag.", "gauge", |s| u8::from(s.lagging).to_string()),
     ];
     for (name, help, kind, value) in families {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");

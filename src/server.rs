@@ -2,9 +2,11 @@
 //!
 //! Start-up order matters: the catalog is loaded and the WAL replayed into the write buffer
 //! before any shard listens, so the first query after a restart already sees every acked write.
-//! Then the query runtime, the processing engine (subscribed to flushes before the merger
-//! starts, so it misses none), the flush merger, and one glommio executor per shard, each with
-//! its own SO_REUSEPORT listener on the same address and a queue for plugin writes. It owns no request logic.
+//! The WAL triggers' saved cursors are read before replay, so the segments they still need are
+//! kept. Then the query runtime, the processing engine (it reads commits from the commit log the
+//! shards append to, and the WAL behind it), and one glommio executor per shard, each with its
+//! own SO_REUSEPORT listener on the same address and a queue for plugin writes. It owns no
+//! request logic.
 
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd};
 use std::net::SocketAddr;
@@ -18,7 +20,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use pipeline::buffer::WriteBuffer;
 use pipeline::catalog::Catalog;
-use pipeline::queue::{run_merger, Subscribers, MERGER_QUEUE_FLUSHES};
+use pipeline::commit_log::CommitLog;
 use pipeline::shard::Shard;
 use pipeline::stats::WriteStats;
 use pipeline::wal::{ReplayOptions, SegmentWriter};
@@ -29,7 +31,7 @@ use crate::engine::ingest::ShardIngest;
 use crate::py_api::Services;
 use crate::query::plugin_sql::RuntimeSql;
 use crate::plugin_logs::PluginLogs;
-use crate::engine::{Engine, EngineConfig};
+use crate::engine::{Engine, EngineConfig, WalSource};
 use crate::http::io::GlommioIo;
 use crate::http::{Api, ShardContext};
 use crate::metrics::Metrics;
@@ -91,8 +93,11 @@ pub fn run(cfg: ServeConfig) -> anyhow::Result<()> {
         buffer.seed_overlaps(db_id, table_id, floor, ranges);
     }
     let wal_root = root.join("wal");
+    let cursors = crate::engine::cursors::CursorStore::open(root.join("triggers").join("cursors.json")).context("loading trigger cursors")?;
+    // The WAL the enabled WAL triggers have not handled yet is kept, persisted or not.
+    let held_from = held_by_triggers(&catalog, &cursors.saved());
     let replay_started = Instant::now();
-    let replay_opts = ReplayOptions { from_commit: persisted.persisted_through, skip_corrupt: cfg.wal_skip_corrupt };
+    let replay_opts = ReplayOptions { from_commit: persisted.persisted_through, skip_corrupt: cfg.wal_skip_corrupt, keep_from: held_from };
     let stats = pipeline::replay::replay_into(&wal_root, replay_opts, &catalog, &buffer).context("replaying the WAL")?;
     tracing::info!(
         segments = stats.segments,
@@ -107,6 +112,9 @@ pub fn run(cfg: ServeConfig) -> anyhow::Result<()> {
         "WAL replayed"
     );
     let retention = Arc::new(WalRetention::new());
+    retention.hold_from(held_from.unwrap_or(u64::MAX));
+    // Commits from here on are in memory for WAL triggers; earlier ones are read from the WAL.
+    let log = Arc::new(CommitLog::new(buffer.commits(), cfg.trigger_memory_bytes()));
     for (path, max_commit) in stats.kept.iter().cloned() {
         // Segments of earlier runs are closed: no writer appends to them again.
         retention.closed(path, max_commit);
@@ -122,8 +130,6 @@ pub fn run(cfg: ServeConfig) -> anyhow::Result<()> {
         .spawn(runtime.handle().clone())
         .context("starting the persister")?;
     let shards = cfg.shard_count();
-    let subscribers = Subscribers::default();
-    let (merger_tx, merger_rx) = crossbeam_channel::bounded(MERGER_QUEUE_FLUSHES);
     let write_stats = Arc::new(WriteStats::default());
     let logs = Arc::new(PluginLogs::default());
     let query = Arc::new(QueryEngine::new(catalog.clone(), buffer.clone(), storage.clone(), logs.clone(), cfg.query_thread_count()));
@@ -136,16 +142,17 @@ pub fn run(cfg: ServeConfig) -> anyhow::Result<()> {
         global_cache: Arc::default(),
         writes_in_flight: Default::default(),
     });
-    // Subscribed before the merger starts, so the engine sees every flush from the first.
-    let flushes = subscribers.subscribe();
     let engine_cfg = EngineConfig {
         plugin_dir,
         plugin_repo: cfg.plugin_repo.clone(),
         executors: cfg.py_executor_count(),
         default_timeout: cfg.plugin_timeout,
         max_batch_rows: cfg.trigger_max_batch_rows,
+        flush_interval: cfg.wal_flush_interval,
+        max_lag: cfg.trigger_max_lag.0,
+        wal: WalSource { log: log.clone(), root: wal_root.clone(), retention: retention.clone(), cursors },
     };
-    let engine = Engine::start(engine_cfg, catalog.clone(), buffer.clone(), services, Some(flushes)).context("starting the processing engine")?;
+    let engine = Engine::start(engine_cfg, catalog.clone(), buffer.clone(), services).context("starting the processing engine")?;
     query.set_trigger_status(Arc::new(engine.clone()));
     let api = Arc::new(Api {
         catalog: catalog.clone(),
@@ -154,17 +161,10 @@ pub fn run(cfg: ServeConfig) -> anyhow::Result<()> {
         query,
         engine: engine.clone(),
         max_body_bytes: cfg.max_http_request_size,
-        metrics: Metrics::new(write_stats.clone(), subscribers.clone(), merger_tx.clone(), buffer.clone(), storage.clone()),
+        metrics: Metrics::new(write_stats.clone(), buffer.clone(), storage.clone()),
     });
-    {
-        let subscribers = subscribers.clone();
-        std::thread::Builder::new()
-            .name("weir-merger".into())
-            .spawn(move || run_merger(merger_rx, shards, subscribers))?;
-    }
 
     // Shard 0 binds first so that a port of 0 resolves to one port all shards then share.
-    let clock_start = Instant::now();
     let mut addr = cfg.http_bind;
     for id in 0..shards {
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<anyhow::Result<SocketAddr>>();
@@ -173,15 +173,12 @@ pub fn run(cfg: ServeConfig) -> anyhow::Result<()> {
             addr,
             catalog: catalog.clone(),
             buffer: buffer.clone(),
+            log: log.clone(),
             api: api.clone(),
             stats: write_stats.clone(),
             runtime: runtime.handle().clone(),
             wal_root: wal_root.clone(),
             retention: retention.clone(),
-            clock_start,
-            flush_interval: cfg.wal_flush_interval,
-            first_epoch: stats.max_epoch,
-            merger: merger_tx.clone(),
             ingest: ingest_rx.remove(0),
             balancer: balancer.clone(),
             handed: handed_rx.remove(0),
@@ -193,7 +190,6 @@ pub fn run(cfg: ServeConfig) -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!("starting shard {id}: {e}"))?;
         addr = ready_rx.recv().context("a shard died while starting")??;
     }
-    drop(merger_tx);
     // Tests and scripts wait for this line.
     println!("weir listening on http://{addr} ({shards} shards)");
     tracing::info!(%addr, shards, data = %root.display(), "weir is ready");
@@ -209,20 +205,32 @@ pub fn run(cfg: ServeConfig) -> anyhow::Result<()> {
     std::process::exit(0);
 }
 
+/// The lowest saved cursor of the enabled WAL triggers: the WAL from there on is kept.
+fn held_by_triggers(catalog: &Catalog, saved: &crate::engine::cursors::Cursors) -> Option<u64> {
+    let snapshot = catalog.snapshot();
+    let mut held = None;
+    for d in snapshot.databases.values() {
+        for t in d.triggers.values().filter(|t| !t.disabled) {
+            let wal = crate::engine::spec::TriggerSpec::parse(&t.specification).is_ok_and(|s| s.is_wal());
+            if let Some(&c) = saved.get(&(d.name.clone(), t.name.clone())).filter(|_| wal) {
+                held = Some(held.map_or(c, |h: u64| h.min(c)));
+            }
+        }
+    }
+    held
+}
+
 struct ShardStart {
     id: usize,
     addr: SocketAddr,
     catalog: Arc<Catalog>,
     buffer: Arc<WriteBuffer>,
+    log: Arc<CommitLog>,
     api: Arc<Api>,
     stats: Arc<WriteStats>,
     runtime: tokio::runtime::Handle,
     wal_root: PathBuf,
     retention: Arc<WalRetention>,
-    clock_start: Instant,
-    flush_interval: Duration,
-    first_epoch: u64,
-    merger: crossbeam_channel::Sender<pipeline::queue::ShardFlush>,
     ingest: futures_channel::mpsc::Receiver<crate::engine::ingest::IngestJob>,
     balancer: Arc<crate::http::balance::Balancer>,
     handed: futures_channel::mpsc::UnboundedReceiver<crate::http::balance::Handoff>,
@@ -242,9 +250,8 @@ async fn run_shard(s: ShardStart, ready: std::sync::mpsc::Sender<anyhow::Result<
         }
     };
     let local = listener.local_addr().unwrap_or(s.addr);
-    let shard = Rc::new(Shard::new(s.id, s.catalog, s.buffer, s.stats));
-    glommio::spawn_local(shard.clone().run_flusher(wal, s.clock_start, s.flush_interval, s.first_epoch, s.merger))
-        .detach();
+    let shard = Rc::new(Shard::new(s.id, s.catalog, s.buffer, s.log, s.stats));
+    glommio::spawn_local(shard.clone().run_flusher(wal)).detach();
     glommio::spawn_local(crate::engine::ingest::serve(shard.clone(), s.ingest)).detach();
     let deadlines = Rc::new(crate::http::deadline::Deadlines::default());
     glommio::spawn_local(deadlines.clone().run()).detach();

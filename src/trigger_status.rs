@@ -7,11 +7,19 @@
 #[derive(Debug, Clone, Default)]
 pub struct TriggerStatus {
     pub trigger_name: String,
-    /// Events (WAL flushes, ticks, requests) waiting for a call, or calls of a `run_async`
-    /// trigger queued or running.
+    /// Events (ticks, requests) waiting for a call, or calls of a `run_async` trigger queued or
+    /// running; for a WAL trigger, its calls open (handed, not completed).
     pub queued_events: u64,
-    /// How long the oldest waiting event has waited, in seconds (0 when none waits).
+    /// How long the oldest waiting event has waited, in seconds (0 when none waits); for a WAL
+    /// trigger, how long ago its oldest unhandled commit was settled.
     pub lag_seconds: f64,
+    /// A WAL trigger's cursor: the last commit it has completed (`None` before any, and for
+    /// other triggers).
+    pub cursor: Option<u64>,
+    /// Commits settled that a WAL trigger has not completed.
+    pub lag_commits: Option<u64>,
+    /// A WAL trigger behind by more than `--trigger-max-lag`.
+    pub lagging: bool,
     /// Calls since the trigger started, and how many of them failed or timed out.
     pub calls: u64,
     pub errors: u64,

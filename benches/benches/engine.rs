@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use pipeline::catalog::Catalog;
-use pipeline::queue::{TableBatch, WalFlush};
+use pipeline::commit_log::{Delivery, TableBatch};
 use pipeline::write::{prepare, Precision};
 use pyo3::prelude::*;
 use weir::engine::spec::TriggerSpec;
@@ -17,7 +17,7 @@ use weir_benches::{bench_plugin_dir, tsbs_cpu_lines};
 
 const ROWS: usize = 10_000;
 
-fn tsbs_flush(rows: usize) -> WalFlush {
+fn tsbs_flush(rows: usize) -> Delivery {
     let body = tsbs_cpu_lines(rows);
     let catalog = Catalog::in_memory();
     let p = prepare(&catalog, "bench", body.as_bytes(), Precision::Nanosecond, 0, true).expect("prepare");
@@ -26,7 +26,7 @@ fn tsbs_flush(rows: usize) -> WalFlush {
         b.append(&g.line, g.time_ns, g.same_shape, g.series_id);
     }
     let batch = b.finish().expect("batch");
-    WalFlush { epoch: 1, tables: vec![TableBatch { db_id: p.db_id, db_name: "bench".into(), table_name: "cpu".into(), batch, commit: 0 }] }
+    Delivery { from: 0, through: 1, tables: vec![TableBatch { db_id: p.db_id, db_name: "bench".into(), table_name: "cpu".into(), batch, commit: 0 }] }
 }
 
 fn into_python(c: &mut Criterion) {

@@ -1,13 +1,14 @@
-//! Trigger activation latency: from a WAL flush handed to the engine (the moment the shard has
-//! made it durable and published it) to the plugin's first line running, p50/p99/p999 over
-//! many flushes, one at a time. Also the round trip to the plugin's `write_sync` reaching the
+//! Trigger activation latency: from a commit settled in the commit log (the moment the shard
+//! has made it durable and handed it over) and the engine's feeder woken, to the plugin's first
+//! line running, p50/p99/p999 over many commits, one at a time. (In the server the feeder wakes
+//! on the `--wal-flush-interval` tick; this measures what follows the tick.) Also the round trip to the plugin's `write_sync` reaching the
 //! write path. Target (issue "Processing engine"): p99 < 100 µs.
 //!
 //! Then schedule jitter: an `every:10ms` trigger whose plugin reports `time_ns() - call_time`
 //! (when it started minus when it was scheduled). Target (issue "Schedule and request
 //! triggers"): p99 < 1 ms.
 //!
-//! The flush carries its own send time (CLOCK_MONOTONIC ns, the clock of both Rust's `Instant`
+//! The commit carries its own send time (CLOCK_MONOTONIC ns, the clock of both Rust's `Instant`
 //! and Python's `time.monotonic_ns`); the plugin reports `monotonic_ns() - t0` through
 //! `write_sync`, which a bench-side writer collects. Run with
 //! `cargo bench -p weir-benches --bench trigger_latency`.
@@ -18,10 +19,12 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender};
 use pipeline::buffer::WriteBuffer;
 use pipeline::catalog::{Catalog, CatalogOp, Column, ColumnKind, ErrorBehavior, FieldType, Trigger};
-use pipeline::queue::{TableBatch, WalFlush};
+use pipeline::commit_log::{CommitLog, TableBatch};
+use pipeline::wal_retention::WalRetention;
 use weir::py_api::{PluginWriter, Services, WriteDone, WriteOutcome};
 use weir::plugin_logs::PluginLogs;
-use weir::engine::{Engine, EngineConfig};
+use weir::engine::cursors::CursorStore;
+use weir::engine::{Engine, EngineConfig, WalSource};
 use weir::query::plugin_sql::RuntimeSql;
 use weir::query::QueryEngine;
 
@@ -54,7 +57,7 @@ extern "C" {
     fn clock_gettime(clk: i32, ts: *mut libc_timespec) -> i32;
 }
 
-fn flush_with_t0(t0: i64) -> WalFlush {
+fn batch_with_t0(t0: i64) -> TableBatch {
     use arrow::array::{Int64Array, TimestampNanosecondArray};
     use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
     let schema = Arc::new(Schema::new(vec![
@@ -66,7 +69,7 @@ fn flush_with_t0(t0: i64) -> WalFlush {
         vec![Arc::new(Int64Array::from(vec![t0])), Arc::new(TimestampNanosecondArray::from(vec![t0]))],
     )
     .expect("batch");
-    WalFlush { epoch: 0, tables: vec![TableBatch { db_id: 0, db_name: "bench".into(), table_name: "lat".into(), batch, commit: 0 }] }
+    TableBatch { db_id: 0, db_name: "bench".into(), table_name: "lat".into(), batch, commit: 0 }
 }
 
 fn percentile(sorted: &[i64], p: f64) -> i64 {
@@ -130,14 +133,29 @@ fn main() {
         global_cache: Arc::default(),
         writes_in_flight: Default::default(),
     });
-    let (flush_tx, flush_rx) = crossbeam_channel::bounded(16);
     let catalog_for_jitter = catalog.clone();
+    let log = Arc::new(CommitLog::new(buffer.commits(), 64 << 20));
+    let wal = WalSource {
+        log: log.clone(),
+        root: dir.path().join("wal"),
+        retention: Arc::new(WalRetention::new()),
+        cursors: CursorStore::open(dir.path().join("cursors.json")).expect("cursors"),
+    };
     let engine = Engine::start(
-        EngineConfig { plugin_dir: dir.path().to_path_buf(), plugin_repo: String::new(), executors: 1, default_timeout: Duration::from_secs(60), max_batch_rows: 100_000 },
+        EngineConfig {
+            plugin_dir: dir.path().to_path_buf(),
+            plugin_repo: String::new(),
+            executors: 1,
+            default_timeout: Duration::from_secs(60),
+            max_batch_rows: 100_000,
+            // Fed only when woken below.
+            flush_interval: Duration::from_secs(3600),
+            max_lag: None,
+            wal,
+        },
         catalog,
-        buffer,
+        buffer.clone(),
         services,
-        Some(flush_rx),
     )
     .expect("engine");
 
@@ -146,7 +164,10 @@ fn main() {
     let started = Instant::now();
     for i in 0..FLUSHES + WARMUP {
         let t0 = monotonic_ns();
-        flush_tx.send(Arc::new(flush_with_t0(t0))).expect("send");
+        let commit = buffer.begin_commit();
+        log.append(commit, &[TableBatch { commit, ..batch_with_t0(t0) }]);
+        buffer.end_commit(commit);
+        engine.feed_now();
         let line = written.recv_timeout(Duration::from_secs(10)).unwrap_or_else(|_| panic!("no answer; logs: {:?}", logs.for_database("bench")));
         let back = monotonic_ns();
         let text = String::from_utf8(line).expect("utf8");

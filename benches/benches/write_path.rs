@@ -1,13 +1,13 @@
 //! The rest of the write path, one primitive at a time: validation against the catalog
-//! (`prepare`), Arrow batch building, WAL append + fdatasync, and the flush hand-off to a
-//! consumer thread. Run with `cargo bench -p weir-benches --bench write_path`.
+//! (`prepare`), Arrow batch building, WAL append + fdatasync, and the hand-off of a commit to the
+//! WAL triggers through the commit log. Run with `cargo bench -p weir-benches --bench write_path`.
 
 use std::time::{Duration, Instant};
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use pipeline::batch::TableBuilder;
 use pipeline::catalog::Catalog;
-use pipeline::queue::{run_merger, ShardFlush, Subscribers, TableBatch, MERGER_QUEUE_FLUSHES};
+use pipeline::commit_log::{CommitLog, TableBatch};
 use pipeline::wal::{RecordBuf, SegmentWriter};
 use pipeline::write::{prepare, Precision};
 use weir_benches::tsbs_cpu_lines;
@@ -108,7 +108,10 @@ fn time_appends(iters: u64, lines: Vec<Vec<u8>>) -> Duration {
         .unwrap()
 }
 
-fn queue_handoff(c: &mut Criterion) {
+/// What a commit costs on the shard for the WAL triggers: appending its batches to the commit
+/// log (one lock, `Arc` clones), with a reader taking them and trimming behind it as the
+/// engine's feeder does.
+fn commit_log_append(c: &mut Criterion) {
     let body = tsbs_cpu_lines(1000);
     let catalog = Catalog::in_memory();
     let p = prepare(&catalog, "bench", body.as_bytes(), Precision::Nanosecond, 0, true).unwrap();
@@ -117,29 +120,20 @@ fn queue_handoff(c: &mut Criterion) {
         tb.append(&l.line, l.time_ns, l.same_shape, l.series_id);
     }
     let batch = tb.finish().unwrap();
-    let mut g = c.benchmark_group("queue");
+    let mut g = c.benchmark_group("commit_log");
     g.throughput(Throughput::Elements(1));
-    g.bench_function("shard_to_merger_to_consumer_per_flush", |b| {
+    g.bench_function("append_read_trim_per_commit", |b| {
         b.iter_custom(|iters| {
-            let subs = Subscribers::default();
-            let rx = subs.subscribe();
-            let (tx, merger_rx) = crossbeam_channel::bounded(MERGER_QUEUE_FLUSHES);
-            let merger = std::thread::spawn(move || run_merger(merger_rx, 1, subs));
-            let consumer = std::thread::spawn(move || {
-                let mut rows = 0usize;
-                for ev in rx.iter() {
-                    rows += ev.tables.iter().map(|t| t.batch.num_rows()).sum::<usize>();
-                }
-                rows
-            });
+            let log = CommitLog::new(0, 256 << 20);
             let start = Instant::now();
-            for epoch in 1..=iters {
-                let t = TableBatch { db_id: 0, db_name: "bench".into(), table_name: "cpu".into(), batch: batch.clone(), commit: 0 };
-                tx.send(ShardFlush { epoch, shard: 0, tables: vec![t] }).unwrap();
+            let mut rows = 0;
+            for commit in 0..iters {
+                let t = TableBatch { db_id: 0, db_name: "bench".into(), table_name: "cpu".into(), batch: batch.clone(), commit };
+                log.append(commit, &[t]);
+                let read = log.read(commit, commit + 1, 100_000, |_| true).unwrap();
+                rows += read.tables.iter().map(|t| t.batch.num_rows()).sum::<usize>();
+                log.trim_below(read.through);
             }
-            drop(tx);
-            merger.join().unwrap();
-            let rows = consumer.join().unwrap();
             let elapsed = start.elapsed();
             assert_eq!(rows, iters as usize * 1000);
             elapsed.max(Duration::from_nanos(1))
@@ -148,5 +142,5 @@ fn queue_handoff(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, validate, build_batch, wal_append, queue_handoff);
+criterion_group!(benches, validate, build_batch, wal_append, commit_log_append);
 criterion_main!(benches);

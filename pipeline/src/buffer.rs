@@ -244,6 +244,14 @@ impl WriteBuffer {
         self.commits.fetch_max(next, Ordering::AcqRel);
     }
 
+    /// The settled frontier: every commit below it is appended or abandoned (the first commit
+    /// still in flight, or the next to be drawn if none is).
+    pub fn settled(&self) -> u64 {
+        let in_flight = self.in_flight.lock();
+        // Read under the lock `begin_commit` takes, so no number is drawn in between.
+        in_flight.first().copied().unwrap_or_else(|| self.commits.load(Ordering::Acquire))
+    }
+
     /// Whether every commit below `commit` is appended or abandoned.
     pub fn settled_below(&self, commit: u64) -> bool {
         self.in_flight.lock().first().is_none_or(|&c| c >= commit)

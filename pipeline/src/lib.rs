@@ -3,8 +3,8 @@
 //! The road a write travels, in module order: [`lp`] parses the body in place, [`write`] checks
 //! it against the [`catalog`], [`shard`] appends it to the shard's open [`wal`] record and Arrow
 //! builders ([`batch`]), and each flush moves the batches into the [`buffer`] (what queries read)
-//! and onto the [`queue`] (what the processing engine reads). [`replay`] rebuilds the buffer from
-//! the WAL at start-up.
+//! and the [`commit_log`] (what the processing engine's WAL triggers read; behind it they read
+//! the WAL with [`wal_read`]). [`replay`] rebuilds the buffer from the WAL at start-up.
 //!
 //! This crate knows nothing of HTTP, Python or SQL, so it builds and benches on its own.
 
@@ -14,15 +14,16 @@
 pub mod batch;
 pub mod buffer;
 pub mod catalog;
+pub mod commit_log;
 pub mod lp;
 pub mod name_eq;
 pub mod overlaps;
-pub mod queue;
 pub mod replay;
 pub mod retention;
 pub mod shard;
 pub mod stats;
 pub mod wal;
+pub mod wal_read;
 pub mod wal_replay;
 pub mod wal_retention;
 pub mod write;

@@ -8,11 +8,10 @@
 //! commit. If the WAL write fails, that commit's writers get the error and its rows are dropped
 //! unseen: nothing is acked that is not durable.
 //!
-//! The flush clock (`--wal-flush-interval`, shared by all shards) paces only the WAL-flush
-//! *events*: on each tick the batches committed since the last one go to the merger as that
-//! epoch, so a `table:` trigger still fires once per interval with all of its rows. A write
-//! never waits for the clock (it used to, and a 1 s interval capped each connection at one
-//! request a second).
+//! Each commit's batches also go to the [`CommitLog`], which the processing engine reads on
+//! its own clock (`--wal-flush-interval`): nothing the engine does can make a shard wait. A
+//! write never waits for that clock either (it used to, and a 1 s interval capped each
+//! connection at one request a second).
 //!
 //! It lives on one glommio executor (`Rc`, `RefCell`): it never blocks on a lock held by
 //! another thread on the hot path and never runs Python or SQL.
@@ -26,15 +25,14 @@ use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use crossbeam_channel::Sender;
 use futures_channel::oneshot;
 
 use crate::batch::TableBuilder;
 use crate::buffer::WriteBuffer;
 use crate::catalog::Catalog;
-use crate::queue::{ShardFlush, TableBatch};
+use crate::commit_log::{CommitLog, TableBatch};
 use crate::stats::WriteStats;
 use crate::wal::{RecordBuf, SegmentWriter};
 use crate::write::{prepare, LineReject, Precision, PrepareError};
@@ -88,6 +86,8 @@ pub struct Shard {
     pub id: usize,
     catalog: Arc<Catalog>,
     buffer: Arc<WriteBuffer>,
+    /// Where each commit's batches go for the WAL triggers.
+    log: Arc<CommitLog>,
     pending: RefCell<Pending>,
     /// The commit loop, parked until a write makes something pending.
     waiting: Cell<Option<Waker>>,
@@ -104,11 +104,12 @@ pub struct Shard {
 const MAX_PRESIZED_ROWS: usize = 64 * 1024;
 
 impl Shard {
-    pub fn new(id: usize, catalog: Arc<Catalog>, buffer: Arc<WriteBuffer>, stats: Arc<WriteStats>) -> Shard {
+    pub fn new(id: usize, catalog: Arc<Catalog>, buffer: Arc<WriteBuffer>, log: Arc<CommitLog>, stats: Arc<WriteStats>) -> Shard {
         Shard {
             id,
             catalog,
             buffer,
+            log,
             pending: RefCell::new(Pending::default()),
             waiting: Cell::new(None),
             stats,
@@ -170,9 +171,8 @@ impl Shard {
         Ok(Accepted { lines_written: prepared.good.len(), rejects: prepared.rejects, durable })
     }
 
-    /// Commits what is pending as part of `epoch`: WAL, then buffer, then acks. Returns the
-    /// batches.
-    pub async fn flush(&self, wal: &mut SegmentWriter, epoch: u64) -> Vec<TableBatch> {
+    /// Commits what is pending: WAL, then buffer and commit log, then acks. Returns the batches.
+    pub async fn flush(&self, wal: &mut SegmentWriter) -> Vec<TableBatch> {
         let p = {
             let mut pending = self.pending.borrow_mut();
             if pending.record.is_empty() {
@@ -185,7 +185,8 @@ impl Shard {
         };
         use std::sync::atomic::Ordering::Relaxed;
         let commit = self.buffer.begin_commit();
-        let record = p.record.seal(epoch, commit);
+        // The epoch field of the record is kept for the format; commits order everything now.
+        let record = p.record.seal(0, commit);
         let record_bytes = record.len() as u64;
         let started = Instant::now();
         let appended = wal.append(record, commit).await;
@@ -223,6 +224,8 @@ impl Shard {
                 Err(e) => tracing::error!(shard = self.id, error = %e, "could not build a batch from a flush"),
             }
         }
+        // Before the commit settles: a reader of the settled range finds it here.
+        self.log.append(commit, &out);
         self.buffer.end_commit(commit);
         for w in p.waiters {
             let _ = w.send(Ok(()));
@@ -230,49 +233,13 @@ impl Shard {
         out
     }
 
-    /// The group-commit loop: commits whenever something is pending, and on every tick of the
-    /// clock shared by all shards (`start + k * interval`) reports what it committed since the
-    /// last tick to the merger as that epoch. Runs forever.
-    pub async fn run_flusher(
-        self: std::rc::Rc<Self>,
-        mut wal: SegmentWriter,
-        start: Instant,
-        interval: Duration,
-        first_epoch: u64,
-        merger: Sender<ShardFlush>,
-    ) {
-        let interval_ns = interval.as_nanos().max(1);
-        let ticks_at = |t: Instant| (t.saturating_duration_since(start).as_nanos() / interval_ns) as u64;
-        let mut reported = ticks_at(Instant::now());
-        let mut committed: Vec<TableBatch> = Vec::new();
+    /// The group-commit loop: commits whenever something is pending. Runs forever.
+    pub async fn run_flusher(self: std::rc::Rc<Self>, mut wal: SegmentWriter) {
         loop {
-            let due_tick = reported + 1;
-            let due = start + Duration::from_nanos((due_tick as u128 * interval_ns) as u64);
             if self.pending.borrow().record.is_empty() {
-                let tick = glommio::timer::sleep(due.saturating_duration_since(Instant::now()));
-                futures_lite::future::or(tick, PendingWrite { shard: &self }).await;
+                PendingWrite { shard: &self }.await;
             }
-            if !self.pending.borrow().record.is_empty() {
-                // Sealed with the tick its event will go out on (or, if this shard runs late, an
-                // earlier one than the event: ticks missed while busy fold into one event).
-                committed.extend(self.flush(&mut wal, first_epoch + due_tick).await);
-            }
-            let now = Instant::now();
-            if now < due {
-                continue;
-            }
-            reported = ticks_at(now).max(due_tick);
-            let mut msg = ShardFlush { epoch: first_epoch + reported, shard: self.id, tables: std::mem::take(&mut committed) };
-            loop {
-                match merger.try_send(msg) {
-                    Ok(()) => break,
-                    Err(crossbeam_channel::TrySendError::Full(m)) => {
-                        msg = m;
-                        glommio::timer::sleep(Duration::from_millis(1)).await;
-                    }
-                    Err(crossbeam_channel::TrySendError::Disconnected(_)) => break,
-                }
-            }
+            self.flush(&mut wal).await;
         }
     }
 }

@@ -22,7 +22,7 @@ pub struct ReplayStats {
     pub entries: usize,
     /// Records skipped because persistence already covers them (commit below `from_commit`).
     pub skipped_records: usize,
-    /// Segments removed because every record in them was below `from_commit`.
+    /// Segments removed because every record in them was below `from_commit` (and `keep_from`).
     pub removed_segments: usize,
     /// Newest segments cut at a torn tail, with the offset and reason.
     pub truncated: Vec<(PathBuf, u64, String)>,
@@ -40,6 +40,9 @@ pub struct ReplayStats {
 pub struct ReplayOptions {
     /// Records with a lower commit number are already persisted: skipped, not handed over.
     pub from_commit: u64,
+    /// WAL triggers still need the records at or above this: segments holding any are kept,
+    /// even if persisted (`None`: no trigger holds anything).
+    pub keep_from: Option<u64>,
     /// Move damaged segments aside and go on, instead of failing.
     pub skip_corrupt: bool,
 }
@@ -164,7 +167,7 @@ impl ShardCursor {
                 continue;
             };
             if seg.off >= seg.bytes.len() {
-                finish(seg, stats)?;
+                finish(seg, opts, stats)?;
                 self.seg = None;
                 continue;
             }
@@ -231,11 +234,13 @@ impl ShardCursor {
     }
 }
 
-/// Books a fully read segment: removed if everything in it is persisted already (the removal
-/// the persister did not get to), otherwise kept, with its highest commit.
-fn finish(seg: &Segment, stats: &mut ReplayStats) -> Result<(), ReplayError> {
+/// Books a fully read segment: removed if everything in it is persisted already and no WAL
+/// trigger needs it (the removal the server did not get to), otherwise kept, with its highest
+/// commit.
+fn finish(seg: &Segment, opts: ReplayOptions, stats: &mut ReplayStats) -> Result<(), ReplayError> {
     stats.max_commit = stats.max_commit.max(seg.max_commit);
-    if seg.handed == 0 && seg.max_commit.is_some() && !seg.cut {
+    let needed = opts.keep_from.is_some_and(|k| seg.max_commit.is_some_and(|m| m >= k));
+    if seg.handed == 0 && seg.max_commit.is_some() && !seg.cut && !needed {
         std::fs::remove_file(&seg.path)?;
         stats.removed_segments += 1;
     } else {

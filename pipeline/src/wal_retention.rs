@@ -1,8 +1,11 @@
 //! Which WAL segments may go: closed segments and the highest commit each holds.
 //!
-//! A segment is removed only once persistence covers every record in it: the persister calls
-//! [`WalRetention::remove_below`] with the commit number everything below which is durable in
-//! Parquet and the file index. The open segment of a shard is never listed, so it is never
+//! A segment is removed only once persistence covers every record in it *and* every enabled WAL
+//! trigger has completed every record in it (the commit number is the spine of both): the
+//! persister reports the commit everything below which is durable in Parquet and the file index
+//! ([`WalRetention::persisted_below`]), the processing engine the lowest cursor of its WAL
+//! triggers once that cursor is saved ([`WalRetention::hold_from`]), and segments wholly below
+//! both go. The open segment of a shard is never listed, so it is never
 //! removed; after a persist the persister asks the shards to rotate
 //! ([`WalRetention::request_rotation`]), so that even a slowly written segment is closed and
 //! can go at the next persist instead of growing for ever.
@@ -21,15 +24,48 @@ struct ClosedSegment {
     max_commit: Option<u64>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct WalRetention {
     closed: Mutex<Vec<ClosedSegment>>,
     rotation: AtomicU64,
+    /// Every commit below this is persisted.
+    persisted: AtomicU64,
+    /// WAL triggers still need every commit at or above this (`u64::MAX`: none is held).
+    held: AtomicU64,
+}
+
+impl Default for WalRetention {
+    fn default() -> Self {
+        WalRetention { closed: Mutex::default(), rotation: AtomicU64::new(0), persisted: AtomicU64::new(0), held: AtomicU64::new(u64::MAX) }
+    }
 }
 
 impl WalRetention {
     pub fn new() -> WalRetention {
         WalRetention::default()
+    }
+
+    /// Persistence covers every commit below `commit`; removes what may go now.
+    pub fn persisted_below(&self, commit: u64) -> usize {
+        self.persisted.fetch_max(commit, Ordering::AcqRel);
+        self.remove_released()
+    }
+
+    /// WAL triggers need the commits at or above `commit` (`u64::MAX`: none); removes what may
+    /// go now. Only to be called once the cursors it is the lowest of are durable.
+    pub fn hold_from(&self, commit: u64) -> usize {
+        self.held.store(commit, Ordering::Release);
+        self.remove_released()
+    }
+
+    /// The commit below which segments may go: persisted and completed by every WAL trigger.
+    pub fn released_below(&self) -> u64 {
+        self.persisted.load(Ordering::Acquire).min(self.held.load(Ordering::Acquire))
+    }
+
+    /// Removes the closed segments wholly below [`WalRetention::released_below`].
+    pub fn remove_released(&self) -> usize {
+        self.remove_below(self.released_below())
     }
 
     /// Registers a segment no writer appends to any more.
@@ -55,7 +91,7 @@ impl WalRetention {
     /// Removes every closed segment whose records all have commit numbers below `commit`.
     /// Returns how many went. A segment that cannot be removed stays listed (and replay skips
     /// its records anyway, since they are below the persisted commit).
-    pub fn remove_below(&self, commit: u64) -> usize {
+    fn remove_below(&self, commit: u64) -> usize {
         let due: Vec<ClosedSegment> = {
             let mut closed = self.closed.lock();
             let (due, keep) = closed.drain(..).partition(|s| s.max_commit.is_none_or(|m| m < commit));
@@ -94,10 +130,32 @@ mod tests {
             r.closed(p.clone(), max);
             paths.push(p);
         }
-        assert_eq!(r.remove_below(10), 3);
+        assert_eq!(r.persisted_below(10), 3);
         assert!(!paths[0].exists() && !paths[1].exists() && !paths[2].exists());
         assert!(paths[3].exists(), "commit 10 is not below 10");
         assert_eq!(r.closed_count(), 1);
+    }
+
+    #[test]
+    fn invariant_9_segments_a_wal_trigger_still_needs_are_kept_after_they_are_persisted() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = WalRetention::new();
+        let mut paths = Vec::new();
+        for (i, max) in [Some(4), Some(9), Some(14)].into_iter().enumerate() {
+            let p = dir.path().join(format!("{i}.wal"));
+            std::fs::write(&p, b"x").unwrap();
+            r.closed(p.clone(), max);
+            paths.push(p);
+        }
+        // A trigger's cursor is at 5: commits 5..9 are persisted but not yet handled by it.
+        assert_eq!(r.hold_from(5), 0);
+        assert_eq!(r.persisted_below(20), 1);
+        assert!(!paths[0].exists() && paths[1].exists() && paths[2].exists());
+        // It catches up to 12; no trigger at all then.
+        assert_eq!(r.hold_from(12), 1);
+        assert!(paths[2].exists());
+        assert_eq!(r.hold_from(u64::MAX), 1);
+        assert_eq!(r.closed_count(), 0);
     }
 
     #[test]

@@ -331,13 +331,26 @@ fn records_below_the_persisted_commit_are_skipped_and_whole_segments_removed() {
     let dir = tempfile::tempdir().unwrap();
     write_with_glommio(dir.path(), vec![record(1, &[(0, "m f=1")]), record(2, &[(0, "m f=2")])]);
     write_with_glommio(dir.path(), vec![record(3, &[(0, "m f=3")]), record(4, &[(0, "m f=4")])]);
-    let (got, stats) = collect_from(dir.path(), ReplayOptions { from_commit: 4, skip_corrupt: false }).unwrap();
+    let (got, stats) = collect_from(dir.path(), ReplayOptions { from_commit: 4, skip_corrupt: false, keep_from: None }).unwrap();
     assert_eq!(got, vec![(4, 0, "m f=4\n".into())]);
     assert_eq!(stats.skipped_records, 3);
     assert_eq!(stats.max_commit, Some(4));
     assert_eq!(stats.removed_segments, 1, "segment 1 holds only persisted commits");
     assert_eq!(segments(&shard_dir(dir.path(), 0)).unwrap(), vec![2]);
     assert_eq!(stats.kept, vec![(segment_path(&shard_dir(dir.path(), 0), 2), Some(4))]);
+}
+
+#[test]
+fn invariant_9_persisted_segments_a_wal_trigger_still_needs_survive_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    write_with_glommio(dir.path(), vec![record(1, &[(0, "m f=1")]), record(2, &[(0, "m f=2")])]);
+    write_with_glommio(dir.path(), vec![record(3, &[(0, "m f=3")]), record(4, &[(0, "m f=4")])]);
+    // Persisted through 4, but a trigger's cursor is at 2: segment 1 holds commit 2.
+    let opts = ReplayOptions { from_commit: 4, skip_corrupt: false, keep_from: Some(2) };
+    let (got, stats) = collect_from(dir.path(), opts).unwrap();
+    assert_eq!(got, vec![(4, 0, "m f=4\n".into())], "the buffer still gets only what is not persisted");
+    assert_eq!(stats.removed_segments, 0);
+    assert_eq!(segments(&shard_dir(dir.path(), 0)).unwrap(), vec![1, 2]);
 }
 
 /// Flips a byte inside the first record of `seg`.
@@ -361,7 +374,7 @@ fn a_bad_record_in_an_older_segment_is_quarantined_and_stops_the_start() {
     assert!(!older.exists());
     assert_eq!(std::fs::read(&moved_to).unwrap(), before, "the evidence is kept whole");
     // The next start, asked to skip it, goes on with what is left.
-    let (got, _) = collect_from(dir.path(), ReplayOptions { from_commit: 0, skip_corrupt: true }).unwrap();
+    let (got, _) = collect_from(dir.path(), ReplayOptions { from_commit: 0, skip_corrupt: true, keep_from: None }).unwrap();
     assert_eq!(got, vec![(2, 0, "m f=2\n".into())]);
 }
 
@@ -376,7 +389,7 @@ fn damage_with_good_records_after_it_is_not_a_torn_tail() {
     let err = collect_from(dir.path(), ReplayOptions::default()).unwrap_err();
     let ReplayError::Corrupt { moved_to, .. } = err else { panic!("{err}") };
     assert_eq!(std::fs::metadata(&moved_to).unwrap().len(), len, "nothing was cut");
-    let with_skip = ReplayOptions { from_commit: 0, skip_corrupt: true };
+    let with_skip = ReplayOptions { from_commit: 0, skip_corrupt: true, keep_from: None };
     let (got, stats) = collect_from(dir.path(), with_skip).unwrap();
     assert!(got.is_empty());
     assert!(stats.quarantined.is_empty(), "already moved aside on the first start");
@@ -401,7 +414,7 @@ fn a_rotation_request_closes_the_segment_for_removal() {
         .join()
         .unwrap();
     assert_eq!(retention.closed_count(), 1);
-    assert_eq!(retention.remove_below(2), 1);
+    assert_eq!(retention.persisted_below(2), 1);
     assert_eq!(segments(&shard_dir(dir.path(), 0)).unwrap(), vec![2]);
     let (got, _) = collect(dir.path());
     assert_eq!(got, vec![(2, 0, "m f=2\n".into())]);
@@ -434,7 +447,7 @@ fn invariant_7_replay_hands_over_records_in_commit_order_across_shards() {
     assert_eq!(stats.max_commit, Some(5));
     assert_eq!(stats.kept.len(), 3);
     // Records below the persisted commit are skipped in every shard alike.
-    let (got, stats) = collect_from(dir.path(), ReplayOptions { from_commit: 3, skip_corrupt: false }).unwrap();
+    let (got, stats) = collect_from(dir.path(), ReplayOptions { from_commit: 3, skip_corrupt: false, keep_from: None }).unwrap();
     assert_eq!(got.iter().map(|g| g.0).collect::<Vec<_>>(), vec![3, 4, 5]);
     assert_eq!(stats.skipped_records, 2);
 }

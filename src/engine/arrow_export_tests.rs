@@ -9,7 +9,7 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, AsArray, Float64Array, TimestampNanosecondArray};
 use arrow::datatypes::{DataType, Field, Float64Type, Schema, TimeUnit};
 use arrow::record_batch::RecordBatch;
-use pipeline::queue::{TableBatch, WalFlush};
+use pipeline::commit_log::{Delivery, TableBatch};
 use pyo3::prelude::*;
 
 use super::spec::TriggerSpec;
@@ -45,7 +45,7 @@ fn arrow_batch_is_zero_copy_and_joins_shards() {
     Python::attach(|py| python::prepare(py, &dir)).expect("plugin environment");
     let spec = TriggerSpec::Table("cpu".into());
 
-    let one = WalFlush { epoch: 1, tables: vec![part(&[1.5, 2.5, 3.5], 100)] };
+    let one = Delivery { from: 0, through: 0, tables: vec![part(&[1.5, 2.5, 3.5], 100)] };
     let server_values = one.tables[0].batch.column(0).as_primitive::<Float64Type>().values().inner().as_ptr() as usize;
     Python::attach(|py| {
         let batches = table_batches(py, &one, "db", &spec).expect("batches");
@@ -61,7 +61,7 @@ fn arrow_batch_is_zero_copy_and_joins_shards() {
         assert_eq!(address, server_values, "pyarrow must read the flush's own buffer, not a copy");
     });
 
-    let split = WalFlush { epoch: 2, tables: vec![part(&[1.0, 2.0], 10), part(&[4.0], 20)] };
+    let split = Delivery { from: 0, through: 0, tables: vec![part(&[1.0, 2.0], 10), part(&[4.0], 20)] };
     Python::attach(|py| {
         let batches = table_batches(py, &split, "db", &spec).expect("batches");
         let rb = batches.get_item(0).expect("one table").get_item("arrow").expect("arrow");

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use pipeline::queue::{TableBatch, WalFlush};
+use pipeline::commit_log::{Delivery, TableBatch};
 use pyo3::prelude::*;
 use pyo3::types::{PyCFunction, PyDict, PyList};
 
@@ -51,9 +51,9 @@ pub(super) fn args_dict<'py>(py: Python<'py>, args: Option<&BTreeMap<String, Str
 
 /// `table_batches` for one trigger: one `TableBatch` dict per table of `db` that the spec
 /// wants, rows as dicts, and `"arrow"` built on demand. Public for the benches.
-pub fn table_batches<'py>(py: Python<'py>, flush: &WalFlush, db: &str, spec: &TriggerSpec) -> PyResult<Bound<'py, PyList>> {
+pub fn table_batches<'py>(py: Python<'py>, flush: &Delivery, db: &str, spec: &TriggerSpec) -> PyResult<Bound<'py, PyList>> {
     // Group by table, keeping first-seen order: several shards may each hold part of a table.
-    // The parts are in commit order already (the merger and `dispatch::next_call` see to it).
+    // The parts are in commit order already (the commit log and the WAL reader hand them so).
     let mut groups: Vec<(&str, Vec<&TableBatch>)> = Vec::new();
     for t in &flush.tables {
         if *t.db_name != *db || !spec.wants_table(&t.table_name) {

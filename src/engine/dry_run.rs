@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use pipeline::catalog::Catalog;
-use pipeline::queue::{TableBatch, WalFlush};
+use pipeline::commit_log::{Delivery, TableBatch};
 use pyo3::prelude::*;
 
 use super::call_args::{args_dict, call_args};
@@ -52,7 +52,7 @@ impl Engine {
         let event = match input {
             DryRunInput::Wal { lines } => {
                 let tables = batches_from_lines(db, &lines, &mut report.errors);
-                Event::Wal(Arc::new(WalFlush { epoch: 0, tables }))
+                Event::Wal(Arc::new(Delivery { from: 0, through: 0, tables }))
             }
             DryRunInput::Schedule { spec } => {
                 let now = crate::time::now_ns();

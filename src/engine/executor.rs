@@ -11,7 +11,7 @@ use parking_lot::Mutex;
 use pyo3::prelude::*;
 
 use super::call_args::{args_dict, call_args};
-use super::dispatch::{next_call, Event};
+use super::dispatch::Event;
 use crate::py_api::local_api::{CallContext, PluginApi};
 use crate::plugin_logs::LogLevel;
 use crate::py_api::python::format_exception;
@@ -24,6 +24,8 @@ pub(super) type Task = Box<dyn FnOnce(Python<'_>, &Slot) + Send>;
 
 pub(super) enum Work {
     Sync(Arc<Runner>),
+    /// Read a WAL trigger's next rows from the WAL (it is behind the commit log).
+    Read(Arc<Runner>),
     Async { runner: Arc<Runner>, event: Event, attempt: u32 },
     Task(Task),
 }
@@ -105,9 +107,16 @@ impl Inner {
         if self.closing.load(Ordering::Acquire) {
             // Shutting down: no call starts. A dropped request's reply channel closes, which
             // answers its client 503.
+            // A WAL trigger's open call stays open: its cursor does not pass the rows, and they
+            // are handed again after the restart.
             match work {
                 Work::Task(f) => f(py, slot),
                 Work::Sync(r) => r.state.lock().scheduled = false,
+                Work::Read(r) => {
+                    if let Some(f) = &r.feed {
+                        f.lock().reading = false;
+                    }
+                }
                 Work::Async { runner, .. } => {
                     runner.in_flight.fetch_sub(1, Ordering::AcqRel);
                 }
@@ -116,7 +125,9 @@ impl Inner {
         }
         match work {
             Work::Task(f) => f(py, slot),
+            Work::Sync(r) if r.feed.is_some() => self.run_wal_sync(py, slot, r),
             Work::Sync(r) => self.run_sync(py, slot, r),
+            Work::Read(r) => self.read_wal(py, r),
             Work::Async { runner, event, attempt } => {
                 if runner.stopped.load(Ordering::Acquire) {
                     runner.in_flight.fetch_sub(1, Ordering::AcqRel);
@@ -124,16 +135,15 @@ impl Inner {
                 }
                 let ok = self.call(py, slot, &runner, &event);
                 // A cancelled call is not retried, nor does it disable anything.
-                if ok || runner.stopped.load(Ordering::Acquire) {
-                    runner.in_flight.fetch_sub(1, Ordering::AcqRel);
+                let retry = if ok || runner.stopped.load(Ordering::Acquire) { None } else { self.after_failure(py, &runner, &event, attempt) };
+                if let Some(delay) = retry {
+                    self.later(delay, Work::Async { runner, event, attempt: attempt + 1 });
                     return;
                 }
-                match self.after_failure(py, &runner, &event, attempt) {
-                    Some(delay) => {
-                        self.later(delay, Work::Async { runner, event, attempt: attempt + 1 });
-                    }
-                    None => {
-                        runner.in_flight.fetch_sub(1, Ordering::AcqRel);
+                runner.in_flight.fetch_sub(1, Ordering::AcqRel);
+                if let Event::Wal(d) = &event {
+                    if !runner.stopped.load(Ordering::Acquire) {
+                        self.complete(&runner, d);
                     }
                 }
             }
@@ -149,7 +159,7 @@ impl Inner {
                 st.scheduled = false;
                 return;
             }
-            let next = st.pending.clone().or_else(|| next_call(&st.queue, &r, self.max_batch_rows));
+            let next = st.pending.clone().or_else(|| st.queue.front().map(|(_, e)| (1, e.clone())));
             match next {
                 Some(n) => n,
                 None => {
@@ -186,6 +196,32 @@ impl Inner {
             // Back of the queue: other triggers get their turn.
             self.send(Work::Sync(r));
         }
+    }
+
+    /// A synchronous WAL trigger's call: the rows its feed handed it, the same ones again on a
+    /// retry. Completed (its cursor passes them) once it succeeds or is given up; a call stopped
+    /// by a disable or delete is not completed.
+    fn run_wal_sync(&self, py: Python<'_>, slot: &Slot, r: Arc<Runner>) {
+        let Some(feed) = &r.feed else { return };
+        let Some(d) = feed.lock().call.clone() else { return };
+        if r.stopped.load(Ordering::Acquire) {
+            return;
+        }
+        let event = Event::Wal(d.clone());
+        let ok = self.call(py, slot, &r, &event);
+        if r.stopped.load(Ordering::Acquire) {
+            return;
+        }
+        if !ok {
+            let attempt = r.state.lock().attempt;
+            if let Some(delay) = self.after_failure(py, &r, &event, attempt) {
+                r.state.lock().attempt += 1;
+                self.later(delay, Work::Sync(r.clone()));
+                return;
+            }
+        }
+        r.state.lock().attempt = 0;
+        self.complete(&r, &d);
     }
 
     /// One plugin call. Returns whether it succeeded; a failure is already logged.

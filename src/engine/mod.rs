@@ -1,8 +1,10 @@
 //! The processing engine: triggers, the Python executors that run their plugins, and the
-//! dispatch of WAL flushes to them.
+//! feeding of committed rows to WAL triggers.
 //!
-//! Threads: one dispatcher ([`dispatch`]) reads the flush queue (`pipeline::queue`) and hands
-//! each flush, as an `Arc` (no copy), to the triggers that want it; a scheduler ([`schedule`])
+//! Threads: one feeder ([`feed`]) hands each free WAL trigger the rows after its cursor, on
+//! every tick of `--wal-flush-interval` (from the in-memory commit log, as `Arc`s, no copy; or
+//! from the WAL when a trigger is behind), and one saver keeps the cursors on disk
+//! ([`cursors`]); a scheduler ([`schedule`])
 //! fires `every:` and `cron:` triggers; `--py-executors` executor threads ([`executor`]) run
 //! plugin calls from one shared work queue, taking the GIL once per drained batch; one timer
 //! thread ([`retry`]) re-queues retries when their backoff is over; one [`watchdog`] interrupts
@@ -10,10 +12,11 @@
 //! Python never runs on a shard or query thread. The running set of triggers is kept by
 //! [`runner`]; dry runs live in [`dry_run`], the arguments of a call in [`call_args`].
 //!
-//! Ordering (DESIGN.md invariant 5): a synchronous trigger keeps its own FIFO of events, and at
-//! most one work item of it is queued or running at a time; the next event is taken only when
-//! the current one is done (or given up), so calls happen one at a time in WAL order, whichever
-//! executor runs them. `run_async` triggers send each event as its own work item.
+//! Ordering (DESIGN.md invariant 5): a synchronous WAL trigger has at most one call open, and
+//! its next call starts at the commit after the last one's; a synchronous schedule or request
+//! trigger keeps its own FIFO of events, with at most one work item queued or running. So calls
+//! happen one at a time in WAL order, whichever executor runs them. `run_async` triggers may
+//! have several calls open.
 //!
 //! Re-entrancy (SPEC §5): a plugin may call this server's HTTP API, even a request trigger, and
 //! wait for it. While it waits (GIL released), its executor is taken; if work then waits with no
@@ -24,18 +27,21 @@
 //! past it, the watchdog raises `TimeoutError` in the plugin's thread (this stops a
 //! `while True: pass`; a C call that never returns to Python is stopped when it does).
 //!
-//! Isolation (invariant 4): a plugin's exception is caught, logged with its traceback, and
-//! handled by its trigger's error behaviour; nothing it does reaches another trigger but the
-//! time it holds its executor.
+//! Isolation (invariants 4 and 9): a plugin's exception is caught, logged with its traceback,
+//! and handled by its trigger's error behaviour; nothing it does reaches another trigger but the
+//! time it holds its executor, and nothing reaches the shards: a slow WAL trigger only falls
+//! behind in the log, whose rows stay in the WAL until it has handled them.
 //!
 //! Triggers are defined in the catalog; [`Engine::reconcile`] makes the running set match it
 //! after every change and at start-up. It never writes row data itself: plugin writes go through
 //! [`ingest`] to the shards.
 
 mod call_args;
+pub mod cursors;
 mod dispatch;
 mod dry_run;
 mod executor;
+mod feed;
 pub mod ingest;
 pub mod packages;
 pub mod plugin;
@@ -60,7 +66,8 @@ use crossbeam_channel::{Receiver, Sender};
 use parking_lot::{Mutex, RwLock};
 use pipeline::catalog::{Catalog, CatalogError, CatalogOp, Trigger};
 use pipeline::buffer::WriteBuffer;
-use pipeline::queue::WalFlush;
+use pipeline::commit_log::CommitLog;
+use pipeline::wal_retention::WalRetention;
 use pyo3::prelude::*;
 
 use crate::py_api::cache::CacheSpace;
@@ -74,6 +81,7 @@ use self::watchdog::watchdog_loop;
 
 pub use self::call_args::table_batches;
 pub use self::dispatch::{Event, TRIGGER_QUEUE_EVENTS};
+pub use self::feed::MAX_ASYNC_WAL_CALLS;
 pub use self::dry_run::{DryRunInput, DryRunReport};
 pub use self::request::PendingReply;
 pub use self::retry::{RETRY_FIRST_DELAY, RETRY_MAX_ATTEMPTS, RETRY_MAX_DELAY};
@@ -126,6 +134,21 @@ struct Inner {
     max_batch_rows: usize,
     /// Set at shutdown: executors drop trigger work instead of starting it.
     closing: AtomicBool,
+    /// Recent commits, read by WAL triggers that keep up.
+    log: Arc<CommitLog>,
+    /// The WAL, read by WAL triggers behind the log.
+    wal_root: PathBuf,
+    /// Told the lowest saved cursor, so the WAL a trigger needs is kept.
+    retention: Arc<WalRetention>,
+    cursor_store: cursors::CursorStore,
+    /// Saved cursors, for the triggers of the first reconcile only.
+    start_cursors: Mutex<cursors::Cursors>,
+    /// The settled frontier at the last tick: a trigger that completes a call is fed up to it.
+    tick_frontier: AtomicU64,
+    marks: Mutex<feed::Marks>,
+    max_lag: Option<Duration>,
+    /// Wakes the feeder for a tick now.
+    wake_feed: Sender<()>,
 }
 
 /// The handle the server and the HTTP layer hold.
@@ -141,26 +164,36 @@ pub struct EngineConfig {
     pub executors: usize,
     /// Time limit of a call for triggers that set none.
     pub default_timeout: Duration,
-    /// Most rows one call of a WAL trigger that fell behind is given (the flushes it joins).
+    /// Most rows one call of a WAL trigger is given (whole commits; the first always).
     pub max_batch_rows: usize,
+    /// How often WAL triggers are fed (`--wal-flush-interval`).
+    pub flush_interval: Duration,
+    /// Past this behind, a WAL trigger is marked lagging (`None`: never).
+    pub max_lag: Option<Duration>,
+    /// Where WAL triggers read committed rows, and where they keep their cursors.
+    pub wal: WalSource,
+}
+
+/// What WAL triggers read from and keep: the commit log, the WAL and their cursors.
+pub struct WalSource {
+    pub log: Arc<CommitLog>,
+    /// The WAL's root (the shard directories).
+    pub root: PathBuf,
+    pub retention: Arc<WalRetention>,
+    pub cursors: cursors::CursorStore,
 }
 
 
 impl crate::trigger_status::TriggerStatusSource for Engine {
     fn trigger_status(&self, db: &str) -> Vec<crate::trigger_status::TriggerStatus> {
-        self.inner.runners.read().values().filter(|r| r.db == db).map(|r| r.status()).collect()
+        let runners: Vec<Arc<Runner>> = self.inner.runners.read().values().filter(|r| r.db == db).cloned().collect();
+        runners.iter().map(|r| self.status(r)).collect()
     }
 }
 
 impl Engine {
-    /// Starts Python, the executors, the timer and (if given) the dispatcher of WAL flushes.
-    pub fn start(
-        cfg: EngineConfig,
-        catalog: Arc<Catalog>,
-        buffer: Arc<WriteBuffer>,
-        services: Arc<Services>,
-        flushes: Option<Receiver<Arc<WalFlush>>>,
-    ) -> Result<Engine, EngineError> {
+    /// Starts Python, the executors, the timer, the scheduler, and the feeder of WAL triggers.
+    pub fn start(cfg: EngineConfig, catalog: Arc<Catalog>, buffer: Arc<WriteBuffer>, services: Arc<Services>) -> Result<Engine, EngineError> {
         python::start().map_err(EngineError::Unavailable)?;
         Python::attach(|py| python::prepare(py, &cfg.plugin_dir))
             .map_err(|e| EngineError::Unavailable(format!("preparing the plugin environment: {e}")))?;
@@ -170,6 +203,8 @@ impl Engine {
         let (work_tx, work_rx) = crossbeam_channel::unbounded::<Work>();
         let (timer_tx, timer_rx) = crossbeam_channel::unbounded::<Delayed>();
         let (changes_tx, changes_rx) = crossbeam_channel::unbounded::<()>();
+        let (wake_tx, wake_rx) = crossbeam_channel::bounded::<()>(1);
+        let start_cursors = cfg.wal.cursors.saved();
         let inner = Arc::new(Inner {
             catalog,
             buffer,
@@ -190,6 +225,15 @@ impl Engine {
             plugin_repo: cfg.plugin_repo,
             closing: AtomicBool::new(false),
             max_batch_rows: cfg.max_batch_rows.max(1),
+            tick_frontier: AtomicU64::new(cfg.wal.log.start()),
+            log: cfg.wal.log,
+            wal_root: cfg.wal.root,
+            retention: cfg.wal.retention,
+            cursor_store: cfg.wal.cursors,
+            start_cursors: Mutex::new(start_cursors),
+            marks: Mutex::default(),
+            max_lag: cfg.max_lag,
+            wake_feed: wake_tx,
         });
         for i in 0..n {
             spawn_executor(&inner, format!("weir-py-{i}"), false).map_err(|e| EngineError::Unavailable(e.to_string()))?;
@@ -209,15 +253,14 @@ impl Engine {
             let inner = inner.clone();
             spawn("weir-engine-scheduler", Box::new(move || schedule::scheduler_loop(inner, changes_rx)))?;
         }
-        let engine = Engine { inner };
+        let engine = Engine { inner: inner.clone() };
         engine.reconcile();
-        if let Some(rx) = flushes {
-            let e = engine.clone();
-            std::thread::Builder::new()
-                .name("weir-engine-dispatch".into())
-                .spawn(move || e.dispatch_loop(rx))
-                .map_err(|e| EngineError::Unavailable(e.to_string()))?;
+        {
+            let inner = inner.clone();
+            let every = cfg.flush_interval;
+            spawn("weir-engine-feed", Box::new(move || feed::feed_loop(inner, every, wake_rx)))?;
         }
+        spawn("weir-engine-cursors", Box::new(move || feed::save_loop(inner)))?;
         Ok(engine)
     }
 
@@ -228,6 +271,25 @@ impl Engine {
     /// The running triggers, for `/metrics`.
     pub fn runners(&self) -> Vec<Arc<Runner>> {
         self.inner.runners.read().values().cloned().collect()
+    }
+
+    /// A running trigger's live state.
+    pub fn status(&self, r: &Runner) -> crate::trigger_status::TriggerStatus {
+        let frontier = self.inner.tick_frontier.load(Ordering::Acquire);
+        let now = std::time::Instant::now();
+        let marks = self.inner.marks.lock();
+        r.status(frontier, |cursor| marks.lag(cursor, now))
+    }
+
+    /// Feeds the WAL triggers now instead of at the next tick (for benches and tests that
+    /// measure the engine alone).
+    pub fn feed_now(&self) {
+        let _ = self.inner.wake_feed.try_send(());
+    }
+
+    /// The WAL triggers' cursors: the first commit each has not completed.
+    pub fn cursors(&self) -> cursors::Cursors {
+        self.inner.cursors()
     }
 
     /// Fetches a `gh:` plugin into the cache if needed (on a blocking thread).

@@ -14,6 +14,7 @@ use pipeline::stats::Histogram;
 
 use crate::py_api::cache::CacheSpace;
 use super::dispatch::Event;
+use super::feed::Feed;
 use crate::plugin_logs::LogLevel;
 use super::spec::TriggerSpec;
 use super::Inner;
@@ -55,26 +56,30 @@ pub struct Runner {
     pub(super) in_flight: AtomicUsize,
     pub(super) cache: Arc<CacheSpace>,
     pub stats: TriggerStats,
-    /// The write buffer's commit count when this trigger started: WAL flushes hand it only
-    /// rows committed since. A write acked before the trigger was created (or enabled) is
-    /// published on a later tick, but it is not this trigger's to see.
-    pub(super) since_commit: u64,
+    /// A WAL trigger's place in the log (`None` for schedule and request triggers).
+    pub(super) feed: Option<Mutex<Feed>>,
 }
 
 impl Runner {
     /// A call of this trigger is queued or running.
     pub fn busy(&self) -> bool {
-        self.state.lock().scheduled || self.in_flight.load(Ordering::Acquire) > 0
+        self.state.lock().scheduled || self.in_flight.load(Ordering::Acquire) > 0 || self.feed.as_ref().is_some_and(|f| f.lock().busy())
     }
 
-    /// Its live state, for `system.processing_engine_triggers`.
-    pub fn status(&self) -> TriggerStatus {
+    /// A WAL trigger's cursor: the first commit it has not completed.
+    pub fn cursor(&self) -> Option<u64> {
+        self.feed.as_ref().map(|f| f.lock().cursor())
+    }
+
+    /// Its live state, for `system.processing_engine_triggers`. `frontier` is the settled
+    /// frontier and `lag` how long a cursor has been behind it, for WAL triggers.
+    pub(super) fn status(&self, frontier: u64, lag: impl Fn(u64) -> f64) -> TriggerStatus {
         let (queued, oldest) = {
             let st = self.state.lock();
             (st.queue.len(), st.queue.front().map(|(at, _)| *at))
         };
         let last = self.stats.last_call_ns.load(Ordering::Relaxed);
-        TriggerStatus {
+        let mut s = TriggerStatus {
             trigger_name: self.def.name.clone(),
             queued_events: (queued + self.in_flight.load(Ordering::Acquire)) as u64,
             lag_seconds: oldest.map_or(0.0, |at| at.elapsed().as_secs_f64()),
@@ -83,7 +88,18 @@ impl Runner {
             last_call_time_ns: (last != 0).then_some(last),
             call_duration_p50_s: self.stats.latency.quantile_upper_s(0.5),
             call_duration_p99_s: self.stats.latency.quantile_upper_s(0.99),
+            ..TriggerStatus::default()
+        };
+        if let Some(feed) = &self.feed {
+            let f = feed.lock();
+            let cursor = f.cursor();
+            s.queued_events = f.open.len() as u64;
+            s.lag_seconds = lag(cursor);
+            s.cursor = cursor.checked_sub(1);
+            s.lag_commits = Some(frontier.saturating_sub(cursor));
+            s.lagging = f.lagging;
         }
+        s
     }
 }
 
@@ -108,6 +124,7 @@ impl Inner {
             }
             keep
         });
+        let mut added_wal = false;
         let mut caches = self.caches.lock();
         caches.retain(|k, _| k.0.starts_with('\0') || defined.contains(k));
         for (key, def) in wanted {
@@ -123,8 +140,15 @@ impl Inner {
             };
             let timeout = def.timeout_ms.map_or(self.default_timeout, Duration::from_millis);
             let cache = caches.entry(key.clone()).or_default().clone();
+            // A WAL trigger resumes at its saved cursor (at start-up), or starts at the next
+            // commit: every write acked before it was created or enabled is not its to see.
+            let feed = spec.is_wal().then(|| {
+                let saved = self.start_cursors.lock().remove(&key);
+                added_wal = true;
+                Mutex::new(Feed::new(saved.unwrap_or_else(|| self.buffer.commits())))
+            });
             let runner = Arc::new(Runner {
-                since_commit: self.buffer.commits(),
+                feed,
                 db: key.0.clone(),
                 def,
                 spec,
@@ -138,6 +162,15 @@ impl Inner {
             runners.insert(key, runner);
         }
         drop(runners);
+        drop(caches);
+        // Cursors of triggers not started at the first reconcile are not resumed later: a
+        // trigger enabled again starts at the current commit.
+        self.start_cursors.lock().clear();
+        if added_wal {
+            // Saved before the change is answered: a crash right after it must not lose the
+            // new trigger's starting point.
+            self.save_cursors();
+        }
         let _ = self.schedule_changes.send(());
     }
 }

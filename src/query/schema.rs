@@ -147,9 +147,11 @@ impl SystemSchema {
     }
 
     /// InfluxDB 3's columns, then Weir's live state of each trigger: `state` (`running`,
-    /// `disabled`, or `not_started` when its spec or plugin failed at start), events waiting and
-    /// how long the oldest has waited, calls, errors, the last call's time and call-duration
-    /// quantiles. A trigger the engine does not run has NULLs there.
+    /// `lagging` for a WAL trigger past `--trigger-max-lag`, `disabled`, or `not_started` when
+    /// its spec or plugin failed at start), events waiting and how long the oldest has waited,
+    /// a WAL trigger's cursor (last commit completed) and how many commits it is behind, calls,
+    /// errors, the last call's time and call-duration quantiles. A trigger the engine does not
+    /// run has NULLs there.
     fn triggers(&self) -> Result<RecordBatch, DataFusionError> {
         let triggers: Vec<_> = self.catalog.db(&self.db).map(|d| d.triggers.values().cloned().collect()).unwrap_or_default();
         let live: HashMap<String, TriggerStatus> = self
@@ -160,6 +162,7 @@ impl SystemSchema {
         let status: Vec<Option<&TriggerStatus>> = triggers.iter().map(|t| live.get(&t.name)).collect();
         let state = triggers.iter().zip(&status).map(|(t, s)| match (t.disabled, s) {
             (true, _) => "disabled",
+            (false, Some(s)) if s.lagging => "lagging",
             (false, Some(_)) => "running",
             (false, None) => "not_started",
         });
@@ -173,6 +176,8 @@ impl SystemSchema {
             Field::new("state", DataType::Utf8, false),
             Field::new("queued_events", DataType::UInt64, true),
             Field::new("lag_seconds", DataType::Float64, true),
+            Field::new("cursor", DataType::UInt64, true),
+            Field::new("lag_commits", DataType::UInt64, true),
             Field::new("calls", DataType::UInt64, true),
             Field::new("errors", DataType::UInt64, true),
             Field::new("last_call_time", DataType::Timestamp(TimeUnit::Nanosecond, None), true),
@@ -191,6 +196,8 @@ impl SystemSchema {
             Arc::new(StringArray::from_iter_values(state)),
             u64s(|s| s.queued_events),
             f64s(|s| Some(s.lag_seconds)),
+            Arc::new(UInt64Array::from_iter(status.iter().map(|s| s.and_then(|s| s.cursor)))),
+            Arc::new(UInt64Array::from_iter(status.iter().map(|s| s.and_then(|s| s.lag_commits)))),
             u64s(|s| s.calls),
             u64s(|s| s.errors),
             Arc::new(TimestampNanosecondArray::from_iter(status.iter().map(|s| s.and_then(|s| s.last_call_time_ns)))),

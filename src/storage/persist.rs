@@ -209,7 +209,7 @@ impl Persister {
         let buffer = &self.buffer;
         self.storage.publish(index, || buffer.release_frozen());
         self.frozen = None;
-        stats.wal_segments_removed = self.retention.remove_below(boundary);
+        stats.wal_segments_removed = self.retention.persisted_below(boundary);
         // Segments being written now hold commits at or above the boundary; closing them lets
         // the next persist remove them even when they fill slowly.
         self.retention.request_rotation();

@@ -1,0 +1,170 @@
+//! WAL triggers read from the log through the real binary: cursors, at-least-once across
+//! `kill -9` (DESIGN.md invariant 9), catch-up from the WAL, and a slow trigger that slows
+//! nothing but itself (invariants 4 and 9).
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use common::{wait_for, Server};
+use serde_json::json;
+
+/// Writes one `seen` row per row handed over (tag `id` = the row's `id` field, the row's own
+/// time), so a repeated hand-over is one row again (point semantics) and `count(*)` is the
+/// number of distinct rows seen. Sleeps `args["sleep"]` seconds per call.
+const RECORDER: &str = r#"import time
+
+def process_writes(influxdb3_local, table_batches, args=None):
+    for b in table_batches:
+        for r in b["rows"]:
+            influxdb3_local.write(LineBuilder("seen").tag("by", args["name"]).tag("id", str(r["id"])).int64_field("n", 1).time_ns(r["time"]))
+    influxdb3_local.info("rows", sum(len(b["rows"]) for b in table_batches))
+    time.sleep(float(args.get("sleep", "0")))
+"#;
+
+fn recorder(s: &Server, name: &str, sleep: &str) {
+    s.create_trigger("db", name, "recorder.py", "table:src", Some(json!({"name": name, "sleep": sleep})), json!({}));
+}
+
+fn seen(s: &Server, by: &str) -> i64 {
+    s.try_query("db", &format!("SELECT count(*) AS n FROM seen WHERE by = '{by}'"))
+        .and_then(|r| r.first().and_then(|r| r["n"].as_i64()))
+        .unwrap_or(0)
+}
+
+/// Writes `n` rows to `src` in writes of `per` rows, ids from `first`; each acked.
+fn write_rows(s: &Server, first: usize, n: usize, per: usize) {
+    for start in (first..first + n).step_by(per) {
+        let body: Vec<String> = (start..(start + per).min(first + n)).map(|i| format!("src id={i}i {}", 1_000 + i)).collect();
+        let (status, text) = s.write("db", &body.join("\n"));
+        assert_eq!(status, 204, "{text}");
+    }
+}
+
+#[test]
+fn invariant_9_an_acked_write_reaches_every_enabled_wal_trigger_at_least_once_across_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["--trigger-max-batch-rows", "20"];
+    let mut s = Server::start_in(dir.path(), &args);
+    s.add_plugin("recorder.py", RECORDER);
+    assert_eq!(s.write("db", "src id=0i 1").0, 204);
+    // A slow one (one call of at most 20 rows a second) and a quick one.
+    recorder(&s, "slow", "1");
+    recorder(&s, "quick", "0");
+    let mut acked = 0;
+    for cycle in 0..2 {
+        write_rows(&s, acked, 200, 10);
+        acked += 200;
+        // Killed right after the acks: the slow trigger cannot have handled them all.
+        let before = seen(&s, "slow");
+        s.kill9();
+        assert!(before < acked as i64, "cycle {cycle}: the slow trigger had already seen {before} of {acked}");
+        s = Server::start_in(dir.path(), &args);
+        wait_for(120, "every acked row to reach both triggers", || {
+            (seen(&s, "slow") == acked as i64 && seen(&s, "quick") == acked as i64).then_some(())
+        });
+    }
+    let ids: BTreeSet<i64> = s.query("db", "SELECT id FROM seen WHERE by = 'slow'").iter().filter_map(|r| r["id"].as_str()?.parse().ok()).collect();
+    assert_eq!(ids, (0..acked as i64).collect(), "every acked row, none invented");
+}
+
+#[test]
+fn a_trigger_behind_the_in_memory_log_reads_its_rows_back_from_the_wal_across_persists() {
+    // One byte of commit log: every read goes to the WAL. Persisting every second, with tiny
+    // windows: the segments the trigger still needs are persisted long before it reads them.
+    let args = ["--trigger-memory-bytes", "1", "--gen1-duration", "1s", "--persist-threshold-bytes", "1", "--trigger-max-batch-rows", "20"];
+    let s = Server::start(&args);
+    s.add_plugin("recorder.py", RECORDER);
+    s.add_plugin(
+        "order.py",
+        "def process_writes(influxdb3_local, table_batches, args=None):\n    influxdb3_local.info(','.join(str(r['id']) for b in table_batches for r in b['rows']))\n",
+    );
+    assert_eq!(s.write("db", "src id=0i 1").0, 204);
+    recorder(&s, "slow", "0.5");
+    s.create_trigger("db", "order", "order.py", "table:src", None, json!({}));
+    write_rows(&s, 0, 300, 5);
+    wait_for(120, "every row to reach the slow trigger", || (seen(&s, "slow") == 300).then_some(()));
+    let files = s.query("db", "SELECT count(*) AS n FROM system.parquet_files WHERE table_name = 'src'");
+    assert!(files[0]["n"].as_i64() > Some(0), "rows were persisted meanwhile");
+    let order: Vec<i64> = wait_for(60, "every row in the order log", || {
+        let v: Vec<i64> = s
+            .engine_logs("db")
+            .iter()
+            .filter(|(t, _, _)| t == "order")
+            .flat_map(|(_, _, m)| m.split(',').filter_map(|n| n.parse().ok()).collect::<Vec<_>>())
+            .collect();
+        (v.len() >= 300).then_some(v)
+    });
+    assert_eq!(order, (0..300).collect::<Vec<_>>(), "once each, in commit order");
+}
+
+#[test]
+fn invariant_9_a_slow_trigger_never_slows_writes_or_other_triggers() {
+    // 10 ms ticks; one trigger takes 2 s a call. Writes and the quick trigger must not notice.
+    let s = Server::start(&["--trigger-max-batch-rows", "1000"]);
+    s.add_plugin("recorder.py", RECORDER);
+    s.add_plugin(
+        "latency.py",
+        "import time\ndef process_writes(influxdb3_local, table_batches, args=None):\n    now = time.time_ns()\n    \
+         for b in table_batches:\n        for r in b['rows']:\n            influxdb3_local.write(LineBuilder('lat').tag('id', str(r['id'])).int64_field('ns', now - r['sent']))\n",
+    );
+    assert_eq!(s.write("db", "src id=0i,sent=0i 1").0, 204);
+    recorder(&s, "slow", "2");
+    s.create_trigger("db", "quick", "latency.py", "table:src", None, json!({}));
+    let mut write_ms = Vec::new();
+    let started = Instant::now();
+    let mut i = 0;
+    while started.elapsed() < Duration::from_secs(15) {
+        let sent = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+        let t = Instant::now();
+        let (status, text) = s.write("db", &format!("src id={i}i,sent={sent}i {}", 10 + i));
+        write_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+        assert_eq!(status, 204, "{text}");
+        i += 1;
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let writes = i;
+    let lat: Vec<f64> = wait_for(30, "every row to reach the quick trigger", || {
+        let rows = s.try_query("db", "SELECT ns FROM lat")?;
+        (rows.len() >= writes).then(|| rows.iter().filter_map(|r| r["ns"].as_f64()).map(|ns| ns / 1e6).collect())
+    });
+    let p99 = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[(v.len() - 1) * 99 / 100]
+    };
+    let (write_p99, quick_p99) = (p99(write_ms), p99(lat));
+    // Without the slow trigger, both are tens of milliseconds here; a stall would be seconds.
+    assert!(write_p99 < 500.0, "write p99 {write_p99:.1} ms");
+    assert!(quick_p99 < 1000.0, "quick trigger p99 {quick_p99:.1} ms from write to plugin");
+    // The slow trigger is behind, visibly, and catches up in few, large calls.
+    let sql = "SELECT trigger_name, lag_commits, cursor, calls FROM system.processing_engine_triggers WHERE trigger_name = 'slow'";
+    let slow = s.query("db", sql);
+    assert!(slow[0]["lag_commits"].as_u64() > Some(10), "{slow:?}");
+    wait_for(60, "the slow trigger to catch up", || (seen(&s, "slow") == writes as i64).then_some(()));
+    let calls = s.query("db", sql)[0]["calls"].as_u64().unwrap_or(0);
+    assert!(calls < 30, "{calls} calls for {writes} writes: rows after the cursor are taken together");
+}
+
+#[test]
+fn a_cursor_survives_a_restart_and_rows_handled_before_it_are_not_handed_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Server::start_in(dir.path(), &[]);
+    s.add_plugin("recorder.py", RECORDER);
+    assert_eq!(s.write("db", "src id=0i 1").0, 204);
+    recorder(&s, "t", "0");
+    write_rows(&s, 0, 50, 10);
+    wait_for(30, "50 rows seen", || (seen(&s, "t") == 50).then_some(()));
+    let cursor = wait_for(10, "the cursor to be saved", || {
+        let c = s.query("db", "SELECT cursor FROM system.processing_engine_triggers")[0]["cursor"].as_u64()?;
+        let saved = std::fs::read_to_string(dir.path().join("data/weir/triggers/cursors.json")).ok()?;
+        saved.contains(&format!("\"next_commit\": {}", c + 1)).then_some(c)
+    });
+    s.kill9();
+    let s = Server::start_in(dir.path(), &[]);
+    write_rows(&s, 50, 10, 10);
+    wait_for(30, "60 rows seen", || (seen(&s, "t") == 60).then_some(()));
+    let row = &s.query("db", "SELECT cursor, calls FROM system.processing_engine_triggers")[0];
+    assert!(row["cursor"].as_u64() > Some(cursor), "{row}");
+    assert_eq!(row["calls"].as_u64(), Some(1), "one call after the restart, for the new rows only: {row}");
+}
