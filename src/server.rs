@@ -198,8 +198,9 @@ pub fn run(cfg: ServeConfig) -> anyhow::Result<()> {
     tracing::info!(timeout = ?cfg.shutdown_timeout, "shutting down: waiting for running plugin calls");
     let unfinished = engine.shutdown(cfg.shutdown_timeout);
     if !unfinished.is_empty() {
-        tracing::warn!(triggers = ?unfinished, "plugin calls still running at the shutdown timeout are abandoned");
+        tracing::warn!(triggers = ?unfinished, "plugin calls still running at the shutdown timeout are abandoned; their rows are handed over again after the restart");
     }
+    engine.save_cursors();
     drop(_temp);
     // Every acked write is already durable; nothing else needs an orderly stop.
     std::process::exit(0);

@@ -292,6 +292,12 @@ impl Engine {
         self.inner.cursors()
     }
 
+    /// Saves the WAL triggers' cursors now (at shutdown, so a clean restart hands nothing
+    /// over twice).
+    pub fn save_cursors(&self) {
+        self.inner.save_cursors();
+    }
+
     /// Fetches a `gh:` plugin into the cache if needed (on a blocking thread).
     async fn fetch(&self, name: &str) -> Result<(), EngineError> {
         if !name.starts_with("gh:") {
