@@ -168,3 +168,35 @@ fn a_cursor_survives_a_restart_and_rows_handled_before_it_are_not_handed_again()
     assert!(row["cursor"].as_u64() > Some(cursor), "{row}");
     assert_eq!(row["calls"].as_u64(), Some(1), "one call after the restart, for the new rows only: {row}");
 }
+
+#[test]
+fn a_trigger_past_its_max_lag_is_marked_lagging_and_disable_enable_starts_it_at_now() {
+    let s = Server::start(&["--trigger-max-lag", "1s"]);
+    // Stuck for a minute a call, in steps the cancellation of a disable can interrupt.
+    s.add_plugin("stuck.py", "import time\ndef process_writes(influxdb3_local, table_batches, args=None):\n    for _ in range(600):\n        time.sleep(0.1)\n");
+    assert_eq!(s.write("db", "src id=0i 1").0, 204);
+    s.create_trigger("db", "stuck", "stuck.py", "table:src", None, json!({}));
+    write_rows(&s, 0, 20, 2);
+    let sql = "SELECT state, lag_commits, lag_seconds FROM system.processing_engine_triggers";
+    let row = wait_for(20, "the trigger to be marked lagging", || {
+        let rows = s.query("db", sql);
+        (rows[0]["state"] == "lagging").then(|| rows[0].clone())
+    });
+    assert!(row["lag_seconds"].as_f64() > Some(1.0) && row["lag_commits"].as_u64() >= Some(9), "{row}");
+    let logs = s.engine_logs("db");
+    assert!(logs.iter().any(|(t, l, m)| t == "stuck" && l == "WARN" && m.starts_with("trigger is lagging")), "{logs:?}");
+    // Its rows are kept: it stays behind, never advanced by itself.
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(s.query("db", sql)[0]["lag_commits"].as_u64() >= Some(9));
+    // Disable and enable: it starts again at the current commit.
+    for action in ["disable", "enable"] {
+        let (status, body) =
+            s.post_json(&format!("/api/v3/configure/processing_engine_trigger/{action}"), &json!({"db": "db", "trigger_name": "stuck"}));
+        assert_eq!(status, 200, "{body}");
+    }
+    let row = wait_for(10, "the trigger to run with nothing behind", || {
+        let rows = s.query("db", sql);
+        (rows[0]["state"] == "running" && rows[0]["lag_commits"].as_u64() == Some(0)).then(|| rows[0].clone())
+    });
+    assert!(row["lag_seconds"].as_f64() < Some(1.0), "{row}");
+}

@@ -27,7 +27,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
-use pipeline::commit_log::{Delivery, Read, TableBatch};
+use pipeline::commit_log::{CommitLog, Delivery, Read, TableBatch};
 use pipeline::wal_read::WalReader;
 use pyo3::prelude::*;
 
@@ -74,6 +74,57 @@ impl Feed {
     pub(super) fn busy(&self) -> bool {
         self.reading || !self.open.is_empty()
     }
+
+    /// What this trigger gets next from the commits below `frontier`: nothing (it is not free,
+    /// or has nothing waiting), a call read from `log`, or a read of the WAL (the range is no
+    /// longer in the log; [`Feed::reading`] is set until it is done). A range with nothing the
+    /// trigger wants moves its cursor without a call.
+    pub(super) fn next(&mut self, log: &CommitLog, frontier: u64, max_rows: usize, run_async: bool, wants: impl Fn(&TableBatch) -> bool) -> Next {
+        loop {
+            let free = if run_async { self.open.len() < MAX_ASYNC_WAL_CALLS } else { self.open.is_empty() };
+            if self.reading || !free || self.handed >= frontier {
+                return Next::Nothing;
+            }
+            let Some(read) = log.read(self.handed, frontier, max_rows, &wants) else {
+                self.reading = true;
+                return Next::ReadWal;
+            };
+            if let Some(d) = self.take(read, run_async) {
+                return Next::Call(d);
+            }
+        }
+    }
+
+    /// Turns rows read after the cursor into the trigger's next call (`None` if it wanted none
+    /// of them: the cursor just moves past).
+    pub(super) fn take(&mut self, read: Read, run_async: bool) -> Option<Arc<Delivery>> {
+        let from = self.handed;
+        self.handed = read.through.max(from);
+        if read.tables.is_empty() {
+            return None;
+        }
+        let d = Arc::new(Delivery { from, through: self.handed, tables: read.tables });
+        self.open.insert(from, self.handed);
+        if !run_async {
+            self.call = Some(d.clone());
+        }
+        Some(d)
+    }
+
+    /// A call is over (done, or given up): its rows count as completed.
+    pub(super) fn done(&mut self, d: &Delivery) {
+        self.open.remove(&d.from);
+        if self.call.as_ref().is_some_and(|c| c.from == d.from) {
+            self.call = None;
+        }
+    }
+}
+
+/// What [`Feed::next`] found for a trigger.
+pub(super) enum Next {
+    Nothing,
+    Call(Arc<Delivery>),
+    ReadWal,
 }
 
 fn wants(t: &TableBatch, r: &Runner) -> bool {
@@ -120,42 +171,32 @@ impl Inner {
         let Some(feed) = &r.feed else { return };
         let mut f = feed.lock();
         loop {
-            let free = if r.def.run_async { f.open.len() < MAX_ASYNC_WAL_CALLS } else { f.open.is_empty() };
-            if r.stopped.load(Ordering::Acquire) || f.reading || !free || f.handed >= frontier {
+            if r.stopped.load(Ordering::Acquire) {
                 return;
             }
-            match self.log.read(f.handed, frontier, self.max_batch_rows, |t| wants(t, r)) {
-                Some(read) => {
-                    if !self.hand(r, &mut f, read) {
-                        return;
-                    }
-                }
-                None => {
-                    f.reading = true;
+            match f.next(&self.log, frontier, self.max_batch_rows, r.def.run_async, |t| wants(t, r)) {
+                Next::Nothing => return,
+                Next::ReadWal => {
                     drop(f);
                     self.send(Work::Read(r.clone()));
                     return;
+                }
+                Next::Call(d) => {
+                    if !self.send_call(r, d) {
+                        return;
+                    }
                 }
             }
         }
     }
 
-    /// Turns what was read into a call; returns whether more may be handed now.
-    fn hand(&self, r: &Arc<Runner>, f: &mut Feed, read: Read) -> bool {
-        let from = f.handed;
-        f.handed = read.through.max(from);
-        if read.tables.is_empty() {
-            // Nothing it wants: the cursor moves on without a call.
-            return true;
-        }
-        let d = Arc::new(Delivery { from, through: f.handed, tables: read.tables });
-        f.open.insert(from, f.handed);
+    /// Sends a handed call to the executors; returns whether more may be handed now.
+    fn send_call(&self, r: &Arc<Runner>, d: Arc<Delivery>) -> bool {
         if r.def.run_async {
             r.in_flight.fetch_add(1, Ordering::AcqRel);
             self.send(Work::Async { runner: r.clone(), event: Event::Wal(d), attempt: 0 });
             true
         } else {
-            f.call = Some(d);
             self.send(Work::Sync(r.clone()));
             false
         }
@@ -179,9 +220,12 @@ impl Inner {
         match read {
             Ok(read) => {
                 f.reader = Some(reader);
-                let more = !r.stopped.load(Ordering::Acquire) && self.hand(&r, &mut f, read);
+                let call = f.take(read, r.def.run_async);
                 drop(f);
-                if more {
+                if r.stopped.load(Ordering::Acquire) {
+                    return;
+                }
+                if call.is_none_or(|d| self.send_call(&r, d)) {
                     self.feed(&r, frontier);
                 }
             }
@@ -198,13 +242,7 @@ impl Inner {
     /// last tick follow at once, so a trigger that is behind catches up call after call.
     pub(super) fn complete(&self, r: &Arc<Runner>, d: &Delivery) {
         let Some(feed) = &r.feed else { return };
-        {
-            let mut f = feed.lock();
-            f.open.remove(&d.from);
-            if f.call.as_ref().is_some_and(|c| c.from == d.from) {
-                f.call = None;
-            }
-        }
+        feed.lock().done(d);
         self.feed(r, self.tick_frontier.load(Ordering::Acquire));
     }
 
@@ -309,6 +347,95 @@ mod tests {
         assert_eq!(f.cursor(), 10, "a later call done first does not move the cursor");
         f.open.remove(&10);
         assert_eq!(f.cursor(), 20);
+    }
+
+    fn tb(table: &str, commit: u64) -> TableBatch {
+        use arrow::array::Int64Array;
+        use arrow::datatypes::{DataType, Field, Schema};
+        let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, false)]));
+        let batch = arrow::record_batch::RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(vec![commit as i64]))]).unwrap();
+        TableBatch { db_id: 0, db_name: "db".into(), table_name: table.into(), batch, commit }
+    }
+
+    fn call(n: Next) -> Arc<Delivery> {
+        match n {
+            Next::Call(d) => d,
+            Next::Nothing => panic!("expected a call, got nothing"),
+            Next::ReadWal => panic!("expected a call, got a WAL read"),
+        }
+    }
+
+    fn commits(d: &Delivery) -> Vec<u64> {
+        d.tables.iter().map(|t| t.commit).collect()
+    }
+
+    #[test]
+    fn a_sync_trigger_has_one_call_open_and_its_cursor_moves_only_when_it_completes() {
+        let log = CommitLog::new(0, usize::MAX);
+        for c in 0..6 {
+            log.append(c, &[tb(if c == 2 { "other" } else { "cpu" }, c)]);
+        }
+        let cpu = |t: &TableBatch| &*t.table_name == "cpu";
+        let mut f = Feed::new(0);
+        // Frontier 4: commits 0..4 are settled; at most 2 rows a call.
+        let first = call(f.next(&log, 4, 2, false, cpu));
+        // Commit 2 holds only another table: passed over, up to the commit that did not fit.
+        assert_eq!((commits(&first), first.from, first.through), (vec![0, 1], 0, 3));
+        assert!(matches!(f.next(&log, 4, 2, false, cpu), Next::Nothing), "one call open at a time");
+        assert_eq!(f.cursor(), 0, "not completed yet");
+        f.done(&first);
+        assert_eq!(f.cursor(), 3);
+        let second = call(f.next(&log, 4, 2, false, cpu));
+        assert_eq!((commits(&second), second.from, second.through), (vec![3], 3, 4));
+        f.done(&second);
+        assert!(matches!(f.next(&log, 4, 2, false, cpu), Next::Nothing), "caught up with the frontier");
+        // The frontier moves to 6: commits 4 and 5 come in one call.
+        let third = call(f.next(&log, 6, 10, false, cpu));
+        assert_eq!(commits(&third), vec![4, 5]);
+    }
+
+    #[test]
+    fn nothing_wanted_moves_the_cursor_without_a_call() {
+        let log = CommitLog::new(0, usize::MAX);
+        log.append(0, &[tb("other", 0)]);
+        log.append(1, &[tb("other", 1)]);
+        let mut f = Feed::new(0);
+        assert!(matches!(f.next(&log, 2, 10, false, |t| &*t.table_name == "cpu"), Next::Nothing));
+        assert_eq!(f.cursor(), 2, "the WAL below 2 is not held for this trigger");
+    }
+
+    #[test]
+    fn behind_the_commit_log_a_trigger_reads_the_wal_once_at_a_time() {
+        let log = CommitLog::new(5, usize::MAX);
+        let mut f = Feed::new(3);
+        assert!(matches!(f.next(&log, 8, 10, false, |_| true), Next::ReadWal));
+        assert!(f.reading);
+        assert!(matches!(f.next(&log, 8, 10, false, |_| true), Next::Nothing), "one read at a time");
+        // The read comes back with commits 3 and 4 (from the WAL): a call, cursor unmoved.
+        f.reading = false;
+        let d = f.take(Read { tables: vec![tb("cpu", 3), tb("cpu", 4)], through: 5 }, false).unwrap();
+        assert_eq!((d.from, d.through, f.cursor()), (3, 5, 3));
+        f.done(&d);
+        log.append(5, &[tb("cpu", 5)]);
+        assert_eq!(commits(&call(f.next(&log, 8, 10, false, |_| true))), vec![5], "then from memory");
+    }
+
+    #[test]
+    fn an_async_trigger_has_calls_open_up_to_its_bound_and_its_cursor_is_the_oldest() {
+        let log = CommitLog::new(0, usize::MAX);
+        for c in 0..(MAX_ASYNC_WAL_CALLS as u64 + 5) {
+            log.append(c, &[tb("cpu", c)]);
+        }
+        let mut f = Feed::new(0);
+        let mut calls = Vec::new();
+        while let Next::Call(d) = f.next(&log, u64::MAX, 1, true, |_| true) {
+            calls.push(d);
+        }
+        assert_eq!(calls.len(), MAX_ASYNC_WAL_CALLS);
+        f.done(&calls[1]);
+        assert_eq!(f.cursor(), 0, "call 0 is still open");
+        f.done(&calls[0]);
+        assert_eq!(f.cursor(), 2);
     }
 
     #[test]
