@@ -1,5 +1,5 @@
-//! Time: the wall clock in nanoseconds and the duration syntax of flags, trigger specs and
-//! HTTP fields (`10ms`, `1s`, `5m`, `1h`, `1d`).
+//! Time: the wall clock in nanoseconds, the duration syntax of flags, trigger specs and
+//! HTTP fields (`10ms`, `1s`, `5m`, `1h`, `1d`), and instants as RFC 3339 or nanoseconds.
 //!
 //! A leaf: it depends on nothing in the crate, so the server, the CLI, the HTTP layer, storage
 //! and the engine all share it without a cycle.
@@ -15,6 +15,23 @@ pub fn now_ns() -> i64 {
 }
 
 /// Parses `10ms`, `1s`, `5m`, `1h`, `1d` (and `500us`, `100ns`). Zero is refused.
+/// An instant as RFC 3339 (`2026-12-07T10:00:00Z`, any offset) or as integer nanoseconds since
+/// the epoch, in nanoseconds since the epoch.
+pub fn parse_instant(s: &str) -> Result<i64, String> {
+    let s = s.trim();
+    if let Ok(ns) = s.parse::<i64>() {
+        return Ok(ns);
+    }
+    let t = chrono::DateTime::parse_from_rfc3339(s)
+        .map_err(|e| format!("'{s}' is not an RFC 3339 time (2026-01-02T03:04:05Z) nor nanoseconds since the epoch: {e}"))?;
+    t.timestamp_nanos_opt().ok_or_else(|| format!("'{s}' is outside the nanosecond range (years 1677 to 2262)"))
+}
+
+/// Nanoseconds since the epoch as RFC 3339 in UTC.
+pub fn format_instant(ns: i64) -> String {
+    chrono::DateTime::from_timestamp_nanos(ns).to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+}
+
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
@@ -38,6 +55,15 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn instants_are_rfc3339_or_nanoseconds_and_format_back() {
+        assert_eq!(super::parse_instant("1700000000000000000"), Ok(1_700_000_000_000_000_000));
+        assert_eq!(super::parse_instant("2023-11-14T22:13:20Z"), Ok(1_700_000_000_000_000_000));
+        assert_eq!(super::parse_instant("2023-11-14T23:13:20+01:00"), Ok(1_700_000_000_000_000_000));
+        assert!(super::parse_instant("yesterday").unwrap_err().contains("RFC 3339"));
+        assert_eq!(super::format_instant(1_700_000_000_500_000_000), "2023-11-14T22:13:20.500Z");
+    }
+
     use super::*;
 
     #[test]

@@ -6,7 +6,7 @@ use anyhow::{bail, Context};
 use serde_json::json;
 
 use super::client::{print, Client};
-use super::{CreateTriggerArgs, InstallCommand, TestCommand, ToggleCommand};
+use super::{CreateTriggerArgs, InstallCommand, ReplayCommand, TestCommand, ToggleCommand};
 
 /// `k=v` pairs (as influxdb3 takes them) into a map; a pair without `=` is an error.
 fn key_values(pairs: &[String]) -> anyhow::Result<Option<BTreeMap<String, String>>> {
@@ -110,4 +110,42 @@ pub fn install(what: InstallCommand) -> anyhow::Result<()> {
     )?;
     println!("Packages installed successfully");
     Ok(())
+}
+
+/// `weir replay trigger`: starts the replay, then prints its progress until it is done.
+pub fn replay(what: ReplayCommand) -> anyhow::Result<()> {
+    let ReplayCommand::Trigger { client, database, start, end, name } = what;
+    // Checked here too, so a typo is named before anything is sent.
+    for (what, t) in [("--start", &start), ("--end", &end)] {
+        crate::time::parse_instant(t).map_err(|e| anyhow::anyhow!("{what}: {e}"))?;
+    }
+    let c = Client::new(&client);
+    let body = json!({ "db": database, "trigger_name": name, "start": start, "end": end }).to_string();
+    let answer = c.send(
+        c.request("POST", "/api/v3/configure/processing_engine_trigger/replay").set("Content-Type", "application/json"),
+        Some(body.as_bytes()),
+    )?;
+    let mut p: serde_json::Value = serde_json::from_slice(&answer).context("the server's answer is not JSON")?;
+    let id = p["id"].as_u64().context("the server's answer has no replay id")?;
+    let mut shown = String::new();
+    loop {
+        let line = format!(
+            "replay {id} of {name}: {} rows in {} calls, {} failed{}",
+            p["rows"], p["calls"], p["errors"],
+            p["through_time"].as_str().map(|t| format!(", through {t} of table {}", p["table"].as_str().unwrap_or("?"))).unwrap_or_default()
+        );
+        if line != shown {
+            eprintln!("{line}");
+            shown = line;
+        }
+        match p["state"].as_str() {
+            Some("running") => {}
+            Some("done") if p["errors"].as_u64() == Some(0) => return Ok(()),
+            Some("done") => bail!("replay {id} finished with {} failed calls (see system.processing_engine_logs)", p["errors"]),
+            _ => bail!("replay {id} failed: {}", p["error"].as_str().unwrap_or("unknown error")),
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let answer = c.send(c.request("GET", &format!("/api/v3/configure/processing_engine_trigger/replay?id={id}")), None)?;
+        p = serde_json::from_slice(&answer).context("the server's answer is not JSON")?;
+    }
 }

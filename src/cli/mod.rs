@@ -69,6 +69,30 @@ pub enum Command {
         #[command(subcommand)]
         what: InstallCommand,
     },
+    /// Run a WAL trigger's plugin over stored rows of a time range (backfill).
+    Replay {
+        #[command(subcommand)]
+        what: ReplayCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReplayCommand {
+    /// Calls the trigger's plugin with the rows of `[--start, --end)`, in time order, in calls
+    /// of at most the server's --trigger-max-batch-rows; shows progress until done.
+    Trigger {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[arg(short = 'd', long = "database", env = "WEIR_DATABASE_NAME")]
+        database: String,
+        /// First instant, included: RFC 3339 (2026-01-02T03:04:05Z) or nanoseconds.
+        #[arg(long)]
+        start: String,
+        /// Last instant, excluded.
+        #[arg(long)]
+        end: String,
+        name: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -286,5 +310,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Disable { what } => engine::toggle(what, true),
         Command::Test { what } => engine::test(what),
         Command::Install { what } => engine::install(what),
+        Command::Replay { what } => engine::replay(what),
     }
 }

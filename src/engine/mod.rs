@@ -46,6 +46,7 @@ pub mod ingest;
 pub mod packages;
 pub mod plugin;
 pub mod request;
+mod replay;
 mod retry;
 mod runner;
 pub mod schedule;
@@ -84,6 +85,7 @@ pub use self::dispatch::{Event, TRIGGER_QUEUE_EVENTS};
 pub use self::feed::MAX_ASYNC_WAL_CALLS;
 pub use self::dry_run::{DryRunInput, DryRunReport};
 pub use self::request::PendingReply;
+pub use self::replay::ReplayProgress;
 pub use self::retry::{RETRY_FIRST_DELAY, RETRY_MAX_ATTEMPTS, RETRY_MAX_DELAY};
 pub use self::runner::{Runner, TriggerStats};
 pub use self::watchdog::{EXTRA_EXECUTOR_IDLE, MAX_EXTRA_EXECUTORS};
@@ -149,6 +151,7 @@ struct Inner {
     max_lag: Option<Duration>,
     /// Wakes the feeder for a tick now.
     wake_feed: Sender<()>,
+    replays: replay::Replays,
 }
 
 /// The handle the server and the HTTP layer hold.
@@ -234,6 +237,7 @@ impl Engine {
             marks: Mutex::default(),
             max_lag: cfg.max_lag,
             wake_feed: wake_tx,
+            replays: Default::default(),
         });
         for i in 0..n {
             spawn_executor(&inner, format!("weir-py-{i}"), false).map_err(|e| EngineError::Unavailable(e.to_string()))?;

@@ -61,6 +61,21 @@ pub struct Runner {
 }
 
 impl Runner {
+    pub(super) fn new(db: String, def: Arc<Trigger>, spec: TriggerSpec, timeout: Duration, cache: Arc<CacheSpace>, feed: Option<Feed>) -> Runner {
+        Runner {
+            db,
+            def,
+            spec,
+            timeout,
+            state: Mutex::new(RunnerState { queue: VecDeque::new(), scheduled: false, attempt: 0, pending: None }),
+            stopped: Arc::new(AtomicBool::new(false)),
+            in_flight: AtomicUsize::new(0),
+            cache,
+            stats: TriggerStats::default(),
+            feed: feed.map(Mutex::new),
+        }
+    }
+
     /// A call of this trigger is queued or running.
     pub fn busy(&self) -> bool {
         self.state.lock().scheduled || self.in_flight.load(Ordering::Acquire) > 0 || self.feed.as_ref().is_some_and(|f| f.lock().busy())
@@ -145,20 +160,9 @@ impl Inner {
             let feed = spec.is_wal().then(|| {
                 let saved = self.start_cursors.lock().remove(&key);
                 added_wal = true;
-                Mutex::new(Feed::new(saved.unwrap_or_else(|| self.buffer.commits())))
+                Feed::new(saved.unwrap_or_else(|| self.buffer.commits()))
             });
-            let runner = Arc::new(Runner {
-                feed,
-                db: key.0.clone(),
-                def,
-                spec,
-                timeout,
-                state: Mutex::new(RunnerState { queue: VecDeque::new(), scheduled: false, attempt: 0, pending: None }),
-                stopped: Arc::new(AtomicBool::new(false)),
-                in_flight: AtomicUsize::new(0),
-                cache,
-                stats: TriggerStats::default(),
-            });
+            let runner = Arc::new(Runner::new(key.0.clone(), def, spec, timeout, cache, feed));
             runners.insert(key, runner);
         }
         drop(runners);

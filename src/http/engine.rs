@@ -120,6 +120,48 @@ pub fn set_disabled(engine: &Engine, body: &[u8], qs: &HashMap<String, String>, 
     Ok(empty_response(StatusCode::OK))
 }
 
+#[derive(Deserialize)]
+struct Replay {
+    db: String,
+    trigger_name: String,
+    /// RFC 3339, or nanoseconds since the epoch (a JSON number or string).
+    start: serde_json::Value,
+    end: serde_json::Value,
+}
+
+fn instant(v: &serde_json::Value, what: &str) -> Result<i64, ApiError> {
+    let text = match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Number(n) => n.to_string(),
+        other => return Err(ApiError::BadRequest(format!("replay '{what}' must be an RFC 3339 time or nanoseconds, not {other}"))),
+    };
+    crate::time::parse_instant(&text).map_err(|e| ApiError::BadRequest(format!("replay '{what}': {e}")))
+}
+
+/// Starts replaying a WAL trigger over `[start, end)`: 202 with the job's progress (its `id`
+/// is what `GET ?id=` takes).
+pub fn start_replay(engine: &Engine, body: &[u8]) -> Result<Resp, ApiError> {
+    let r: Replay = json_body(body, r#"{"db", "trigger_name", "start", "end"}"#)?;
+    let (start, end) = (instant(&r.start, "start")?, instant(&r.end, "end")?);
+    let id = engine.start_replay(&r.db, &r.trigger_name, start, end)?;
+    progress_response(engine, id, StatusCode::ACCEPTED)
+}
+
+pub fn replay_progress(engine: &Engine, qs: &HashMap<String, String>) -> Result<Resp, ApiError> {
+    let id = qs
+        .get("id")
+        .and_then(|v| v.parse::<u64>().ok())
+        .ok_or_else(|| ApiError::BadRequest("give the replay's id as ?id=N".into()))?;
+    progress_response(engine, id, StatusCode::OK)
+}
+
+fn progress_response(engine: &Engine, id: u64, status: StatusCode) -> Result<Resp, ApiError> {
+    let p = engine.replay_progress(id).ok_or_else(|| ApiError::NotFound(format!("no replay with id {id}")))?;
+    let mut value = serde_json::to_value(&p).map_err(|e| ApiError::Internal(e.to_string()))?;
+    value["through_time"] = p.through_ns.map(crate::time::format_instant).into();
+    Ok(json_response(status, &value))
+}
+
 /// What both plugin tests take besides their input.
 #[derive(Deserialize)]
 struct DryRunCommon {

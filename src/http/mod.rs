@@ -147,6 +147,11 @@ pub async fn handle(api: &Api, parts: Parts, body: Bytes) -> Result<Resp, ApiErr
         },
         paths::TRIGGER_ENABLE if m == Method::POST => engine::set_disabled(&api.engine, &body, &qs, false),
         paths::TRIGGER_DISABLE if m == Method::POST => engine::set_disabled(&api.engine, &body, &qs, true),
+        paths::TRIGGER_REPLAY => match *m {
+            Method::POST => engine::start_replay(&api.engine, &body),
+            Method::GET => engine::replay_progress(&api.engine, &qs),
+            _ => Err(not_allowed(&parts)),
+        },
         paths::PLUGIN_TEST_WAL if m == Method::POST => engine::test_wal(&api.engine, &body).await,
         paths::PLUGIN_TEST_SCHEDULE if m == Method::POST => engine::test_schedule(&api.engine, &body).await,
         paths::INSTALL_PACKAGES if m == Method::POST => engine::install_packages(&api.engine, &body).await,
