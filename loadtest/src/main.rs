@@ -6,6 +6,7 @@
 //! `bash scripts/install-peers.sh` installs the peers and wrk; `cargo build --release` builds
 //! the `weir` it drives. See docs/PERFORMANCE.md for the figures and the commands behind them.
 
+mod delivery;
 mod duckdb;
 mod http1;
 mod ingest;
@@ -36,6 +37,10 @@ enum Scenario {
     Request,
     /// Load `--restart-lines`, kill -9, time the restart (Weir only; not part of `all`).
     Restart,
+    /// Ingest with and without a trigger that takes 2 s a call (Weir only; not part of `all`).
+    SlowTrigger,
+    /// Rows/s handed to a trigger `--catchup-lines` behind (Weir only; not part of `all`).
+    Catchup,
     All,
 }
 
@@ -97,6 +102,9 @@ struct Args {
     /// Lines loaded before the restart scenario's kill.
     #[arg(long, default_value_t = 50_000_000)]
     restart_lines: u64,
+    /// Lines written while the catch-up scenario's trigger is blocked.
+    #[arg(long, default_value_t = 10_000_000)]
+    catchup_lines: u64,
     /// Also write the report here, as JSON.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -166,6 +174,13 @@ fn main() -> Result<()> {
     if args.scenarios.contains(&Scenario::Restart) {
         eprintln!("restart: weir after {} lines ...", args.restart_lines);
         report.rows.push(restart::run(&args.weir_bin, &args.weir_flags, &load, args.restart_lines)?);
+    }
+
+    if args.scenarios.contains(&Scenario::SlowTrigger) {
+        report.rows.extend(delivery::slow_trigger(&args.weir_bin, &args.weir_flags, &load, args.duration)?);
+    }
+    if args.scenarios.contains(&Scenario::Catchup) {
+        report.rows.extend(delivery::catchup(&args.weir_bin, &args.weir_flags, &load, args.catchup_lines)?);
     }
 
     report.compute_ratios();
