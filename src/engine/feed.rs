@@ -292,16 +292,17 @@ impl Inner {
         }
     }
 
-    /// One tick: the frontier is read, free triggers are fed, the log trimmed.
+    /// One tick: the frontier is read, free triggers are fed, then the bookkeeping (lag marks,
+    /// the log trimmed), so nothing stands between a settled commit and its call.
     pub(super) fn tick(&self) {
         let now = Instant::now();
         let frontier = self.buffer.settled();
         self.tick_frontier.fetch_max(frontier, Ordering::AcqRel);
-        self.marks.lock().note(frontier, now);
         let runners = self.wal_runners();
         for r in &runners {
             self.feed(r, frontier);
         }
+        self.marks.lock().note(frontier, now);
         let floor = runners.iter().filter_map(|r| r.feed.as_ref().map(|f| f.lock().cursor())).min().unwrap_or(frontier);
         self.log.trim_below(floor);
         self.marks.lock().trim(floor);
