@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
+use crate::engine::MaxLag;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ObjectStoreKind {
     /// Files under `--data-dir`.
@@ -98,8 +100,9 @@ pub struct ServeConfig {
     #[arg(long, env = "WEIR_TRIGGER_MAX_BATCH_ROWS", default_value_t = 100_000)]
     pub trigger_max_batch_rows: usize,
 
-    /// A WAL trigger whose oldest unhandled rows are older than this is marked `lagging` and
-    /// logged (its rows are still kept for it; `none`: never marked).
+    /// A WAL trigger whose oldest unhandled rows are older than this (`10m`), or that holds more
+    /// than this much closed WAL (`512MiB`), is marked `lagging` and logged (its rows are still
+    /// kept for it; `none`: never marked).
     #[arg(long, env = "WEIR_TRIGGER_MAX_LAG", default_value = "10m", value_parser = parse_max_lag)]
     pub trigger_max_lag: MaxLag,
 
@@ -191,15 +194,30 @@ impl ServeConfig {
     }
 }
 
-/// `--trigger-max-lag`: a duration, or `none`.
-#[derive(Debug, Clone, Copy)]
-pub struct MaxLag(pub Option<Duration>);
-
+/// `--trigger-max-lag`: a duration (`10m`), a size of WAL kept for the trigger (`512MiB`,
+/// `2GB`; B, KB, MB, GB, KiB, MiB, GiB), or `none`.
 fn parse_max_lag(s: &str) -> Result<MaxLag, String> {
-    if s.eq_ignore_ascii_case("none") {
-        return Ok(MaxLag(None));
+    let t = s.trim();
+    if t.eq_ignore_ascii_case("none") {
+        return Ok(MaxLag::None);
     }
-    crate::time::parse_duration(s).map(|d| MaxLag(Some(d)))
+    if let Ok(d) = crate::time::parse_duration(t) {
+        return Ok(MaxLag::Time(d));
+    }
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let scale: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "b" => 1,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        "kib" => 1 << 10,
+        "mib" => 1 << 20,
+        "gib" => 1 << 30,
+        _ => return Err(format!("'{s}' is not a duration (10m), a size (512MiB) or none")),
+    };
+    let n: u64 = num.parse().map_err(|_| format!("'{s}' is not a duration (10m), a size (512MiB) or none"))?;
+    Ok(MaxLag::Bytes(n.saturating_mul(scale)))
 }
 
 /// The machine's RAM, from `/proc/meminfo` (4 GiB if it cannot be read).
@@ -216,4 +234,18 @@ pub fn physical_memory_bytes() -> usize {
 
 pub fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn max_lag_is_a_duration_a_size_or_none() {
+        assert_eq!(parse_max_lag("10m"), Ok(MaxLag::Time(Duration::from_secs(600))));
+        assert_eq!(parse_max_lag("512MiB"), Ok(MaxLag::Bytes(512 << 20)));
+        assert_eq!(parse_max_lag("2GB"), Ok(MaxLag::Bytes(2_000_000_000)));
+        assert_eq!(parse_max_lag("none"), Ok(MaxLag::None));
+        assert!(parse_max_lag("lots").unwrap_err().contains("512MiB"));
+    }
 }

@@ -149,7 +149,7 @@ pub fn run(cfg: ServeConfig) -> anyhow::Result<()> {
         default_timeout: cfg.plugin_timeout,
         max_batch_rows: cfg.trigger_max_batch_rows,
         flush_interval: cfg.wal_flush_interval,
-        max_lag: cfg.trigger_max_lag.0,
+        max_lag: cfg.trigger_max_lag,
         wal: WalSource { log: log.clone(), root: wal_root.clone(), retention: retention.clone(), cursors },
     };
     let engine = Engine::start(engine_cfg, catalog.clone(), buffer.clone(), services).context("starting the processing engine")?;

@@ -265,3 +265,24 @@ fn crate_time(ns: i64) -> String {
     let out = std::process::Command::new("date").args(["-u", "-d", &format!("@{secs}"), "+%Y-%m-%dT%H:%M:%SZ"]).output().unwrap();
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
+
+#[test]
+fn a_trigger_holding_more_wal_than_its_max_lag_in_bytes_is_marked_lagging() {
+    // Persisting every second closes segments (the shards rotate after each persist).
+    let s = Server::start(&["--trigger-max-lag", "4KiB", "--gen1-duration", "1s", "--persist-threshold-bytes", "1"]);
+    s.add_plugin("stuck.py", "import time\ndef process_writes(influxdb3_local, table_batches, args=None):\n    for _ in range(600):\n        time.sleep(0.1)\n");
+    assert_eq!(s.write("db", "src id=0i 1").0, 204);
+    s.create_trigger("db", "stuck", "stuck.py", "table:src", None, json!({}));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut i = 0;
+    while Instant::now() < deadline {
+        write_rows(&s, i, 100, 100);
+        i += 100;
+        if s.query("db", "SELECT state FROM system.processing_engine_triggers")[0]["state"] == "lagging" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let logs = s.engine_logs("db");
+    assert!(logs.iter().any(|(t, l, m)| t == "stuck" && l == "WARN" && m.contains("bytes of WAL")), "{logs:?}");
+}

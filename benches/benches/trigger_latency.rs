@@ -150,7 +150,7 @@ fn main() {
             max_batch_rows: 100_000,
             // Fed only when woken below.
             flush_interval: Duration::from_secs(3600),
-            max_lag: None,
+            max_lag: weir::engine::MaxLag::None,
             wal,
         },
         catalog,

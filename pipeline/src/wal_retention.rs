@@ -20,6 +20,8 @@ use parking_lot::Mutex;
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct ClosedSegment {
     path: PathBuf,
+    /// Its size when it was closed.
+    bytes: u64,
     /// `None`: the segment holds no record (nothing depends on it).
     max_commit: Option<u64>,
 }
@@ -70,7 +72,15 @@ impl WalRetention {
 
     /// Registers a segment no writer appends to any more.
     pub fn closed(&self, path: PathBuf, max_commit: Option<u64>) {
-        self.closed.lock().push(ClosedSegment { path, max_commit });
+        // Once, at close: the size of a closed segment does not change.
+        let bytes = std::fs::metadata(&path).map_or(0, |m| m.len());
+        self.closed.lock().push(ClosedSegment { path, bytes, max_commit });
+    }
+
+    /// Bytes of the closed segments holding a commit at or above `commit`: what a WAL trigger
+    /// with that cursor keeps on disk (open segments not counted).
+    pub fn bytes_from(&self, commit: u64) -> u64 {
+        self.closed.lock().iter().filter(|s| s.max_commit.is_some_and(|m| m >= commit)).map(|s| s.bytes).sum()
     }
 
     /// Asks every shard to start a new segment at its next record.
@@ -149,6 +159,7 @@ mod tests {
         }
         // A trigger's cursor is at 5: commits 5..9 are persisted but not yet handled by it.
         assert_eq!(r.hold_from(5), 0);
+        assert_eq!(r.bytes_from(5), 2, "segments up to 9 and 14 hold commits from 5 on");
         assert_eq!(r.persisted_below(20), 1);
         assert!(!paths[0].exists() && paths[1].exists() && paths[2].exists());
         // It catches up to 12; no trigger at all then.

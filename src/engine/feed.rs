@@ -44,6 +44,16 @@ pub const MAX_ASYNC_WAL_CALLS: usize = 64;
 /// bounded).
 const MAX_MARKS: usize = 16 * 1024;
 
+/// How far behind a WAL trigger may fall before it is marked lagging (`--trigger-max-lag`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MaxLag {
+    None,
+    /// Its oldest unhandled rows were committed longer ago than this.
+    Time(Duration),
+    /// It holds more than this many bytes of closed WAL segments.
+    Bytes(u64),
+}
+
 /// Where one WAL trigger is in the log.
 pub(super) struct Feed {
     /// The first commit not yet handed to a call.
@@ -268,25 +278,35 @@ impl Inner {
 
     /// Marks triggers behind by more than `--trigger-max-lag` as lagging, and back.
     fn check_lag(&self, runners: &[Arc<Runner>], now: Instant) {
-        let Some(max) = self.max_lag else { return };
+        if self.max_lag == MaxLag::None {
+            return;
+        }
         let marks = self.marks.lock();
         for r in runners {
             let Some(feed) = &r.feed else { continue };
             let mut f = feed.lock();
-            let lag = marks.lag(f.cursor(), now);
-            let over = lag > max.as_secs_f64();
+            let cursor = f.cursor();
+            let (over, how) = match self.max_lag {
+                MaxLag::None => (false, String::new()),
+                MaxLag::Time(max) => {
+                    let lag = marks.lag(cursor, now);
+                    (lag > max.as_secs_f64(), format!("its oldest unhandled rows are {lag:.0} s old, past --trigger-max-lag ({} s)", max.as_secs()))
+                }
+                MaxLag::Bytes(max) => {
+                    let held = self.retention.bytes_from(cursor);
+                    (held > max, format!("it holds {held} bytes of WAL, past --trigger-max-lag ({max} bytes)"))
+                }
+            };
             if over != f.lagging {
                 f.lagging = over;
                 let (level, msg) = if over {
                     (LogLevel::Warn, format!(
-                        "trigger is lagging: its oldest unhandled rows are {lag:.0} s old, past --trigger-max-lag ({} s); \
-                         its rows are kept until it catches up (disable and enable it to skip to now)",
-                        max.as_secs()
+                        "trigger is lagging: {how}; its rows are kept until it catches up (disable and enable it to skip to now)"
                     ))
                 } else {
                     (LogLevel::Info, "trigger caught up; no longer lagging".to_string())
                 };
-                tracing::warn!(db = %r.db, trigger = %r.def.name, lag_seconds = lag, "{msg}");
+                tracing::warn!(db = %r.db, trigger = %r.def.name, "{msg}");
                 self.services.logs.push(&r.db, &r.def.name, level, msg);
             }
         }

@@ -82,7 +82,7 @@ use self::watchdog::watchdog_loop;
 
 pub use self::call_args::table_batches;
 pub use self::dispatch::{Event, TRIGGER_QUEUE_EVENTS};
-pub use self::feed::MAX_ASYNC_WAL_CALLS;
+pub use self::feed::{MaxLag, MAX_ASYNC_WAL_CALLS};
 pub use self::dry_run::{DryRunInput, DryRunReport};
 pub use self::request::PendingReply;
 pub use self::replay::ReplayProgress;
@@ -148,7 +148,7 @@ struct Inner {
     /// The settled frontier at the last tick: a trigger that completes a call is fed up to it.
     tick_frontier: AtomicU64,
     marks: Mutex<feed::Marks>,
-    max_lag: Option<Duration>,
+    max_lag: MaxLag,
     /// Wakes the feeder for a tick now.
     wake_feed: Sender<()>,
     replays: replay::Replays,
@@ -171,8 +171,8 @@ pub struct EngineConfig {
     pub max_batch_rows: usize,
     /// How often WAL triggers are fed (`--wal-flush-interval`).
     pub flush_interval: Duration,
-    /// Past this behind, a WAL trigger is marked lagging (`None`: never).
-    pub max_lag: Option<Duration>,
+    /// Past this behind, a WAL trigger is marked lagging.
+    pub max_lag: MaxLag,
     /// Where WAL triggers read committed rows, and where they keep their cursors.
     pub wal: WalSource,
 }
