@@ -286,3 +286,18 @@ fn a_trigger_holding_more_wal_than_its_max_lag_in_bytes_is_marked_lagging() {
     let logs = s.engine_logs("db");
     assert!(logs.iter().any(|(t, l, m)| t == "stuck" && l == "WARN" && m.contains("bytes of WAL")), "{logs:?}");
 }
+
+#[test]
+fn an_async_wal_trigger_gets_every_row_and_its_cursor_waits_for_its_oldest_open_call() {
+    let s = Server::start(&["--trigger-max-batch-rows", "10", "--py-executors", "2"]);
+    s.add_plugin("recorder.py", RECORDER);
+    assert_eq!(s.write("db", "src id=0i 1").0, 204);
+    s.create_trigger("db", "a", "recorder.py", "table:src", Some(json!({"name": "a", "sleep": "0.2"})), json!({"run_async": true}));
+    write_rows(&s, 0, 200, 10);
+    wait_for(60, "every row to reach the async trigger", || (seen(&s, "a") == 200).then_some(()));
+    let row = wait_for(10, "its cursor to pass every commit", || {
+        let rows = s.query("db", "SELECT lag_commits, queued_events, calls FROM system.processing_engine_triggers");
+        (rows[0]["lag_commits"].as_u64() == Some(0) && rows[0]["queued_events"].as_u64() == Some(0)).then(|| rows[0].clone())
+    });
+    assert!(row["calls"].as_u64() >= Some(2), "{row}");
+}
