@@ -38,7 +38,10 @@ struct Saved {
 pub enum CursorError {
     #[error("reading trigger cursors from {path}: {source}")]
     Read { path: PathBuf, source: std::io::Error },
-    #[error("trigger cursors in {path} are not valid: {source}")]
+    #[error(
+        "trigger cursors in {path} are not valid ({source}); move the file aside to start every WAL \
+         trigger at the current commit instead (rows not yet handled by them are then not handed over)"
+    )]
     Parse { path: PathBuf, source: serde_json::Error },
     #[error("saving trigger cursors to {path}: {source}")]
     Write { path: PathBuf, source: std::io::Error },
