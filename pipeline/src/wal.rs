@@ -73,6 +73,13 @@ pub struct WalEntry<'a> {
     pub lines: Cow<'a, [u8]>,
 }
 
+impl WalEntry<'_> {
+    /// The entry with its lines owned, so the segment bytes it was read from can go.
+    pub fn into_owned(self) -> WalEntry<'static> {
+        WalEntry { lines: Cow::Owned(self.lines.into_owned()), db_id: self.db_id, precision: self.precision, default_time_ns: self.default_time_ns }
+    }
+}
+
 /// A record being filled: header space is reserved up front so the finished record goes to
 /// disk from this one buffer, with no copy.
 pub struct RecordBuf {

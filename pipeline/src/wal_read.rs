@@ -189,7 +189,7 @@ fn read_record(file: &File, off: u64) -> std::io::Result<Option<Result<(Head, us
     Ok(Some(match decode_record(&bytes) {
         Ok(rec) => {
             let size = rec.size;
-            let entries = rec.entries.into_iter().map(|e| WalEntry { lines: std::borrow::Cow::Owned(e.lines.into_owned()), ..e }).collect();
+            let entries = rec.entries.into_iter().map(WalEntry::into_owned).collect();
             Ok((Head { commit: rec.commit, entries }, size))
         }
         Err(e) => Err(e.to_string()),

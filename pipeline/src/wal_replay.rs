@@ -28,7 +28,6 @@ pub struct ReplayStats {
     pub truncated: Vec<(PathBuf, u64, String)>,
     /// Damaged segments moved aside (only when asked to skip them), with the offset and reason.
     pub quarantined: Vec<(PathBuf, u64, String)>,
-    pub max_epoch: u64,
     /// Highest commit number of any record read, skipped ones included.
     pub max_commit: Option<u64>,
     /// Every segment kept, with the highest commit in it (`None`: no valid record).
@@ -172,17 +171,12 @@ impl ShardCursor {
                 continue;
             }
             let decoded = decode_record(&seg.bytes[seg.off..]).map(|rec| {
-                let entries: Vec<WalEntry<'static>> = rec
-                    .entries
-                    .into_iter()
-                    .map(|e| WalEntry { lines: std::borrow::Cow::Owned(e.lines.into_owned()), ..e })
-                    .collect();
+                let entries: Vec<WalEntry<'static>> = rec.entries.into_iter().map(WalEntry::into_owned).collect();
                 (Head { epoch: rec.epoch, commit: rec.commit, entries }, rec.size)
             });
             match decoded {
                 Ok((head, size)) => {
                     stats.records += 1;
-                    stats.max_epoch = stats.max_epoch.max(head.epoch);
                     // `None` orders below every `Some`.
                     seg.max_commit = seg.max_commit.max(Some(head.commit));
                     seg.off += size;

@@ -137,10 +137,6 @@ pub(super) enum Next {
     ReadWal,
 }
 
-fn wants(t: &TableBatch, r: &Runner) -> bool {
-    *t.db_name == *r.db && r.spec.wants_table(&t.table_name)
-}
-
 /// When each frontier was first seen: how long a cursor has been behind.
 #[derive(Default)]
 pub(super) struct Marks(VecDeque<(u64, Instant)>);
@@ -184,7 +180,7 @@ impl Inner {
             if r.stopped.load(Ordering::Acquire) {
                 return;
             }
-            match f.next(&self.log, frontier, self.max_batch_rows, r.def.run_async, |t| wants(t, r)) {
+            match f.next(&self.log, frontier, self.max_batch_rows, r.def.run_async, |t| r.wants(&t.db_name, &t.table_name)) {
                 Next::Nothing => return,
                 Next::ReadWal => {
                     drop(f);
@@ -223,7 +219,7 @@ impl Inner {
         };
         let mut reader = kept.filter(|k| k.position() == from).unwrap_or_else(|| WalReader::new(&self.wal_root, from));
         let read = py.detach(|| {
-            reader.read(&self.catalog, frontier, self.max_batch_rows, |db, table| *db == *r.db && r.spec.wants_table(table))
+            reader.read(&self.catalog, frontier, self.max_batch_rows, |db, table| r.wants(db, table))
         });
         let mut f = feed.lock();
         f.reading = false;
@@ -264,11 +260,14 @@ impl Inner {
             .collect()
     }
 
-    /// Saves the cursors, then lets the WAL go below the lowest of them.
+    /// Saves the cursors, then lets the WAL go below the lowest of them. Unchanged cursors
+    /// are neither written nor told to the retention again (persists release the WAL below
+    /// the floor already set).
     pub(super) fn save_cursors(&self) {
         let cursors = self.cursors();
         match self.cursor_store.save(&cursors) {
-            Ok(_) => {
+            Ok(false) => {}
+            Ok(true) => {
                 let floor = cursors.values().copied().min().unwrap_or(u64::MAX);
                 self.retention.hold_from(floor);
             }
@@ -322,10 +321,13 @@ impl Inner {
         for r in &runners {
             self.feed(r, frontier);
         }
-        self.marks.lock().note(frontier, now);
         let floor = runners.iter().filter_map(|r| r.feed.as_ref().map(|f| f.lock().cursor())).min().unwrap_or(frontier);
         self.log.trim_below(floor);
-        self.marks.lock().trim(floor);
+        {
+            let mut marks = self.marks.lock();
+            marks.note(frontier, now);
+            marks.trim(floor);
+        }
         self.check_lag(&runners, now);
     }
 }

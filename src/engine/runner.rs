@@ -81,9 +81,10 @@ impl Runner {
         self.state.lock().scheduled || self.in_flight.load(Ordering::Acquire) > 0 || self.feed.as_ref().is_some_and(|f| f.lock().busy())
     }
 
-    /// A WAL trigger's cursor: the first commit it has not completed.
-    pub fn cursor(&self) -> Option<u64> {
-        self.feed.as_ref().map(|f| f.lock().cursor())
+    /// Whether rows of `table` in database `db` are this trigger's (its database, and a table
+    /// its spec names).
+    pub(super) fn wants(&self, db: &str, table: &str) -> bool {
+        db == self.db && self.spec.wants_table(table)
     }
 
     /// Its live state, for `system.processing_engine_triggers`. `frontier` is the settled
