@@ -21,14 +21,20 @@ base=$(sed -n 's/^weir listening on \([^ ]*\).*/\1/p' "$work/out" | head -1)
 [ -n "$base" ] || { echo "smoke: weir did not start"; cat "$work/log"; exit 1; }
 fail() { echo "smoke: $*"; cat "$work/log"; exit 1; }
 curl -fsS "$base/health" >/dev/null || fail "/health"
-curl -fsS -XPOST "$base/api/v3/configure/database" -H 'Content-Type: application/json' -d '{"db":"smoke"}' >/dev/null \
+# Auth is on: without a token the API refuses; the operator token is made once, as a user would.
+code=$(curl -s -o /dev/null -w '%{http_code}' -XPOST "$base/api/v3/write_lp?db=smoke" --data-binary 'cpu v=1 1')
+[ "$code" = 401 ] || fail "a write without a token got $code, not 401"
+token=$("$dest/bin/weir" create token --admin --host "$base" --format json | sed -n 's/.*"token":"\([^"]*\)".*/\1/p')
+[ -n "$token" ] || fail "creating the operator token"
+auth="Authorization: Bearer $token"
+curl -fsS -XPOST "$base/api/v3/configure/database" -H "$auth" -H 'Content-Type: application/json' -d '{"db":"smoke"}' >/dev/null \
   || fail "creating the database"
-curl -fsS -XPOST "$base/api/v3/configure/processing_engine_trigger" -H 'Content-Type: application/json' \
+curl -fsS -XPOST "$base/api/v3/configure/processing_engine_trigger" -H "$auth" -H 'Content-Type: application/json' \
   -d '{"db":"smoke","trigger_name":"counter","plugin_filename":"count_rows.py","trigger_specification":"table:cpu","trigger_settings":{}}' \
   >/dev/null || fail "creating a trigger"
-curl -fsS -XPOST "$base/api/v3/write_lp?db=smoke" --data-binary $'cpu,host=a usage=2 2\ncpu,host=b usage=3 3' || fail "second write"
+curl -fsS -XPOST "$base/api/v3/write_lp?db=smoke" -H "$auth" --data-binary $'cpu,host=a usage=2 2\ncpu,host=b usage=3 3' || fail "second write"
 for _ in $(seq 1 100); do
-  out=$(curl -fsS "$base/api/v3/query_sql?db=smoke&q=SELECT%20rows%20FROM%20row_counts" 2>/dev/null || true)
+  out=$(curl -fsS -H "$auth" "$base/api/v3/query_sql?db=smoke&q=SELECT%20rows%20FROM%20row_counts" 2>/dev/null || true)
   case "$out" in *'"rows":2'*) echo "smoke: ok ($base: write, query, plugin trigger)"; exit 0 ;; esac
   sleep 0.1
 done

@@ -76,10 +76,20 @@ pub struct ServeConfig {
     #[arg(long, env = "WEIR_WAL_FLUSH_INTERVAL", default_value = "1s", value_parser = crate::time::parse_duration)]
     pub wal_flush_interval: Duration,
 
-    /// Accept requests without a token. (Token auth is not implemented yet; every request is
-    /// accepted either way.)
+    /// Accept requests without a token. Auth is on by default: every route but /health and /ping
+    /// needs `Authorization: Bearer TOKEN` (create the first with `weir create token --admin`).
     #[arg(long, env = "WEIR_WITHOUT_AUTH")]
     pub without_auth: bool,
+
+    /// An offline admin token file (`weir create token --admin --offline --output-file F`):
+    /// its token is created at start unless a token of its name exists.
+    #[arg(long, env = "WEIR_ADMIN_TOKEN_FILE")]
+    pub admin_token_file: Option<PathBuf>,
+
+    /// Routes to serve without a token, comma separated: health, ping, metrics (health and ping
+    /// never need one; metrics does unless named here).
+    #[arg(long, env = "WEIR_DISABLE_AUTHZ", value_delimiter = ',', value_parser = ["health", "ping", "metrics"])]
+    pub disable_authz: Vec<String>,
 
     /// Ingest shards (threads, one per core). Default: three cores of every four, and every core
     /// below four (a 2-core machine ingests on both; Python and queries share them).
@@ -123,6 +133,15 @@ pub struct ServeConfig {
     /// Largest request body accepted, in bytes (also bounds a gzip body once decompressed).
     #[arg(long, env = "WEIR_MAX_HTTP_REQUEST_SIZE", default_value_t = 10 * 1024 * 1024)]
     pub max_http_request_size: usize,
+
+    /// Refuse `install_packages` and `install_requirements` (403): plugins get only the
+    /// packages an operator put in the plugin environment.
+    #[arg(long, env = "WEIR_DISABLE_PACKAGE_MANAGEMENT")]
+    pub disable_package_management: bool,
+
+    /// Longest one pip run (or the plugin virtualenv's creation) may take.
+    #[arg(long, env = "WEIR_PACKAGE_INSTALL_TIMEOUT", default_value = "15m", value_parser = crate::time::parse_duration)]
+    pub package_install_timeout: Duration,
 
     /// Base URL for `gh:` plugin names.
     #[arg(

@@ -2,10 +2,11 @@
 //!
 //! Where things live: [`server`] wires the threads, [`http`] routes requests, [`query`] runs
 //! SQL, [`storage`] persists Parquet, [`engine`] runs Python plugins on triggers through
-//! [`py_api`], [`cli`] is the command line; [`time`], [`plugin_logs`] and [`trigger_status`] are
+//! [`py_api`], [`auth`] says who may do what, [`cli`] is the command line; [`time`], [`plugin_logs`] and [`trigger_status`] are
 //! leaves they all share. The data path itself is the `pipeline` crate.
 
 pub mod alloc;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod engine;

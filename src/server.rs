@@ -26,6 +26,8 @@ use pipeline::stats::WriteStats;
 use pipeline::wal::{ReplayOptions, SegmentWriter};
 use pipeline::wal_retention::WalRetention;
 
+use crate::auth::token::OfflineTokenFile;
+use crate::auth::Authority;
 use crate::config::{ObjectStoreKind, ServeConfig};
 use crate::engine::ingest::ShardIngest;
 use crate::py_api::Services;
@@ -142,15 +144,28 @@ pub fn run(cfg: ServeConfig) -> anyhow::Result<()> {
         global_cache: Arc::default(),
         writes_in_flight: Default::default(),
     });
+    let (auth, engine_token) = Authority::new(!cfg.without_auth, catalog.clone(), cfg.disable_authz.iter().any(|r| r == "metrics"))
+        .context("starting auth")?;
+    let auth = Arc::new(auth);
+    if let Some(path) = &cfg.admin_token_file {
+        let file = OfflineTokenFile::read(path)?;
+        crate::auth::issue::provision(&auth, file).context("provisioning the admin token file")?;
+    }
+    announce_auth(&auth, cfg.http_bind);
     let engine_cfg = EngineConfig {
         plugin_dir,
         plugin_repo: cfg.plugin_repo.clone(),
+        packages: crate::engine::packages::PackagePolicy {
+            enabled: !cfg.disable_package_management,
+            timeout: cfg.package_install_timeout,
+        },
         executors: cfg.py_executor_count(),
         default_timeout: cfg.plugin_timeout,
         max_batch_rows: cfg.trigger_max_batch_rows,
         flush_interval: cfg.wal_flush_interval,
         max_lag: cfg.trigger_max_lag,
         wal: WalSource { log: log.clone(), root: wal_root.clone(), retention: retention.clone(), cursors },
+        auth_token: auth.enabled().then_some(engine_token),
     };
     let engine = Engine::start(engine_cfg, catalog.clone(), buffer.clone(), services).context("starting the processing engine")?;
     query.set_trigger_status(Arc::new(engine.clone()));
@@ -162,6 +177,7 @@ pub fn run(cfg: ServeConfig) -> anyhow::Result<()> {
         engine: engine.clone(),
         max_body_bytes: cfg.max_http_request_size,
         metrics: Metrics::new(write_stats.clone(), buffer.clone(), storage.clone()),
+        auth,
     });
 
     // Shard 0 binds first so that a port of 0 resolves to one port all shards then share.
@@ -207,6 +223,20 @@ pub fn run(cfg: ServeConfig) -> anyhow::Result<()> {
 }
 
 /// The lowest saved cursor of the enabled WAL triggers: the WAL from there on is kept.
+/// Says how auth stands at start: off (loudly, if others can reach the port), or on with no
+/// token yet (and how to make one).
+fn announce_auth(auth: &Authority, bind: SocketAddr) {
+    if !auth.enabled() {
+        if bind.ip().is_loopback() {
+            tracing::info!("auth is off (--without-auth): any local client may do anything");
+        } else {
+            tracing::warn!(%bind, "auth is off (--without-auth) and the server listens beyond loopback: anyone who reaches the port can write, query and run plugins");
+        }
+    } else if !crate::auth::issue::has_operator(auth) {
+        tracing::info!("auth is on and no operator token exists yet: create it with 'weir create token --admin' (or POST /api/v3/configure/token/admin)");
+    }
+}
+
 fn held_by_triggers(catalog: &Catalog, saved: &crate::engine::cursors::Cursors) -> Option<u64> {
     let snapshot = catalog.snapshot();
     let mut held = None;

@@ -7,7 +7,7 @@ use std::process::Command;
 use common::{Server, BIN};
 
 fn weir(s: &Server, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(BIN).args(args).arg("--host").arg(&s.base).output().expect("run weir");
+    let out = Command::new(BIN).args(args).arg("--host").arg(&s.base).env("WEIR_AUTH_TOKEN", common::TOKEN).output().expect("run weir");
     (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 

@@ -61,7 +61,7 @@ fn writes_are_acked_when_durable_not_at_the_flush_tick() {
 
 /// Sends one write; `None` when the server is gone (connection refused or reset).
 fn try_write(url: &str, body: &str) -> Option<u16> {
-    match ureq::post(url).timeout(Duration::from_secs(10)).send_string(body) {
+    match ureq::post(url).set("Authorization", &common::bearer()).timeout(Duration::from_secs(10)).send_string(body) {
         Ok(r) => Some(r.status()),
         Err(ureq::Error::Status(code, _)) => Some(code),
         Err(_) => None,

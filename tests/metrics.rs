@@ -107,7 +107,7 @@ fn pprof_profile_and_flamegraph() {
     assert!(body.contains("already"), "{body}");
     assert!(svg.starts_with("<?xml") && svg.trim_end().ends_with("</svg>"), "{}", &svg[..svg.len().min(200)]);
 
-    let resp = ureq::get(&s.url("/debug/pprof/profile?seconds=1")).call().unwrap();
+    let resp = ureq::get(&s.url("/debug/pprof/profile?seconds=1")).set("Authorization", &common::bearer()).call().unwrap();
     assert_eq!(resp.header("Content-Type"), Some("application/octet-stream"));
     let mut bytes = Vec::new();
     resp.into_reader().read_to_end(&mut bytes).unwrap();

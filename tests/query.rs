@@ -51,7 +51,7 @@ fn every_format() {
     assert!(pretty.starts_with("+------+-------+"), "{pretty}");
     assert!(pretty.contains("| a    | 1.5   | 2023-11-14T22:13:20 |"), "{pretty}");
     let (status, parquet) = {
-        let r = ureq::get(&s.url(&format!("/api/v3/query_sql?db=q&q={}&format=parquet", url_encode(q)))).call().unwrap();
+        let r = ureq::get(&s.url(&format!("/api/v3/query_sql?db=q&q={}&format=parquet", url_encode(q)))).set("Authorization", &common::bearer()).call().unwrap();
         let status = r.status();
         let mut b = Vec::new();
         std::io::Read::read_to_end(&mut r.into_reader(), &mut b).unwrap();

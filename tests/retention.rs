@@ -29,7 +29,7 @@ fn a_retention_period_is_set_at_creation_and_bad_ones_are_refused() {
         assert!(err["error"].as_str().unwrap().contains("retention period"), "{body}");
     }
     let out = Command::new(BIN)
-        .args(["create", "database", "weekly", "--retention-period", "2w", "--host", &s.base])
+        .args(["create", "database", "weekly", "--retention-period", "2w", "--host", &s.base, "--token", common::TOKEN])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

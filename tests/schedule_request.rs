@@ -8,7 +8,7 @@ use common::{send, wait_for, Server};
 use serde_json::json;
 
 fn get_with(s: &Server, path: &str, headers: &[(&str, &str)]) -> (u16, String, Option<String>) {
-    let mut req = ureq::get(&s.url(path)).timeout(Duration::from_secs(60));
+    let mut req = ureq::get(&s.url(path)).timeout(Duration::from_secs(60)).set("Authorization", &common::bearer());
     for (k, v) in headers {
         req = req.set(k, v);
     }
@@ -109,7 +109,7 @@ def process_request(influxdb3_local, query_parameters, request_headers, request_
     s.create_trigger("db", "api", "api.py", "request:my/api", Some(json!({"k": "v"})), json!({}));
 
     let (status, body) = send(
-        ureq::post(&s.url("/api/v3/engine/my/api?shape=echo&a=1")).set("X-One", "1").set("Authorization", "Bearer secret"),
+        ureq::post(&s.url("/api/v3/engine/my/api?shape=echo&a=1")).set("X-One", "1").set("Authorization", &common::bearer()),
         Some(b"payload"),
     );
     assert_eq!(status, 200, "{body}");
@@ -197,10 +197,12 @@ fn reentrant(executors: &str) {
     s.add_plugin(
         "caller.py",
         r#"
-import json, urllib.request
+import json, os, urllib.request
 
 def call(url, body):
-    req = urllib.request.Request(url, data=body.encode(), method="POST")
+    # The server hands its plugins a token for calling it back, as InfluxDB 3 does.
+    headers = {"Authorization": "Bearer " + os.environ["INFLUXDB3_AUTH_TOKEN"]}
+    req = urllib.request.Request(url, data=body.encode(), method="POST", headers=headers)
     with urllib.request.urlopen(req, timeout=20) as r:
         return json.loads(r.read())
 

@@ -209,7 +209,7 @@ fn invariant_10_writes_get_503_with_retry_after_at_the_buffer_cap() {
     let mut acked = 0i64;
     let refused = (0..400).find_map(|i| {
         let body = lines(&format!("h{i}"), 0, 50);
-        let r = ureq::post(&s.url("/api/v3/write_lp?db=cap")).send_string(&body);
+        let r = ureq::post(&s.url("/api/v3/write_lp?db=cap")).set("Authorization", &common::bearer()).send_string(&body);
         match r {
             Ok(r) if r.status() == 204 => {
                 acked += 50;
@@ -236,7 +236,7 @@ fn invariant_10_writes_resume_once_persistence_catches_up() {
     let mut i = 0;
     // Write well past the cap: persistence by size keeps making room.
     while acked < 40_000 {
-        let r = ureq::post(&s.url("/api/v3/write_lp?db=cu")).send_string(&lines(&format!("h{i}"), 0, 500));
+        let r = ureq::post(&s.url("/api/v3/write_lp?db=cu")).set("Authorization", &common::bearer()).send_string(&lines(&format!("h{i}"), 0, 500));
         match r {
             Ok(_) => acked += 500,
             Err(ureq::Error::Status(503, _)) => {

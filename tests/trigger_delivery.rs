@@ -231,7 +231,7 @@ fn replay_runs_a_trigger_over_a_stored_time_range_in_time_order_in_bounded_calls
     // [2 s, 7 s): ids 20..70 of both series, 100 rows.
     let (start, end) = (crate_time(t0 + 2 * sec), (t0 + 7 * sec).to_string());
     let out = std::process::Command::new(common::BIN)
-        .args(["replay", "trigger", "-d", "db", "--start", &start, "--end", &end, "backfill", "--host", &s.base])
+        .args(["replay", "trigger", "-d", "db", "--start", &start, "--end", &end, "backfill", "--host", &s.base, "--token", common::TOKEN])
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);

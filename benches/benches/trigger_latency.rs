@@ -152,6 +152,8 @@ fn main() {
             flush_interval: Duration::from_secs(3600),
             max_lag: weir::engine::MaxLag::None,
             wal,
+            packages: weir::engine::packages::PackagePolicy { enabled: false, timeout: Duration::from_secs(1) },
+            auth_token: None,
         },
         catalog,
         buffer.clone(),

@@ -8,6 +8,9 @@
 //! It also keeps each database's processing-engine triggers (their definition and whether they
 //! are disabled), so they survive restarts; what a trigger *does* is the engine's business.
 //!
+//! It keeps the server's tokens too (their hashes and grants, [`crate::tokens`]); never their
+//! text.
+//!
 //! It never holds row data, and it never lets a column change type: the first write fixes it.
 
 use std::collections::BTreeMap;
@@ -18,6 +21,8 @@ use std::sync::{Arc, OnceLock};
 use arc_swap::ArcSwap;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
+
+use crate::tokens::TokenRecord;
 
 /// The type of a field column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -183,6 +188,11 @@ pub struct CatalogSnapshot {
     pub version: u64,
     pub next_db_id: u32,
     pub databases: BTreeMap<String, Arc<Database>>,
+    /// Tokens by name. Absent from catalogs written before tokens existed.
+    #[serde(default)]
+    pub tokens: BTreeMap<String, Arc<TokenRecord>>,
+    #[serde(default)]
+    pub next_token_id: u64,
 }
 
 impl CatalogSnapshot {
@@ -211,6 +221,12 @@ pub enum CatalogError {
     TriggerExists(String),
     #[error("trigger '{0}' not found")]
     TriggerNotFound(String),
+    #[error("token '{0}' already exists")]
+    TokenExists(String),
+    #[error("token '{0}' not found")]
+    TokenNotFound(String),
+    #[error("{0}")]
+    OperatorToken(String),
     #[error("column '{column}' is a {existing}, not a {wanted}")]
     ColumnConflict { column: String, existing: String, wanted: String },
     #[error("catalog storage failed: {0}")]
@@ -255,6 +271,12 @@ pub enum CatalogOp {
     DeleteTrigger { db: String, name: String },
     /// Enable or disable a trigger; idempotent.
     SetTriggerDisabled { db: String, name: String, disabled: bool },
+    /// Add a token (its `id` is assigned here); an error if one of that name exists.
+    CreateToken(TokenRecord),
+    /// Give a token a new hash (regenerating it); the old text stops working.
+    RehashToken { name: String, hash: String },
+    /// Remove a token; the operator token cannot be removed.
+    DeleteToken(String),
 }
 
 /// The catalog: current snapshot plus the single writer.
@@ -451,6 +473,28 @@ fn apply(cat: &mut CatalogSnapshot, op: &CatalogOp, commits: Option<&AtomicU64>)
                 return Ok(false);
             }
             Arc::make_mut(t).disabled = *disabled;
+            Ok(true)
+        }
+        CatalogOp::CreateToken(record) => {
+            crate::tokens::check_name(&record.name).map_err(CatalogError::InvalidName)?;
+            if cat.tokens.contains_key(&record.name) {
+                return Err(CatalogError::TokenExists(record.name.clone()));
+            }
+            let id = cat.next_token_id;
+            cat.next_token_id += 1;
+            cat.tokens.insert(record.name.clone(), Arc::new(TokenRecord { id, ..record.clone() }));
+            Ok(true)
+        }
+        CatalogOp::RehashToken { name, hash } => {
+            let t = cat.tokens.get_mut(name).ok_or_else(|| CatalogError::TokenNotFound(name.clone()))?;
+            Arc::make_mut(t).hash = hash.clone();
+            Ok(true)
+        }
+        CatalogOp::DeleteToken(name) => {
+            if name == crate::tokens::OPERATOR_TOKEN_NAME {
+                return Err(CatalogError::OperatorToken("the operator token cannot be deleted; regenerate it instead".into()));
+            }
+            cat.tokens.remove(name).ok_or_else(|| CatalogError::TokenNotFound(name.clone()))?;
             Ok(true)
         }
     }

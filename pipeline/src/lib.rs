@@ -22,6 +22,7 @@ pub mod replay;
 pub mod retention;
 pub mod shard;
 pub mod stats;
+pub mod tokens;
 pub mod wal;
 pub mod wal_read;
 pub mod wal_replay;

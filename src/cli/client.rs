@@ -15,7 +15,9 @@ pub(super) struct Client {
 
 impl Client {
     pub(super) fn new(a: &ClientArgs) -> Client {
-        Client { base: a.host.trim_end_matches('/').to_string(), token: a.token.clone(), agent: ureq::AgentBuilder::new().build() }
+        // influxdb3's variable works too, so scripts written for it run unchanged.
+        let token = a.token.clone().or_else(|| std::env::var("INFLUXDB3_AUTH_TOKEN").ok().filter(|t| !t.is_empty()));
+        Client { base: a.host.trim_end_matches('/').to_string(), token, agent: ureq::AgentBuilder::new().build() }
     }
 
     pub(super) fn request(&self, method: &str, path: &str) -> ureq::Request {
@@ -122,6 +124,7 @@ pub fn create(what: CreateCommand) -> anyhow::Result<()> {
             println!("Table \"{database}\".\"{name}\" created successfully");
         }
         CreateCommand::Trigger(t) => super::engine::create_trigger(*t)?,
+        CreateCommand::Token(t) => super::tokens::create(*t)?,
     }
     Ok(())
 }
@@ -144,6 +147,7 @@ pub fn delete(what: DeleteCommand) -> anyhow::Result<()> {
             c.send(c.request("DELETE", "/api/v3/configure/processing_engine_trigger").set("Content-Type", "application/json"), Some(body.as_bytes()))?;
             println!("Trigger {name} deleted successfully");
         }
+        DeleteCommand::Token { client, token_name } => super::tokens::delete(&client, &token_name)?,
     }
     Ok(())
 }
@@ -155,5 +159,6 @@ pub fn show(what: ShowCommand) -> anyhow::Result<()> {
             let out = c.send(c.request("GET", "/api/v3/configure/database").query("format", &format), None)?;
             print(&out)
         }
+        ShowCommand::Tokens { client, format } => super::tokens::show(&client, format),
     }
 }

@@ -3,8 +3,9 @@
 
 mod client;
 mod engine;
+mod tokens;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 
 use crate::config::ServeConfig;
 
@@ -21,8 +22,8 @@ pub struct ClientArgs {
     /// The server's URL.
     #[arg(long = "host", env = "WEIR_HOST_URL", default_value = "http://127.0.0.1:8181", global = true)]
     pub host: String,
-    /// Auth token, sent as `Authorization: Bearer TOKEN`.
-    #[arg(long, env = "WEIR_AUTH_TOKEN", global = true)]
+    /// Auth token, sent as `Authorization: Bearer TOKEN` (also read from INFLUXDB3_AUTH_TOKEN).
+    #[arg(long, env = "WEIR_AUTH_TOKEN", global = true, hide_env_values = true)]
     pub token: Option<String>,
 }
 
@@ -260,6 +261,45 @@ pub enum CreateCommand {
         name: String,
     },
     Trigger(Box<CreateTriggerArgs>),
+    /// An admin token (--admin: the operator token, or a named one with --name) or a token
+    /// limited to databases (--permission). The token is printed once.
+    Token(Box<CreateTokenArgs>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TokenFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("kind").required(true).args(["admin", "permission"])))]
+pub struct CreateTokenArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// An admin token: the operator token without --name, a named admin token with it.
+    #[arg(long)]
+    pub admin: bool,
+    /// A resource token's permission, RESOURCE_TYPE:NAMES:ACTIONS: db:a,b:read,write or
+    /// system:*:read (may be given more than once).
+    #[arg(long)]
+    pub permission: Vec<String>,
+    #[arg(long)]
+    pub name: Option<String>,
+    /// How long the token works: 1h, 10d, 1y. Default: forever.
+    #[arg(long)]
+    pub expiry: Option<String>,
+    /// Give the operator token a new text (send the current one with --token).
+    #[arg(long, requires = "admin")]
+    pub regenerate: bool,
+    /// Make an admin token without a server, written to --output-file, for
+    /// `weir serve --admin-token-file`.
+    #[arg(long, requires = "admin", requires = "output_file")]
+    pub offline: bool,
+    #[arg(long = "output-file")]
+    pub output_file: Option<std::path::PathBuf>,
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: TokenFormat,
 }
 
 #[derive(Debug, Subcommand)]
@@ -286,6 +326,13 @@ pub enum DeleteCommand {
         force: bool,
         name: String,
     },
+    /// A token (the operator token cannot be deleted).
+    Token {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[arg(long = "token-name")]
+        token_name: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -295,6 +342,13 @@ pub enum ShowCommand {
         client: ClientArgs,
         #[arg(long, default_value = "pretty")]
         format: String,
+    },
+    /// Tokens: names, permissions and expiry (never their text).
+    Tokens {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[arg(long, value_enum, default_value = "text")]
+        format: TokenFormat,
     },
 }
 

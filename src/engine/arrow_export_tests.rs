@@ -21,7 +21,8 @@ fn plugin_dir_with_pyarrow() -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).expect("plugin dir");
     let dir = std::fs::canonicalize(dir).expect("canonical plugin dir");
     if !dir.join(".venv/lib/python3.11/site-packages/pyarrow").exists() {
-        packages::install(&dir, packages::Install::Packages(vec!["pyarrow".into()])).expect("pyarrow installs");
+        let policy = packages::PackagePolicy { enabled: true, timeout: std::time::Duration::from_secs(900) };
+        packages::install(&dir, packages::Install::Packages(vec!["pyarrow".into()]), policy).expect("pyarrow installs");
     }
     dir
 }

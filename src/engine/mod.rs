@@ -133,6 +133,7 @@ struct Inner {
     timer_seq: AtomicU64,
     schedule_changes: Sender<()>,
     plugin_repo: String,
+    packages: packages::PackagePolicy,
     max_batch_rows: usize,
     /// Set at shutdown: executors drop trigger work instead of starting it.
     closing: AtomicBool,
@@ -164,6 +165,8 @@ pub struct EngineConfig {
     pub plugin_dir: PathBuf,
     /// Base URL of `gh:` plugins.
     pub plugin_repo: String,
+    /// Whether plugin packages may be installed, and pip's time limit.
+    pub packages: packages::PackagePolicy,
     pub executors: usize,
     /// Time limit of a call for triggers that set none.
     pub default_timeout: Duration,
@@ -175,6 +178,9 @@ pub struct EngineConfig {
     pub max_lag: MaxLag,
     /// Where WAL triggers read committed rows, and where they keep their cursors.
     pub wal: WalSource,
+    /// A token plugins may call the server back with, given them as `INFLUXDB3_AUTH_TOKEN`
+    /// (`None` with auth off).
+    pub auth_token: Option<String>,
 }
 
 /// What WAL triggers read from and keep: the commit log, the WAL and their cursors.
@@ -200,6 +206,10 @@ impl Engine {
         python::start().map_err(EngineError::Unavailable)?;
         Python::attach(|py| python::prepare(py, &cfg.plugin_dir))
             .map_err(|e| EngineError::Unavailable(format!("preparing the plugin environment: {e}")))?;
+        if let Some(token) = &cfg.auth_token {
+            Python::attach(|py| python::set_env(py, "INFLUXDB3_AUTH_TOKEN", token))
+                .map_err(|e| EngineError::Unavailable(format!("preparing the plugin environment: {e}")))?;
+        }
         let n = cfg.executors.max(1);
         // Unbounded in items, bounded in practice: sync triggers have at most one item each,
         // async ones at most TRIGGER_QUEUE_EVENTS, requests one per waiting HTTP request.
@@ -226,6 +236,7 @@ impl Engine {
             timer_seq: AtomicU64::new(0),
             schedule_changes: changes_tx,
             plugin_repo: cfg.plugin_repo,
+            packages: cfg.packages,
             closing: AtomicBool::new(false),
             max_batch_rows: cfg.max_batch_rows.max(1),
             tick_frontier: AtomicU64::new(cfg.wal.log.start()),
@@ -409,8 +420,8 @@ impl Engine {
     /// importable for the next plugin call.
     pub async fn install(&self, what: packages::Install) -> Result<(), EngineError> {
         let dir = self.inner.plugins.dir().to_path_buf();
-        let d = dir.clone();
-        tokio::task::spawn_blocking(move || packages::install(&d, what))
+        let (d, policy) = (dir.clone(), self.inner.packages);
+        tokio::task::spawn_blocking(move || packages::install(&d, what, policy))
             .await
             .map_err(|e| EngineError::Unavailable(e.to_string()))??;
         self.on_executor(move |py, _| {

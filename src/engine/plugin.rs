@@ -40,14 +40,28 @@ pub const GH_CACHE_DIR: &str = ".gh";
 /// Largest plugin file fetched from the repository.
 const GH_MAX_BYTES: u64 = 4 << 20;
 
+/// Checks a `gh:` path: `/`-separated segments of letters, digits, `.`, `_` and `-`, none of
+/// them `.` or `..`, ending in `.py`. Nothing that a URL or a file system could read as
+/// leaving the repository (no `%`, `\`, `?`, `#`, no empty segment).
+fn check_gh_path(name: &str, rel: &str) -> Result<(), PluginError> {
+    let ok = rel.ends_with(".py")
+        && rel.split('/').all(|seg| {
+            !seg.is_empty() && seg != "." && seg != ".." && seg.bytes().all(|c| c.is_ascii_alphanumeric() || b"._-".contains(&c))
+        });
+    if ok {
+        return Ok(());
+    }
+    Err(PluginError::BadName {
+        name: name.into(),
+        reason: "gh: takes a relative path to a .py file: segments of letters, digits, '.', '_' and '-', without '..' or escapes".into(),
+    })
+}
+
 /// Downloads `gh:PATH` from `repo` into the cache unless it is there already. Blocking.
 pub fn fetch_gh(plugin_dir: &Path, repo: &str, name: &str) -> Result<(), PluginError> {
     let Some(rel) = name.strip_prefix("gh:") else { return Ok(()) };
-    let rel_path = Path::new(rel);
-    if rel.is_empty() || rel_path.is_absolute() || rel_path.components().any(|c| !matches!(c, Component::Normal(_))) || !rel.ends_with(".py") {
-        return Err(PluginError::BadName { name: name.into(), reason: "gh: takes a relative path to a .py file, without '..'".into() });
-    }
-    let target = plugin_dir.join(GH_CACHE_DIR).join(rel_path);
+    check_gh_path(name, rel)?;
+    let target = plugin_dir.join(GH_CACHE_DIR).join(rel);
     if target.is_file() {
         return Ok(());
     }
@@ -55,7 +69,11 @@ pub fn fetch_gh(plugin_dir: &Path, repo: &str, name: &str) -> Result<(), PluginE
     let fail = |reason: String| PluginError::Fetch { name: name.into(), url: url.clone(), reason };
     let resp = ureq::get(&url).timeout(std::time::Duration::from_secs(30)).call().map_err(|e| fail(e.to_string()))?;
     let mut source = String::new();
-    std::io::Read::read_to_string(&mut std::io::Read::take(resp.into_reader(), GH_MAX_BYTES), &mut source).map_err(|e| fail(e.to_string()))?;
+    // One byte past the limit tells a file that is too large from one that fits exactly.
+    std::io::Read::read_to_string(&mut std::io::Read::take(resp.into_reader(), GH_MAX_BYTES + 1), &mut source).map_err(|e| fail(e.to_string()))?;
+    if source.len() as u64 > GH_MAX_BYTES {
+        return Err(fail(format!("the file is larger than the limit of {GH_MAX_BYTES} bytes")));
+    }
     if let Some(dir) = target.parent() {
         std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
     }
@@ -93,13 +111,22 @@ impl PluginLoader {
     pub fn resolve(&self, name: &str) -> Result<PathBuf, PluginError> {
         let bad = |reason: &str| PluginError::BadName { name: name.to_string(), reason: reason.to_string() };
         let (rel, base) = match name.strip_prefix("gh:") {
-            Some(p) => (Path::new(p), self.dir.join(GH_CACHE_DIR)),
+            Some(p) => {
+                check_gh_path(name, p)?;
+                (Path::new(p), self.dir.join(GH_CACHE_DIR))
+            }
             None => (Path::new(name), self.dir.clone()),
         };
         if name.is_empty() || rel.is_absolute() || rel.components().any(|c| !matches!(c, Component::Normal(_))) {
             return Err(bad("it must be a relative path inside the plugin directory, without '..'"));
         }
         let path = base.join(rel);
+        // A symlink may point anywhere: what it resolves to must still be inside.
+        if let (Ok(real), Ok(root)) = (std::fs::canonicalize(&path), std::fs::canonicalize(&self.dir)) {
+            if !real.starts_with(&root) {
+                return Err(bad("it resolves (through a symlink) to a file outside the plugin directory"));
+            }
+        }
         if path.is_dir() {
             if !path.join("__init__.py").is_file() {
                 return Err(bad("a plugin directory must hold an __init__.py"));
@@ -249,4 +276,38 @@ fn load_module<'py>(py: Python<'py>, path: &Path) -> PyResult<Bound<'py, PyModul
         return Err(e);
     }
     Ok(module.cast_into::<PyModule>()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gh_names_cannot_leave_the_repository() {
+        for bad in ["gh:%2e%2e/%2e%2e/evil/pwn.py", "gh:../x.py", "gh:a//b.py", "gh:a/./b.py", "gh:a\\b.py", "gh:a.py?x", "gh:x.txt", "gh:/x.py"] {
+            let rel = &bad[3..];
+            assert!(check_gh_path(bad, rel).is_err(), "{bad}");
+        }
+        assert!(check_gh_path("gh:influxdata/basic_transformation/basic_transformation.py", "influxdata/basic_transformation/basic_transformation.py").is_ok());
+        // Refused before any download is tried.
+        let dir = tempfile::tempdir().unwrap();
+        let e = fetch_gh(dir.path(), "http://127.0.0.1:9/repo", "gh:%2e%2e/pwn.py").unwrap_err();
+        assert!(matches!(e, PluginError::BadName { .. }), "{e}");
+    }
+
+    #[test]
+    fn a_plugin_symlinked_out_of_the_plugin_dir_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let plugins = dir.path().join("plugins");
+        std::fs::create_dir_all(&plugins).unwrap();
+        std::fs::write(dir.path().join("outside.py"), "x = 1\n").unwrap();
+        std::fs::write(plugins.join("inside.py"), "x = 1\n").unwrap();
+        std::os::unix::fs::symlink(dir.path().join("outside.py"), plugins.join("link.py")).unwrap();
+        std::os::unix::fs::symlink(plugins.join("inside.py"), plugins.join("alias.py")).unwrap();
+        let loader = PluginLoader::new(plugins);
+        assert!(loader.resolve("inside.py").is_ok());
+        assert!(loader.resolve("alias.py").is_ok(), "a symlink that stays inside is fine");
+        let e = loader.resolve("link.py").unwrap_err();
+        assert!(e.to_string().contains("outside the plugin directory"), "{e}");
+    }
 }

@@ -135,6 +135,12 @@ impl Engine {
     /// Hands a request to `/api/v3/engine/PATH` to the request trigger of that path. Never
     /// blocks: a trigger already holding its queue's worth of requests refuses with
     /// `Unavailable`. The caller awaits the answer with [`PendingReply::wait`] on its own runtime.
+    /// The database of the request trigger serving `path`, if one does.
+    pub fn request_trigger_db(&self, path: &str) -> Option<String> {
+        let runners = self.inner.runners.read();
+        runners.values().find(|r| matches!(&r.spec, TriggerSpec::Request(p) if p == path)).map(|r| r.db.clone())
+    }
+
     pub fn start_request(
         &self,
         path: &str,

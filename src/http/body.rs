@@ -55,9 +55,12 @@ pub fn gunzip(bytes: &[u8], limit: usize) -> Result<Bytes, ApiError> {
 
 /// The query string as a map (last value wins).
 pub fn query_params(parts: &Parts) -> HashMap<String, String> {
-    parts
-        .uri
-        .query()
+    uri_params(&parts.uri)
+}
+
+/// The query string's parameters (a repeated name keeps its last value).
+pub fn uri_params(uri: &hyper::Uri) -> HashMap<String, String> {
+    uri.query()
         .map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect())
         .unwrap_or_default()
 }

@@ -238,10 +238,13 @@ pub async fn install_requirements(engine: &Engine, body: &[u8]) -> Result<Resp, 
 pub async fn serve_request(
     engine: &Engine,
     deadlines: &super::deadline::Deadlines,
+    principal: &crate::auth::Principal,
     parts: &hyper::http::request::Parts,
     body: bytes::Bytes,
 ) -> Result<Resp, ApiError> {
     let path = parts.uri.path().trim_start_matches(super::paths::ENGINE_PREFIX).to_string();
+    let db = engine.request_trigger_db(&path).ok_or_else(|| crate::engine::EngineError::NoRoute(path.clone()))?;
+    principal.require(crate::auth::Action::Write(&db))?;
     let query: Vec<(String, String)> = parts
         .uri
         .query()

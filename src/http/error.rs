@@ -20,6 +20,10 @@ pub enum ApiError {
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
     Conflict(String),
     #[error("method {method} is not allowed on {path}")]
     MethodNotAllowed { method: String, path: String },
@@ -40,6 +44,8 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) | ApiError::LineErrors { .. } => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -71,6 +77,9 @@ impl ApiError {
             // write leaves the others: a retry may succeed, so say when to make it.
             r.headers_mut().insert(hyper::header::RETRY_AFTER, hyper::header::HeaderValue::from_static("1"));
         }
+        if status == StatusCode::UNAUTHORIZED {
+            r.headers_mut().insert(hyper::header::WWW_AUTHENTICATE, hyper::header::HeaderValue::from_static("Bearer"));
+        }
         r
     }
 }
@@ -92,13 +101,17 @@ pub fn empty_response(status: StatusCode) -> Resp {
 impl From<CatalogError> for ApiError {
     fn from(e: CatalogError) -> Self {
         match e {
-            CatalogError::DatabaseExists(_) | CatalogError::TableExists(_) | CatalogError::TriggerExists(_) => {
-                ApiError::Conflict(e.to_string())
+            CatalogError::DatabaseExists(_)
+            | CatalogError::TableExists(_)
+            | CatalogError::TriggerExists(_)
+            | CatalogError::TokenExists(_) => ApiError::Conflict(e.to_string()),
+            CatalogError::DatabaseNotFound(_)
+            | CatalogError::TableNotFound(_)
+            | CatalogError::TriggerNotFound(_)
+            | CatalogError::TokenNotFound(_) => ApiError::NotFound(e.to_string()),
+            CatalogError::InvalidName(_) | CatalogError::ColumnConflict { .. } | CatalogError::OperatorToken(_) => {
+                ApiError::BadRequest(e.to_string())
             }
-            CatalogError::DatabaseNotFound(_) | CatalogError::TableNotFound(_) | CatalogError::TriggerNotFound(_) => {
-                ApiError::NotFound(e.to_string())
-            }
-            CatalogError::InvalidName(_) | CatalogError::ColumnConflict { .. } => ApiError::BadRequest(e.to_string()),
             CatalogError::Io(_) | CatalogError::Corrupt(_) => ApiError::Internal(e.to_string()),
         }
     }
@@ -120,7 +133,7 @@ impl From<crate::query::QueryError> for ApiError {
         use crate::query::QueryError as Q;
         match e {
             Q::DatabaseNotFound(_) => ApiError::NotFound(e.to_string()),
-            Q::Invalid(_) => ApiError::BadRequest(e.to_string()),
+            Q::Invalid(_) | Q::ReadOnly(_) => ApiError::BadRequest(e.to_string()),
             Q::ResourcesExhausted(_) => ApiError::Unavailable(e.to_string()),
             Q::Internal(_) => ApiError::Internal(e.to_string()),
         }
@@ -135,10 +148,30 @@ impl From<crate::engine::EngineError> for ApiError {
             E::Spec(_) | E::Invalid(_) | E::Plugin(_) => ApiError::BadRequest(e.to_string()),
             E::Conflict(_) => ApiError::Conflict(e.to_string()),
             E::Unavailable(_) => ApiError::Unavailable(e.to_string()),
+            E::Package(crate::engine::packages::PackageError::Disabled) => ApiError::Forbidden(e.to_string()),
             // pip refusing a package is the request's problem: 400 with pip's own words.
             E::Package(_) => ApiError::BadRequest(e.to_string()),
             E::NoRoute(_) => ApiError::NotFound(e.to_string()),
             E::Timeout(_) => ApiError::GatewayTimeout(e.to_string()),
+        }
+    }
+}
+
+impl From<crate::auth::AuthError> for ApiError {
+    fn from(e: crate::auth::AuthError) -> Self {
+        if e.is_forbidden() {
+            ApiError::Forbidden(e.to_string())
+        } else {
+            ApiError::Unauthorized(e.to_string())
+        }
+    }
+}
+
+impl From<crate::auth::issue::IssueError> for ApiError {
+    fn from(e: crate::auth::issue::IssueError) -> Self {
+        match e {
+            crate::auth::issue::IssueError::Catalog(c) => c.into(),
+            crate::auth::issue::IssueError::Token(t) => ApiError::Internal(t.to_string()),
         }
     }
 }

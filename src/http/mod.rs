@@ -17,6 +17,7 @@ pub mod io;
 pub mod paths;
 mod profile;
 mod query;
+mod tokens;
 pub mod write;
 
 use std::rc::Rc;
@@ -32,9 +33,11 @@ use pipeline::catalog::Catalog;
 use pipeline::shard::Shard;
 use serde_json::json;
 
-use self::body::{query_params, read_body};
+use self::body::{query_params, read_body, uri_params};
 use self::error::{json_response, ApiError, Resp};
+use self::paths::Access;
 use self::write::Flavor;
+use crate::auth::{Action, Authority, Principal};
 use crate::query::QueryEngine;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -48,6 +51,7 @@ pub struct Api {
     pub engine: crate::engine::Engine,
     pub max_body_bytes: usize,
     pub metrics: crate::metrics::Metrics,
+    pub auth: Arc<Authority>,
 }
 
 /// What one shard's connections share.
@@ -84,11 +88,32 @@ pub async fn serve(ctx: Rc<ShardContext>, req: Request<Incoming>) -> Result<Resp
     Ok(resp)
 }
 
+/// Who sent `req`, checked against what its route needs before any of its body is read. Routes
+/// scoped to a database check the database once they know it.
+fn admit(auth: &Authority, req: &Request<Incoming>) -> Result<Principal, ApiError> {
+    let path = req.uri().path();
+    let access = paths::access(path);
+    match access {
+        Access::Public | Access::Bootstrap => return Ok(Principal::Anonymous),
+        Access::System if auth.public_metrics() => return Ok(Principal::Anonymous),
+        _ => {}
+    }
+    let principal = auth.identify(req.headers(), req.uri(), paths::takes_v1_credentials(path))?;
+    match access {
+        Access::Admin => principal.require(Action::Admin)?,
+        Access::System => principal.require(Action::System)?,
+        _ => {}
+    }
+    Ok(principal)
+}
+
 async fn route(ctx: &Rc<ShardContext>, req: Request<Incoming>) -> Result<Resp, ApiError> {
     let limit = ctx.api.max_body_bytes;
+    let principal = admit(&ctx.api.auth, &req)?;
     if let Some(flavor) = write_flavor(req.method(), req.uri().path()) {
-        let (parts, body) = read_body(req, limit).await?;
-        let params = write::parse_params(flavor, &query_params(&parts))?;
+        let params = write::parse_params(flavor, &uri_params(req.uri()))?;
+        principal.require(Action::Write(&params.db))?;
+        let (_, body) = read_body(req, limit).await?;
         return write::write(&ctx.shard, params, &body).await;
     }
     let (parts, body) = read_body(req, limit).await?;
@@ -99,12 +124,12 @@ async fn route(ctx: &Rc<ShardContext>, req: Request<Incoming>) -> Result<Resp, A
         _ => {}
     }
     if parts.uri.path().starts_with(paths::ENGINE_PREFIX) && (parts.method == Method::GET || parts.method == Method::POST) {
-        return engine::serve_request(&ctx.api.engine, &ctx.deadlines, &parts, body).await;
+        return engine::serve_request(&ctx.api.engine, &ctx.deadlines, &principal, &parts, body).await;
     }
     let (tx, rx) = futures_channel::oneshot::channel();
     let api = ctx.api.clone();
     ctx.runtime.spawn(async move {
-        let r = match handle(&api, parts, body).await {
+        let r = match handle(&api, &principal, parts, body).await {
             Ok(r) => r,
             Err(e) => e.into_response(),
         };
@@ -114,15 +139,16 @@ async fn route(ctx: &Rc<ShardContext>, req: Request<Incoming>) -> Result<Resp, A
 }
 
 /// Serves a non-write request on the query runtime (health, ping and request triggers are
-/// answered by `route` on the shard and never reach it).
-pub async fn handle(api: &Api, parts: Parts, body: Bytes) -> Result<Resp, ApiError> {
+/// answered by `route` on the shard and never reach it). `principal` has passed its route's
+/// check ([`paths::ROUTES`]); database-scoped routes check it again here.
+pub async fn handle(api: &Api, principal: &Principal, parts: Parts, body: Bytes) -> Result<Resp, ApiError> {
     let qs = query_params(&parts);
     let path = parts.uri.path();
     let m = &parts.method;
     match path {
         paths::QUERY_SQL if m == Method::GET || m == Method::POST => {
             let started = std::time::Instant::now();
-            let r = query::query_sql(&api.query, &parts, &qs, &body).await;
+            let r = query::query_sql(&api.query, principal, &parts, &qs, &body).await;
             api.metrics.observe_query(started.elapsed(), r.is_ok());
             r
         }
@@ -156,6 +182,15 @@ pub async fn handle(api: &Api, parts: Parts, body: Bytes) -> Result<Resp, ApiErr
         paths::PLUGIN_TEST_SCHEDULE if m == Method::POST => engine::test_schedule(&api.engine, &body).await,
         paths::INSTALL_PACKAGES if m == Method::POST => engine::install_packages(&api.engine, &body).await,
         paths::INSTALL_REQUIREMENTS if m == Method::POST => engine::install_requirements(&api.engine, &body).await,
+        paths::TOKEN_ADMIN if m == Method::POST => tokens::create_operator(&api.auth),
+        paths::TOKEN_ADMIN_REGENERATE if m == Method::POST => tokens::regenerate_operator(&api.auth, principal),
+        paths::TOKEN_NAMED_ADMIN if m == Method::POST => tokens::create_named_admin(&api.auth, &body),
+        paths::TOKEN_RESOURCE if m == Method::POST => tokens::create_resource(&api.auth, &body),
+        paths::TOKEN => match *m {
+            Method::GET => Ok(tokens::list(&api.auth)),
+            Method::DELETE => tokens::delete(&api.auth, &body, &qs),
+            _ => Err(not_allowed(&parts)),
+        },
         paths::HEALTH
         | paths::PING
         | paths::QUERY_SQL
@@ -170,7 +205,11 @@ pub async fn handle(api: &Api, parts: Parts, body: Bytes) -> Result<Resp, ApiErr
         | paths::PLUGIN_TEST_WAL
         | paths::PLUGIN_TEST_SCHEDULE
         | paths::INSTALL_PACKAGES
-        | paths::INSTALL_REQUIREMENTS => Err(not_allowed(&parts)),
+        | paths::INSTALL_REQUIREMENTS
+        | paths::TOKEN_ADMIN
+        | paths::TOKEN_ADMIN_REGENERATE
+        | paths::TOKEN_NAMED_ADMIN
+        | paths::TOKEN_RESOURCE => Err(not_allowed(&parts)),
         _ => Err(ApiError::NotFound(format!("no route for {} {}", parts.method, path))),
     }
 }

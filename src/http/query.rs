@@ -9,6 +9,7 @@ use hyper::{Method, Response};
 use serde::Deserialize;
 
 use super::error::{ApiError, Resp};
+use crate::auth::{Action, Principal};
 use crate::query::format::{encode, Format};
 use crate::query::QueryEngine;
 
@@ -43,9 +44,16 @@ fn parse_request(parts: &Parts, qs: &HashMap<String, String>, body: &[u8]) -> Re
     Ok(req)
 }
 
-pub async fn query_sql(engine: &QueryEngine, parts: &Parts, qs: &HashMap<String, String>, body: &[u8]) -> Result<Resp, ApiError> {
+pub async fn query_sql(
+    engine: &QueryEngine,
+    principal: &Principal,
+    parts: &Parts,
+    qs: &HashMap<String, String>,
+    body: &[u8],
+) -> Result<Resp, ApiError> {
     let req = parse_request(parts, qs, body)?;
     let db = req.db.filter(|s| !s.is_empty()).ok_or_else(|| ApiError::BadRequest("missing 'db' naming the database".into()))?;
+    principal.require(Action::Read(&db))?;
     let q = req.q.filter(|s| !s.trim().is_empty()).ok_or_else(|| ApiError::BadRequest("missing 'q' holding the SQL query".into()))?;
     let format = match req.format.as_deref() {
         None | Some("") => Format::Json,

@@ -108,6 +108,12 @@ pub fn prepare(py: Python<'_>, plugin_dir: &Path) -> PyResult<()> {
     Ok(())
 }
 
+/// Sets one variable of the plugins' `os.environ` (never the process's own environment, which
+/// other threads read).
+pub fn set_env(py: Python<'_>, name: &str, value: &str) -> PyResult<()> {
+    py.import("os")?.getattr("environ")?.set_item(name, value)
+}
+
 /// Adds the venv's site-packages (if the venv exists) so plugins import what was installed.
 pub fn add_venv_site_packages(py: Python<'_>, venv: &Path) -> PyResult<()> {
     let lib = venv.join("lib");

@@ -3,7 +3,8 @@
 //! Owns turning `(database, SQL, params)` into Arrow batches: one DataFusion session per query,
 //! with the database's tables as the default schema (`public.iox`, as in InfluxDB 3), the
 //! `system` tables, and `information_schema`. Runs only on the query runtime (tokio), never on
-//! a shard thread. It never writes.
+//! a shard thread. It never writes: DDL, DML, `COPY` and `SET` are refused before planning
+//! goes further, and no table reads the server's files (DataFusion's URL tables stay off).
 
 pub mod format;
 pub mod plugin_sql;
@@ -16,6 +17,7 @@ use std::sync::Arc;
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use datafusion::error::DataFusionError;
+use datafusion::execution::context::SQLOptions;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::scalar::ScalarValue;
 use pipeline::buffer::WriteBuffer;
@@ -31,6 +33,9 @@ pub use schema::batches_for;
 pub enum QueryError {
     #[error("database '{0}' not found")]
     DatabaseNotFound(String),
+    /// The statement would change something: queries are read-only.
+    #[error("queries are read-only, so this statement is refused ({0})")]
+    ReadOnly(String),
     /// The query is wrong: bad SQL, unknown table or column, a bad parameter.
     #[error("{0}")]
     Invalid(String),
@@ -124,7 +129,13 @@ impl QueryEngine {
         params: Option<&serde_json::Map<String, serde_json::Value>>,
     ) -> Result<QueryOutput, QueryError> {
         let ctx = self.context(db)?;
-        let mut df = ctx.sql(sql).await?;
+        let plan = ctx.state().create_logical_plan(sql).await?;
+        let read_only = SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false);
+        read_only.verify_plan(&plan).map_err(|e| match e.find_root() {
+            DataFusionError::Plan(m) => QueryError::ReadOnly(m.clone()),
+            _ => QueryError::ReadOnly(e.strip_backtrace()),
+        })?;
+        let mut df = ctx.execute_logical_plan(plan).await?;
         if let Some(params) = params {
             let mut values = HashMap::new();
             for (k, v) in params {

@@ -8,6 +8,16 @@ use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_weir");
 
+/// The operator token every test server is started with (through `--admin-token-file`, as a
+/// deployment would), unless the test passes `--without-auth` or its own token file. Every
+/// request [`send`] makes carries it unless it sets its own `Authorization`.
+pub const TOKEN: &str = "apiv3_weir-test-suite-operator-token";
+
+/// The `Authorization` header value for [`TOKEN`].
+pub fn bearer() -> String {
+    format!("Bearer {TOKEN}")
+}
+
 static STARTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 pub struct Server {
@@ -33,8 +43,20 @@ impl Server {
         Server::start_in_with(dir, extra, |_| {})
     }
 
+    /// A server with auth on and no token at all, as a fresh install starts.
+    pub fn start_unprovisioned(extra: &[&str]) -> Server {
+        let temp = tempfile::tempdir().expect("tempdir");
+        let mut s = Server::launch(temp.path(), extra, |_| {}, false);
+        s._temp = Some(temp);
+        s
+    }
+
     /// As `start_in`, with `configure` applied to the command first (limits, environment).
     pub fn start_in_with(dir: &Path, extra: &[&str], configure: impl FnOnce(&mut Command)) -> Server {
+        Server::launch(dir, extra, configure, true)
+    }
+
+    fn launch(dir: &Path, extra: &[&str], configure: impl FnOnce(&mut Command), provision: bool) -> Server {
         let data = dir.join("data");
         let plugins = dir.join("plugins");
         let n = STARTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -52,6 +74,11 @@ impl Server {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(stderr);
+        if provision && !extra.iter().any(|a| *a == "--without-auth" || *a == "--admin-token-file") {
+            let file = dir.join("admin-token.json");
+            std::fs::write(&file, serde_json::json!({ "token": TOKEN, "name": "_admin" }).to_string()).expect("token file");
+            cmd.arg("--admin-token-file").arg(file);
+        }
         configure(&mut cmd);
         if !extra.contains(&"--wal-flush-interval") {
             // Tests wait for trigger events; a short clock keeps them quick.
@@ -212,6 +239,12 @@ impl Drop for Server {
 }
 
 pub fn send(req: ureq::Request, body: Option<&[u8]>) -> (u16, String) {
+    let req = if req.header("Authorization").is_none() { req.set("Authorization", &bearer()) } else { req };
+    send_as_is(req, body)
+}
+
+/// As [`send`], without adding a token.
+pub fn send_as_is(req: ureq::Request, body: Option<&[u8]>) -> (u16, String) {
     let req = req.timeout(Duration::from_secs(60));
     let res = match body {
         Some(b) => req.send_bytes(b),
