@@ -130,6 +130,20 @@ pub struct ServeConfig {
     #[arg(long, env = "WEIR_QUERY_THREADS")]
     pub query_threads: Option<usize>,
 
+    /// Memory all running queries share, in bytes (default: an eighth of RAM). A query that
+    /// needs more than what is left gets 429; queries never spill to disk.
+    #[arg(long, env = "WEIR_QUERY_MEMORY_BYTES")]
+    pub query_memory_bytes: Option<usize>,
+
+    /// Longest a query may run before it is stopped (504).
+    #[arg(long, env = "WEIR_QUERY_TIMEOUT", default_value = "5m", value_parser = crate::time::parse_duration)]
+    pub query_timeout: Duration,
+
+    /// Queries over HTTP that may run at once; past it they get 429 with Retry-After (default:
+    /// four per core, at least 8).
+    #[arg(long, env = "WEIR_MAX_CONCURRENT_QUERIES")]
+    pub max_concurrent_queries: Option<usize>,
+
     /// Largest request body accepted, in bytes (also bounds a gzip body once decompressed).
     #[arg(long, env = "WEIR_MAX_HTTP_REQUEST_SIZE", default_value_t = 10 * 1024 * 1024)]
     pub max_http_request_size: usize,
@@ -198,6 +212,17 @@ impl ServeConfig {
 
     pub fn max_buffer_bytes(&self) -> usize {
         self.max_buffer_bytes.unwrap_or_else(|| (physical_memory_bytes() / 4).max(64 << 20))
+    }
+
+    pub fn query_limits(&self) -> crate::query::QueryLimits {
+        crate::query::QueryLimits {
+            memory_bytes: self.query_memory_bytes.unwrap_or_else(|| (physical_memory_bytes() / 8).max(64 << 20)).max(1),
+            timeout: self.query_timeout,
+        }
+    }
+
+    pub fn max_concurrent_queries(&self) -> usize {
+        self.max_concurrent_queries.unwrap_or_else(|| (cores() * 4).max(8)).max(1)
     }
 
     pub fn persist_threshold_bytes(&self) -> usize {

@@ -134,7 +134,12 @@ pub fn run(cfg: ServeConfig) -> anyhow::Result<()> {
     let shards = cfg.shard_count();
     let write_stats = Arc::new(WriteStats::default());
     let logs = Arc::new(PluginLogs::default());
-    let query = Arc::new(QueryEngine::new(catalog.clone(), buffer.clone(), storage.clone(), logs.clone(), cfg.query_thread_count()));
+    let limits = cfg.query_limits();
+    tracing::info!(query_memory_bytes = limits.memory_bytes, query_timeout = ?limits.timeout, max_concurrent_queries = cfg.max_concurrent_queries(), "query limits");
+    let query = Arc::new(
+        QueryEngine::new(catalog.clone(), buffer.clone(), storage.clone(), logs.clone(), cfg.query_thread_count(), limits)
+            .context("starting the query engine")?,
+    );
     let (ingest, mut ingest_rx) = ShardIngest::new(shards);
     let (balancer, mut handed_rx) = crate::http::balance::Balancer::new(shards);
     let services = Arc::new(Services {
@@ -176,6 +181,7 @@ pub fn run(cfg: ServeConfig) -> anyhow::Result<()> {
         query,
         engine: engine.clone(),
         max_body_bytes: cfg.max_http_request_size,
+        queries: Arc::new(tokio::sync::Semaphore::new(cfg.max_concurrent_queries())),
         metrics: Metrics::new(write_stats.clone(), buffer.clone(), storage.clone()),
         auth,
     });

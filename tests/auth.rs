@@ -35,7 +35,7 @@ fn token_in(cli_out: &str) -> String {
 }
 
 #[test]
-fn every_route_refuses_a_request_without_a_token_or_with_a_wrong_one() {
+fn invariant_11_every_route_refuses_a_request_without_a_token_or_with_a_wrong_one() {
     let s = Server::start(&[]);
     let mut checked = 0;
     for route in ROUTES {

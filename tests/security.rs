@@ -12,7 +12,7 @@ fn sql(s: &Server, q: &str) -> (u16, String) {
 }
 
 #[test]
-fn sql_is_read_only_and_reads_no_server_files() {
+fn invariant_11_sql_is_read_only_and_reads_no_server_files() {
     let s = Server::start(&[]);
     assert_eq!(s.write("d", "cpu,host=a v=1 1").0, 204);
     let out = tempfile::tempdir().unwrap();
@@ -40,7 +40,7 @@ fn sql_is_read_only_and_reads_no_server_files() {
 }
 
 #[test]
-fn package_management_takes_names_only_and_can_be_turned_off() {
+fn invariant_11_package_management_takes_names_only_and_can_be_turned_off() {
     let s = Server::start(&[]);
     let install = |s: &Server, packages: serde_json::Value| {
         s.post_json("/api/v3/configure/plugin_environment/install_packages", &json!({ "packages": packages }))
@@ -67,7 +67,7 @@ fn package_management_takes_names_only_and_can_be_turned_off() {
 }
 
 #[test]
-fn plugins_load_only_from_inside_the_plugin_dir_and_the_plugin_repository() {
+fn invariant_11_plugins_load_only_from_inside_the_plugin_dir_and_the_plugin_repository() {
     // A closed port as the repository: a name that got as far as a download would fail there,
     // with another message than the refusal asserted below.
     let s = Server::start(&["--plugin-repo", "http://127.0.0.1:9/repo/"]);

@@ -126,7 +126,7 @@ fn main() {
     let services = Arc::new(Services {
         writer: Arc::new(Collector(tx)),
         sql: Arc::new(RuntimeSql {
-            engine: Arc::new(QueryEngine::new(catalog.clone(), buffer.clone(), Arc::new(weir::storage::Storage::in_memory()), logs.clone(), 1)),
+            engine: Arc::new(QueryEngine::new(catalog.clone(), buffer.clone(), Arc::new(weir::storage::Storage::in_memory()), logs.clone(), 1, Default::default()).expect("query engine")),
             runtime: runtime.handle().clone(),
         }),
         logs: logs.clone(),

@@ -18,11 +18,14 @@ pub struct Response {
     pub body: Vec<u8>,
 }
 
-/// Where to send: `host:port` and the path with its query, from an `http://` URL.
+/// Where to send: `host:port` and the path with its query, from an `http://` URL. Credentials
+/// in the URL (`http://user:password@host/`) are sent as Basic auth, as curl sends them.
 #[derive(Clone)]
 pub struct Endpoint {
     authority: String,
     target: String,
+    /// The `Authorization` header line, if the URL carried credentials.
+    authorization: String,
 }
 
 impl Endpoint {
@@ -32,11 +35,27 @@ impl Endpoint {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, "/"),
         };
+        let (authorization, authority) = match authority.rsplit_once('@') {
+            Some((userinfo, host)) => (format!("Authorization: Basic {}\r\n", base64(userinfo.as_bytes())), host),
+            None => (String::new(), authority),
+        };
         if authority.is_empty() {
             bail!("no host in {url}");
         }
-        Ok(Endpoint { authority: authority.to_string(), target: target.to_string() })
+        Ok(Endpoint { authority: authority.to_string(), target: target.to_string(), authorization })
     }
+}
+
+fn base64(bytes: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = chunk.iter().enumerate().fold(0u32, |n, (i, &c)| n | u32::from(c) << (16 - 8 * i));
+        for i in 0..4 {
+            out.push(if i <= chunk.len() { T[(n >> (18 - 6 * i) & 63) as usize] as char } else { '=' });
+        }
+    }
+    out
 }
 
 /// One keep-alive connection, opened on first use and again after the server closes it.
@@ -55,9 +74,10 @@ impl Client {
     /// more on a fresh one (the server may have closed an idle connection).
     pub fn post(&mut self, content_type: &str, body: &[u8]) -> Result<Response> {
         let head = format!(
-            "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
+            "POST {} HTTP/1.1\r\nHost: {}\r\n{}Content-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
             self.endpoint.target,
             self.endpoint.authority,
+            self.endpoint.authorization,
             body.len()
         );
         let reused = self.conn.is_some();
@@ -208,6 +228,8 @@ mod tests {
         let e = Endpoint::parse("http://127.0.0.1:8181/write?db=x&precision=ns").expect("parses");
         assert_eq!((e.authority.as_str(), e.target.as_str()), ("127.0.0.1:8181", "/write?db=x&precision=ns"));
         assert_eq!(Endpoint::parse("http://h:1").expect("parses").target, "/");
+        let e = Endpoint::parse("http://u:tok@h:1/write").expect("parses");
+        assert_eq!((e.authority.as_str(), e.authorization.as_str()), ("h:1", "Authorization: Basic dTp0b2s=\r\n"));
         assert!(Endpoint::parse("https://h/").is_err());
     }
 }

@@ -41,6 +41,9 @@ enum Scenario {
     SlowTrigger,
     /// Rows/s handed to a trigger `--catchup-lines` behind (Weir only; not part of `all`).
     Catchup,
+    /// Ingest with auth off, then on (Basic auth on every write), same load (Weir only; not
+    /// part of `all`).
+    Auth,
     All,
 }
 
@@ -181,6 +184,20 @@ fn main() -> Result<()> {
     }
     if args.scenarios.contains(&Scenario::Catchup) {
         report.rows.extend(delivery::catchup(&args.weir_bin, &args.weir_flags, &load, args.catchup_lines)?);
+    }
+
+    if args.scenarios.contains(&Scenario::Auth) {
+        for on in [false, true] {
+            let label = if on { "auth on (a token checked on every write)" } else { "auth off" };
+            eprintln!("auth: weir, {label}, for {} s ...", args.duration);
+            let target = if on { Target::weir_with_auth(&args.weir_bin, &args.weir_flags)? } else { start(Kind::Weir)? };
+            let until = Instant::now() + Duration::from_secs(args.duration);
+            let timeline = Timeline::ending_an_hour_ago_every(60, 500_000_000);
+            let out = ingest::drive(&target.write_url(), &load, timeline, Some(until), None);
+            let mut row = out.row("auth", "weir", &load);
+            row.measure = format!("write lines, {label}");
+            report.rows.push(row);
+        }
     }
 
     report.compute_ratios();

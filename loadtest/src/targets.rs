@@ -31,12 +31,17 @@ impl Kind {
     }
 }
 
+/// The operator token of Weir targets started with auth on.
+const LOADTEST_TOKEN: &str = "apiv3_weir-loadtest-operator-token";
+
 /// The database (InfluxDB) every scenario writes to. VictoriaMetrics ignores it.
 pub const DB: &str = "loadtest";
 
 pub struct Target {
     pub kind: Kind,
     pub base: String,
+    /// The token writes carry (Weir with auth on only).
+    pub token: Option<String>,
     child: Child,
     pub dir: tempfile::TempDir,
 }
@@ -57,9 +62,20 @@ impl Target {
         Target::weir_in(bin, dir, extra)
     }
 
+    /// Weir with auth on: an operator token provisioned from a token file, sent with every write.
+    pub fn weir_with_auth(bin: &Path, extra: &[String]) -> Result<Target> {
+        let dir = tempfile::tempdir()?;
+        let file = dir.path().join("admin-token.json");
+        std::fs::write(&file, serde_json::json!({ "token": LOADTEST_TOKEN, "name": "_admin" }).to_string())?;
+        let mut flags = vec!["--admin-token-file".to_string(), file.display().to_string()];
+        flags.extend(extra.iter().cloned());
+        Target::weir_in(bin, dir, &flags)
+    }
+
     fn weir_in(bin: &Path, dir: tempfile::TempDir, extra: &[String]) -> Result<Target> {
         let plugins = dir.path().join("plugins");
         std::fs::create_dir_all(&plugins)?;
+        let token = extra.iter().any(|f| f == "--admin-token-file").then(|| LOADTEST_TOKEN.to_string());
         let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.path().join("weir.log"))?;
         let mut child = Command::new(bin)
             .arg("serve")
@@ -71,8 +87,9 @@ impl Target {
             .arg(&plugins)
             .arg("--log-filter")
             .arg("warn")
-            // The peers run without auth too, so like is compared with like.
-            .arg("--without-auth")
+            // The peers run without auth, so like is compared with like (the auth scenario
+            // measures what it costs).
+            .args(token.is_none().then_some("--without-auth"))
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -99,7 +116,7 @@ impl Target {
                 bail!("weir did not start within 300 s (or exited); the end of its log:\n{}", tail.join("\n"));
             }
         };
-        Ok(Target { kind: Kind::Weir, base, child, dir })
+        Ok(Target { kind: Kind::Weir, base, token, child, dir })
     }
 
     /// VictoriaMetrics from Debian's package, with its rollup cache off so that repeated
@@ -151,7 +168,7 @@ impl Target {
             .stderr(log)
             .spawn()
             .with_context(|| format!("starting {program} (scripts/install-peers.sh installs it)"))?;
-        let t = Target { kind, base: format!("http://127.0.0.1:{port}"), child, dir };
+        let t = Target { kind, base: format!("http://127.0.0.1:{port}"), token: None, child, dir };
         t.wait_ready(ready_path)?;
         Ok(t)
     }
@@ -191,7 +208,12 @@ impl Target {
 
     /// Where line protocol goes: the InfluxDB 1.x `/write` endpoint all three speak.
     pub fn write_url(&self) -> String {
-        self.url(&format!("/write?db={DB}&precision=ns"))
+        let url = self.url(&format!("/write?db={DB}&precision=ns"));
+        match &self.token {
+            // Basic auth with the token as password, as InfluxDB 1.x clients send it.
+            Some(t) => url.replacen("http://", &format!("http://loadtest:{t}@"), 1),
+            None => url,
+        }
     }
 
     /// Makes everything written so far visible to queries (VictoriaMetrics buffers for ~1 s;

@@ -25,6 +25,12 @@ pub enum ApiError {
     Forbidden(String),
     #[error("{0}")]
     Conflict(String),
+    /// Too much at once: the client should slow down (429, with Retry-After).
+    #[error("{0}")]
+    TooManyRequests(String),
+    /// More than the server allows for one request, retrying will not help (429).
+    #[error("{0}")]
+    OverLimit(String),
     #[error("method {method} is not allowed on {path}")]
     MethodNotAllowed { method: String, path: String },
     #[error("request body is larger than the limit of {0} bytes")]
@@ -47,6 +53,7 @@ impl ApiError {
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::TooManyRequests(_) | ApiError::OverLimit(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -72,7 +79,7 @@ impl ApiError {
             tracing::error!(status = status.as_u16(), error = %self, "request failed");
         }
         let mut r = json_response(status, &body);
-        if status == StatusCode::SERVICE_UNAVAILABLE {
+        if status == StatusCode::SERVICE_UNAVAILABLE || matches!(self, ApiError::TooManyRequests(_)) {
             // A full buffer or a busy shard clears soon, and a shard stopped by a failed WAL
             // write leaves the others: a retry may succeed, so say when to make it.
             r.headers_mut().insert(hyper::header::RETRY_AFTER, hyper::header::HeaderValue::from_static("1"));
@@ -134,7 +141,9 @@ impl From<crate::query::QueryError> for ApiError {
         match e {
             Q::DatabaseNotFound(_) => ApiError::NotFound(e.to_string()),
             Q::Invalid(_) | Q::ReadOnly(_) => ApiError::BadRequest(e.to_string()),
-            Q::ResourcesExhausted(_) => ApiError::Unavailable(e.to_string()),
+            // 429, as InfluxDB 3 answers a query past its memory pool.
+            Q::ResourcesExhausted(_) => ApiError::OverLimit(e.to_string()),
+            Q::Timeout(_) => ApiError::GatewayTimeout(e.to_string()),
             Q::Internal(_) => ApiError::Internal(e.to_string()),
         }
     }

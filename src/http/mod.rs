@@ -50,6 +50,8 @@ pub struct Api {
     pub query: Arc<QueryEngine>,
     pub engine: crate::engine::Engine,
     pub max_body_bytes: usize,
+    /// Permits for HTTP queries running at once (`--max-concurrent-queries`).
+    pub queries: Arc<tokio::sync::Semaphore>,
     pub metrics: crate::metrics::Metrics,
     pub auth: Arc<Authority>,
 }
@@ -126,14 +128,24 @@ async fn route(ctx: &Rc<ShardContext>, req: Request<Incoming>) -> Result<Resp, A
     if parts.uri.path().starts_with(paths::ENGINE_PREFIX) && (parts.method == Method::GET || parts.method == Method::POST) {
         return engine::serve_request(&ctx.api.engine, &ctx.deadlines, &principal, &parts, body).await;
     }
-    let (tx, rx) = futures_channel::oneshot::channel();
+    let (mut tx, rx) = futures_channel::oneshot::channel();
     let api = ctx.api.clone();
     ctx.runtime.spawn(async move {
-        let r = match handle(&api, &principal, parts, body).await {
-            Ok(r) => r,
-            Err(e) => e.into_response(),
+        // A client that goes away drops `rx`: the work is dropped with it, which stops a
+        // query's execution rather than letting it run to an answer nobody reads.
+        let answer = {
+            let work = std::pin::pin!(handle(&api, &principal, parts, body));
+            match futures::future::select(work, tx.cancellation()).await {
+                futures::future::Either::Left((r, _)) => Some(r.unwrap_or_else(|e| e.into_response())),
+                futures::future::Either::Right(_) => None,
+            }
         };
-        let _ = tx.send(r);
+        match answer {
+            Some(r) => {
+                let _ = tx.send(r);
+            }
+            None => tracing::debug!("the client went away; its request was stopped"),
+        }
     });
     rx.await.map_err(|_| ApiError::Internal("the query runtime dropped the request".into()))
 }
@@ -147,6 +159,12 @@ pub async fn handle(api: &Api, principal: &Principal, parts: Parts, body: Bytes)
     let m = &parts.method;
     match path {
         paths::QUERY_SQL if m == Method::GET || m == Method::POST => {
+            let _permit = api.queries.clone().try_acquire_owned().map_err(|_| {
+                ApiError::TooManyRequests(format!(
+                    "{} queries are running, the most allowed at once (--max-concurrent-queries); try again shortly",
+                    api.queries.available_permits() + 1
+                ))
+            })?;
             let started = std::time::Instant::now();
             let r = query::query_sql(&api.query, principal, &parts, &qs, &body).await;
             api.metrics.observe_query(started.elapsed(), r.is_ok());

@@ -18,6 +18,9 @@ use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use datafusion::error::DataFusionError;
 use datafusion::execution::context::SQLOptions;
+use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
+use datafusion::execution::memory_pool::GreedyMemoryPool;
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::scalar::ScalarValue;
 use pipeline::buffer::WriteBuffer;
@@ -39,8 +42,10 @@ pub enum QueryError {
     /// The query is wrong: bad SQL, unknown table or column, a bad parameter.
     #[error("{0}")]
     Invalid(String),
-    #[error("query needs more resources than allowed: {0}")]
+    #[error("query needs more memory than allowed (--query-memory-bytes): {0}")]
     ResourcesExhausted(String),
+    #[error("query ran longer than the limit of {0:?} (--query-timeout) and was stopped")]
+    Timeout(std::time::Duration),
     #[error("query failed: {0}")]
     Internal(String),
 }
@@ -62,12 +67,30 @@ pub struct QueryOutput {
     pub batches: Vec<RecordBatch>,
 }
 
+/// What one query may use.
+#[derive(Debug, Clone, Copy)]
+pub struct QueryLimits {
+    /// Memory all running queries share; a query that needs more fails (it does not spill).
+    pub memory_bytes: usize,
+    /// Longest a query may run, planning included.
+    pub timeout: std::time::Duration,
+}
+
+impl Default for QueryLimits {
+    fn default() -> Self {
+        QueryLimits { memory_bytes: 1 << 30, timeout: std::time::Duration::from_secs(300) }
+    }
+}
+
 pub struct QueryEngine {
     catalog: Arc<Catalog>,
     buffer: Arc<WriteBuffer>,
     storage: Arc<Storage>,
     logs: Arc<PluginLogs>,
     target_partitions: usize,
+    limits: QueryLimits,
+    /// Shared by every query: its memory pool is the bound on all of them together.
+    runtime: Arc<RuntimeEnv>,
     /// The engine's live trigger state, set once the engine has started.
     triggers: std::sync::OnceLock<Arc<dyn TriggerStatusSource>>,
 }
@@ -79,8 +102,23 @@ impl QueryEngine {
         storage: Arc<Storage>,
         logs: Arc<PluginLogs>,
         target_partitions: usize,
-    ) -> QueryEngine {
-        QueryEngine { catalog, buffer, storage, logs, target_partitions: target_partitions.max(1), triggers: Default::default() }
+        limits: QueryLimits,
+    ) -> Result<QueryEngine, QueryError> {
+        // No spilling: a query past the pool fails at once rather than filling a disk.
+        let runtime = RuntimeEnvBuilder::new()
+            .with_memory_pool(Arc::new(GreedyMemoryPool::new(limits.memory_bytes)))
+            .with_disk_manager_builder(DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled))
+            .build_arc()?;
+        Ok(QueryEngine {
+            catalog,
+            buffer,
+            storage,
+            logs,
+            target_partitions: target_partitions.max(1),
+            limits,
+            runtime,
+            triggers: Default::default(),
+        })
     }
 
     /// Where `system.processing_engine_triggers` reads each running trigger's state (the engine
@@ -102,7 +140,7 @@ impl QueryEngine {
             .with_information_schema(true)
             .with_default_catalog_and_schema("public", "iox")
             .with_target_partitions(self.target_partitions);
-        let ctx = SessionContext::new_with_config(cfg);
+        let ctx = SessionContext::new_with_config_rt(cfg, self.runtime.clone());
         let catalog = ctx
             .catalog("public")
             .ok_or_else(|| QueryError::Internal("the default catalog is missing".into()))?;
@@ -121,8 +159,20 @@ impl QueryEngine {
         Ok(ctx)
     }
 
-    /// Runs `sql` against database `db` with `$name` parameters.
+    /// Runs `sql` against database `db` with `$name` parameters, within the query limits.
+    /// Dropping the future stops the query.
     pub async fn sql(
+        &self,
+        db: &str,
+        sql: &str,
+        params: Option<&serde_json::Map<String, serde_json::Value>>,
+    ) -> Result<QueryOutput, QueryError> {
+        tokio::time::timeout(self.limits.timeout, self.run(db, sql, params))
+            .await
+            .unwrap_or(Err(QueryError::Timeout(self.limits.timeout)))
+    }
+
+    async fn run(
         &self,
         db: &str,
         sql: &str,

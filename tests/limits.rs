@@ -1,0 +1,67 @@
+//! Bounds on queries: a memory pool (429 past it), a time limit (504), a cap on queries at once
+//! (429 with Retry-After), and a query stopped when its client goes away.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{send, Server};
+use serde_json::json;
+
+/// Counting ten billion rows: far longer than any limit below, even optimised.
+const ENDLESS: &str = "SELECT count(*) AS n FROM generate_series(1, 10000000000)";
+
+fn sql(s: &Server, q: &str) -> (u16, String) {
+    s.post_json("/api/v3/query_sql", &json!({ "db": "d", "q": q }))
+}
+
+#[test]
+fn a_query_past_the_memory_pool_gets_429_and_small_ones_still_run() {
+    let s = Server::start(&["--query-memory-bytes", "2000000"]);
+    let body: String = (0..200_000).map(|i| format!("cpu,host=h{} v={i} {i}\n", i % 1000)).collect();
+    assert_eq!(s.write("d", &body).0, 204);
+    let (status, body) = sql(&s, "SELECT host, v FROM cpu ORDER BY v DESC");
+    assert_eq!(status, 429, "{}", &body[..body.len().min(300)]);
+    assert!(body.contains("--query-memory-bytes"), "{body}");
+    assert_eq!(s.query("d", "SELECT count(*) AS n FROM cpu")[0]["n"], 200_000);
+}
+
+#[test]
+fn a_query_past_its_time_limit_is_stopped_with_504() {
+    let s = Server::start(&["--query-timeout", "1s"]);
+    assert_eq!(s.write("d", "cpu v=1 1").0, 204);
+    let started = Instant::now();
+    let (status, body) = sql(&s, ENDLESS);
+    assert_eq!(status, 504, "{body}");
+    assert!(body.contains("--query-timeout"), "{body}");
+    assert!(started.elapsed() < Duration::from_secs(20), "stopped near its limit: {:?}", started.elapsed());
+    assert_eq!(sql(&s, "SELECT 1 AS one").0, 200);
+}
+
+#[test]
+fn queries_past_the_cap_get_429_and_a_query_whose_client_left_frees_its_place() {
+    let s = Server::start(&["--max-concurrent-queries", "1", "--query-timeout", "60s"]);
+    assert_eq!(s.write("d", "cpu v=1 1").0, 204);
+    // The client gives up after a second; the server must stop the query then, not after 60 s.
+    let url = s.url("/api/v3/query_sql");
+    let leaver = std::thread::spawn(move || {
+        let req = ureq::post(&url).set("Authorization", &common::bearer()).timeout(Duration::from_secs(1));
+        req.send_string(&json!({ "db": "d", "q": ENDLESS }).to_string()).is_err()
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let r = ureq::post(&s.url("/api/v3/query_sql"))
+        .set("Authorization", &common::bearer())
+        .send_string(&json!({ "db": "d", "q": "SELECT 1 AS one" }).to_string());
+    match r {
+        Err(ureq::Error::Status(429, resp)) => {
+            assert_eq!(resp.header("Retry-After"), Some("1"));
+            assert!(resp.into_string().unwrap_or_default().contains("--max-concurrent-queries"));
+        }
+        other => panic!("expected 429 while the cap is taken, got {:?}", other.map(|r| r.status())),
+    }
+    assert!(leaver.join().unwrap(), "the leaving client timed out");
+    common::wait_for(15, "the abandoned query to be stopped and its place freed", || {
+        (send(ureq::post(&s.url("/api/v3/query_sql")), Some(json!({ "db": "d", "q": "SELECT 1 AS one" }).to_string().as_bytes())).0 == 200)
+            .then_some(())
+    });
+}
