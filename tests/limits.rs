@@ -65,3 +65,16 @@ fn queries_past_the_cap_get_429_and_a_query_whose_client_left_frees_its_place() 
             .then_some(())
     });
 }
+
+#[test]
+fn a_line_past_the_column_limit_is_refused_by_its_number_and_the_rest_are_kept() {
+    let s = Server::start(&[]);
+    let wide: String = (0..600).map(|i| format!("f{i}=1")).collect::<Vec<_>>().join(",");
+    let (status, body) = s.write("d", &format!("cpu v=1 1\nwide {wide} 2\ncpu v=2 3"));
+    assert_eq!(status, 400, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["data"][0]["line_number"], 2, "{body}");
+    assert!(v["data"][0]["error_message"].as_str().unwrap().contains("at most 500 columns"), "{body}");
+    assert_eq!(s.query("d", "SELECT count(*) AS n FROM cpu")[0]["n"], 2);
+    assert!(s.try_query("d", "SELECT * FROM wide").is_none(), "no table was made for the refused line");
+}
