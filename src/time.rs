@@ -14,7 +14,11 @@ pub fn now_ns() -> i64 {
         .map_or(0, |d| d.as_nanos().min(i64::MAX as u128) as i64)
 }
 
-/// Parses `10ms`, `1s`, `5m`, `1h`, `1d` (and `500us`, `100ns`). Zero is refused.
+/// The wall clock in milliseconds since the epoch (token times count in these, as InfluxDB's).
+pub fn now_ms() -> i64 {
+    now_ns() / 1_000_000
+}
+
 /// An instant as RFC 3339 (`2026-12-07T10:00:00Z`, any offset) or as integer nanoseconds since
 /// the epoch, in nanoseconds since the epoch.
 pub fn parse_instant(s: &str) -> Result<i64, String> {

@@ -7,6 +7,7 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
+use base64::Engine as _;
 use common::{send, send_as_is, Server, BIN, TOKEN};
 use serde_json::json;
 use weir::http::paths::{Access, ENGINE_PREFIX, ROUTES};
@@ -83,7 +84,7 @@ fn the_operator_token_is_made_once_and_named_tokens_work_until_they_expire_or_ar
     assert_eq!(with(&op, "/api/v3/write_lp?db=a", b"cpu v=1 1").0, 204);
     // Every way clients send a token: Token (v2), Basic and ?p= (v1).
     assert_eq!(with(&format!("Token {operator}"), "/api/v2/write?bucket=a", b"cpu v=2 2").0, 204);
-    let basic = format!("Basic {}", b64(&format!("me:{operator}")));
+    let basic = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("me:{operator}")));
     assert_eq!(with(&basic, "/write?db=a", b"cpu v=3 3").0, 204);
     assert_eq!(send_as_is(ureq::post(&s.url(&format!("/write?db=a&u=me&p={operator}"))), Some(b"cpu v=4 4")).0, 204);
     assert_eq!(send_as_is(ureq::post(&s.url("/api/v3/write_lp?db=a&p=x")), Some(b"cpu v=4 4")).0, 401, "only v1 reads ?p=");
@@ -188,17 +189,4 @@ fn auth_off_and_offline_token_files() {
     assert_eq!(send(ureq::post(&s.url("/api/v3/write_lp?db=a")).set("Authorization", &format!("Bearer {token}")), Some(b"cpu v=1 1")).0, 204);
     assert_eq!(send_as_is(ureq::get(&s.url("/metrics")), None).0, 200);
     assert_eq!(send_as_is(ureq::get(&s.url("/api/v3/configure/database")), None).0, 401);
-}
-
-fn b64(s: &str) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let b = s.as_bytes();
-    let mut out = String::new();
-    for chunk in b.chunks(3) {
-        let n = chunk.iter().enumerate().fold(0u32, |n, (i, &c)| n | (c as u32) << (16 - 8 * i));
-        for i in 0..4 {
-            out.push(if i <= chunk.len() { T[(n >> (18 - 6 * i) & 63) as usize] as char } else { '=' });
-        }
-    }
-    out
 }

@@ -11,6 +11,7 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
+use base64::Engine as _;
 
 /// A reply: its status and body.
 pub struct Response {
@@ -36,7 +37,7 @@ impl Endpoint {
             None => (rest, "/"),
         };
         let (authorization, authority) = match authority.rsplit_once('@') {
-            Some((userinfo, host)) => (format!("Authorization: Basic {}\r\n", base64(userinfo.as_bytes())), host),
+            Some((userinfo, host)) => (format!("Authorization: Basic {}\r\n", base64::engine::general_purpose::STANDARD.encode(userinfo)), host),
             None => (String::new(), authority),
         };
         if authority.is_empty() {
@@ -44,18 +45,6 @@ impl Endpoint {
         }
         Ok(Endpoint { authority: authority.to_string(), target: target.to_string(), authorization })
     }
-}
-
-fn base64(bytes: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let n = chunk.iter().enumerate().fold(0u32, |n, (i, &c)| n | u32::from(c) << (16 - 8 * i));
-        for i in 0..4 {
-            out.push(if i <= chunk.len() { T[(n >> (18 - 6 * i) & 63) as usize] as char } else { '=' });
-        }
-    }
-    out
 }
 
 /// One keep-alive connection, opened on first use and again after the server closes it.

@@ -49,7 +49,7 @@ pub struct Target {
 impl Target {
     /// Weir at its default settings (1 s WAL flush, durable acks), but for `extra` flags.
     pub fn weir(bin: &Path, extra: &[String]) -> Result<Target> {
-        Target::weir_in(bin, tempfile::tempdir()?, extra)
+        Target::weir_in(bin, tempfile::tempdir()?, extra, false)
     }
 
     /// Kills Weir with SIGKILL, as a crash would, and starts it again on the same data; returns
@@ -59,23 +59,26 @@ impl Target {
         let _ = self.child.wait();
         // The directory moves to the new target; the old one must not delete it on drop.
         let dir = std::mem::replace(&mut self.dir, tempfile::tempdir()?);
-        Target::weir_in(bin, dir, extra)
+        Target::weir_in(bin, dir, extra, self.token.is_some())
     }
 
     /// Weir with auth on: an operator token provisioned from a token file, sent with every write.
     pub fn weir_with_auth(bin: &Path, extra: &[String]) -> Result<Target> {
-        let dir = tempfile::tempdir()?;
-        let file = dir.path().join("admin-token.json");
-        std::fs::write(&file, serde_json::json!({ "token": LOADTEST_TOKEN, "name": "_admin" }).to_string())?;
-        let mut flags = vec!["--admin-token-file".to_string(), file.display().to_string()];
-        flags.extend(extra.iter().cloned());
-        Target::weir_in(bin, dir, &flags)
+        Target::weir_in(bin, tempfile::tempdir()?, extra, true)
     }
 
-    fn weir_in(bin: &Path, dir: tempfile::TempDir, extra: &[String]) -> Result<Target> {
+    /// `auth`: on, with the operator token from a token file in `dir`; off: `--without-auth`,
+    /// as the peers run without auth, so like is compared with like.
+    fn weir_in(bin: &Path, dir: tempfile::TempDir, extra: &[String], auth: bool) -> Result<Target> {
         let plugins = dir.path().join("plugins");
         std::fs::create_dir_all(&plugins)?;
-        let token = extra.iter().any(|f| f == "--admin-token-file").then(|| LOADTEST_TOKEN.to_string());
+        let mut auth_flags = vec!["--without-auth".to_string()];
+        if auth {
+            let file = dir.path().join("admin-token.json");
+            std::fs::write(&file, serde_json::json!({ "token": LOADTEST_TOKEN, "name": "_admin" }).to_string())?;
+            auth_flags = vec!["--admin-token-file".to_string(), file.display().to_string()];
+        }
+        let token = auth.then(|| LOADTEST_TOKEN.to_string());
         let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.path().join("weir.log"))?;
         let mut child = Command::new(bin)
             .arg("serve")
@@ -87,9 +90,7 @@ impl Target {
             .arg(&plugins)
             .arg("--log-filter")
             .arg("warn")
-            // The peers run without auth, so like is compared with like (the auth scenario
-            // measures what it costs).
-            .args(token.is_none().then_some("--without-auth"))
+            .args(auth_flags)
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

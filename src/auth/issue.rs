@@ -36,8 +36,10 @@ pub struct Made {
     pub expiry: Option<i64>,
 }
 
-fn now_ms() -> i64 {
-    crate::time::now_ns() / 1_000_000
+impl Made {
+    fn new(stored: &TokenRecord, token: String) -> Made {
+        Made { id: stored.id, name: stored.name.clone(), token, created_at: stored.created_at_ms, expiry: stored.expiry_ms }
+    }
 }
 
 /// Stores `new` under a fresh token text (or `text`, from an offline file).
@@ -49,14 +51,14 @@ fn store(auth: &Authority, new: NewToken, text: Option<String>) -> Result<Made, 
     let record = TokenRecord {
         id: 0,
         name: new.name.clone(),
-        hash: token::to_hex(&token::hash(&text)),
-        created_at_ms: now_ms(),
+        hash: token::hash_hex(&text),
+        created_at_ms: crate::time::now_ms(),
         expiry_ms: new.expiry_ms,
         grant: new.grant,
     };
     let snapshot = auth.catalog().update(&[CatalogOp::CreateToken(record)])?;
     let stored = snapshot.tokens.get(&new.name).ok_or_else(|| CatalogError::TokenNotFound(new.name.clone()))?;
-    Ok(Made { id: stored.id, name: stored.name.clone(), token: text, created_at: stored.created_at_ms, expiry: stored.expiry_ms })
+    Ok(Made::new(stored, text))
 }
 
 /// A named token. The operator's name is refused: that one is made by [`create_operator`].
@@ -77,9 +79,9 @@ pub fn regenerate_operator(auth: &Authority) -> Result<Made, IssueError> {
     let text = token::generate()?;
     let snapshot = auth
         .catalog()
-        .update(&[CatalogOp::RehashToken { name: OPERATOR_TOKEN_NAME.into(), hash: token::to_hex(&token::hash(&text)) }])?;
+        .update(&[CatalogOp::RehashToken { name: OPERATOR_TOKEN_NAME.into(), hash: token::hash_hex(&text) }])?;
     let t = snapshot.tokens.get(OPERATOR_TOKEN_NAME).ok_or_else(|| CatalogError::TokenNotFound(OPERATOR_TOKEN_NAME.into()))?;
-    Ok(Made { id: t.id, name: t.name.clone(), token: text, created_at: t.created_at_ms, expiry: t.expiry_ms })
+    Ok(Made::new(t, text))
 }
 
 pub fn delete(auth: &Authority, name: &str) -> Result<(), IssueError> {
@@ -98,7 +100,7 @@ pub fn has_operator(auth: &Authority) -> bool {
 /// Provisions the token of an offline token file (`--admin-token-file`) if no token of its name
 /// exists; says so when one does with another text, which then stays in force.
 pub fn provision(auth: &Authority, file: OfflineTokenFile) -> Result<(), IssueError> {
-    let hash = token::to_hex(&token::hash(&file.token));
+    let hash = token::hash_hex(&file.token);
     match auth.catalog().snapshot().tokens.get(&file.name) {
         Some(existing) if existing.hash == hash => return Ok(()),
         Some(_) => {

@@ -180,7 +180,7 @@ impl Authority {
             }
         }
         let record = found.ok_or(AuthError::Invalid)?;
-        if record.expired_at(crate::time::now_ns() / 1_000_000) {
+        if record.expired_at(crate::time::now_ms()) {
             return Err(AuthError::Expired(record.name.clone()));
         }
         Ok(match record.grant {

@@ -35,6 +35,11 @@ pub fn hash(token: &str) -> TokenHash {
     Sha256::digest(token.as_bytes()).into()
 }
 
+/// The hash as the catalog stores it.
+pub fn hash_hex(token: &str) -> String {
+    to_hex(&hash(token))
+}
+
 pub fn to_hex(h: &TokenHash) -> String {
     h.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -45,7 +45,7 @@ pub fn create(a: CreateTokenArgs) -> anyhow::Result<()> {
     let expiry = a.expiry.as_deref().map(expiry_secs).transpose()?;
     if a.offline {
         let path = a.output_file.as_ref().context("--offline needs --output-file")?;
-        let expiry_millis = expiry.map(|s| crate::time::now_ns() / 1_000_000 + (s as i64).saturating_mul(1000));
+        let expiry_millis = expiry.map(|s| crate::time::now_ms() + (s as i64).saturating_mul(1000));
         let name = a.name.clone().unwrap_or_else(|| pipeline::tokens::OPERATOR_TOKEN_NAME.into());
         let file = OfflineTokenFile { token: token::generate()?, name, expiry_millis };
         file.write(path)?;

@@ -18,6 +18,7 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString};
 
 use super::dispatch::{Enqueued, Event, TRIGGER_QUEUE_EVENTS};
+use super::runner::Runner;
 use super::spec::TriggerSpec;
 use super::{Engine, EngineError};
 
@@ -132,15 +133,18 @@ impl PendingReply {
 }
 
 impl Engine {
+    fn request_runner(&self, path: &str) -> Option<Arc<Runner>> {
+        self.inner.runners.read().values().find(|r| matches!(&r.spec, TriggerSpec::Request(p) if p == path)).cloned()
+    }
+
+    /// The database of the request trigger serving `path`, if one does.
+    pub fn request_trigger_db(&self, path: &str) -> Option<String> {
+        self.request_runner(path).map(|r| r.db.clone())
+    }
+
     /// Hands a request to `/api/v3/engine/PATH` to the request trigger of that path. Never
     /// blocks: a trigger already holding its queue's worth of requests refuses with
     /// `Unavailable`. The caller awaits the answer with [`PendingReply::wait`] on its own runtime.
-    /// The database of the request trigger serving `path`, if one does.
-    pub fn request_trigger_db(&self, path: &str) -> Option<String> {
-        let runners = self.inner.runners.read();
-        runners.values().find(|r| matches!(&r.spec, TriggerSpec::Request(p) if p == path)).map(|r| r.db.clone())
-    }
-
     pub fn start_request(
         &self,
         path: &str,
@@ -148,14 +152,7 @@ impl Engine {
         headers: Vec<(String, Vec<u8>)>,
         body: bytes::Bytes,
     ) -> Result<PendingReply, EngineError> {
-        let runner = self
-            .inner
-            .runners
-            .read()
-            .values()
-            .find(|r| matches!(&r.spec, TriggerSpec::Request(p) if p == path))
-            .cloned()
-            .ok_or_else(|| EngineError::NoRoute(path.to_string()))?;
+        let runner = self.request_runner(path).ok_or_else(|| EngineError::NoRoute(path.to_string()))?;
         let (call, reply) = RequestCall::new(query, headers, body);
         match self.inner.try_enqueue(&runner, Event::Request(Arc::new(call))) {
             Enqueued::Yes => {}

@@ -160,10 +160,9 @@ pub async fn handle(api: &Api, principal: &Principal, parts: Parts, body: Bytes)
     match path {
         paths::QUERY_SQL if m == Method::GET || m == Method::POST => {
             let _permit = api.queries.clone().try_acquire_owned().map_err(|_| {
-                ApiError::TooManyRequests(format!(
-                    "{} queries are running, the most allowed at once (--max-concurrent-queries); try again shortly",
-                    api.queries.available_permits() + 1
-                ))
+                ApiError::TooManyRequests(
+                    "as many queries as allowed at once are running (--max-concurrent-queries); try again shortly".into(),
+                )
             })?;
             let started = std::time::Instant::now();
             let r = query::query_sql(&api.query, principal, &parts, &qs, &body).await;

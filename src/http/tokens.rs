@@ -41,7 +41,7 @@ pub fn regenerate_operator(auth: &Authority, principal: &Principal) -> Result<Re
 
 fn expiry_ms(expiry_secs: Option<u64>) -> Result<Option<i64>, ApiError> {
     let Some(secs) = expiry_secs else { return Ok(None) };
-    let ms = i64::try_from(secs).ok().and_then(|s| s.checked_mul(1000)).and_then(|ms| ms.checked_add(crate::time::now_ns() / 1_000_000));
+    let ms = i64::try_from(secs).ok().and_then(|s| s.checked_mul(1000)).and_then(|ms| ms.checked_add(crate::time::now_ms()));
     match ms {
         Some(ms) if secs > 0 => Ok(Some(ms)),
         _ => Err(ApiError::BadRequest(format!("invalid 'expiry_secs' {secs}: expected a number of seconds from 1 to about 292 million years"))),
@@ -140,7 +140,7 @@ fn describe(grant: &Grant) -> String {
 
 /// `GET /api/v3/configure/token`: every token, without its text or hash.
 pub fn list(auth: &Authority) -> Resp {
-    let now_ms = crate::time::now_ns() / 1_000_000;
+    let now_ms = crate::time::now_ms();
     let rows: Vec<_> = issue::list(auth)
         .iter()
         .map(|t| {

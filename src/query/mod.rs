@@ -109,6 +109,9 @@ impl QueryEngine {
             .with_memory_pool(Arc::new(GreedyMemoryPool::new(limits.memory_bytes)))
             .with_disk_manager_builder(DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled))
             .build_arc()?;
+        // Every query reads Parquet through this one store, registered once in the shared runtime.
+        let url = url::Url::parse(table::STORE_URL).map_err(|e| QueryError::Internal(e.to_string()))?;
+        runtime.register_object_store(&url, storage.store.object_store());
         Ok(QueryEngine {
             catalog,
             buffer,
@@ -144,8 +147,6 @@ impl QueryEngine {
         let catalog = ctx
             .catalog("public")
             .ok_or_else(|| QueryError::Internal("the default catalog is missing".into()))?;
-        let url = url::Url::parse(table::STORE_URL).map_err(|e| QueryError::Internal(e.to_string()))?;
-        ctx.register_object_store(&url, self.storage.store.object_store());
         let system = schema::SystemSchema::new(
             snapshot.clone(),
             dbm.name.clone(),
