@@ -144,6 +144,24 @@ pub struct ServeConfig {
     #[arg(long, env = "WEIR_MAX_CONCURRENT_QUERIES")]
     pub max_concurrent_queries: Option<usize>,
 
+    /// Longest a client may take to send a request's head, from its first byte; a slower one is
+    /// disconnected.
+    #[arg(long, env = "WEIR_HTTP_HEADER_TIMEOUT", default_value = "10s", value_parser = crate::time::parse_duration)]
+    pub http_header_timeout: Duration,
+
+    /// Longest a connection may stay open with no request in flight and nothing sent.
+    #[arg(long, env = "WEIR_HTTP_IDLE_TIMEOUT", default_value = "60s", value_parser = crate::time::parse_duration)]
+    pub http_idle_timeout: Duration,
+
+    /// Longest a request body may take to arrive whole, from its head (408 past it).
+    #[arg(long, env = "WEIR_HTTP_BODY_TIMEOUT", default_value = "60s", value_parser = crate::time::parse_duration)]
+    pub http_body_timeout: Duration,
+
+    /// Connections open at once; past it a new one is answered 503 and closed. Default: the
+    /// open-file limit (raised to its hard limit at start) less a reserve.
+    #[arg(long, env = "WEIR_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+
     /// Largest request body accepted, in bytes (also bounds a gzip body once decompressed).
     #[arg(long, env = "WEIR_MAX_HTTP_REQUEST_SIZE", default_value_t = 10 * 1024 * 1024)]
     pub max_http_request_size: usize,

@@ -34,6 +34,7 @@ use crate::py_api::Services;
 use crate::query::plugin_sql::RuntimeSql;
 use crate::plugin_logs::PluginLogs;
 use crate::engine::{Engine, EngineConfig, WalSource};
+use crate::http::conn::{ConnClock, Watch};
 use crate::http::io::GlommioIo;
 use crate::http::{Api, ShardContext};
 use crate::metrics::Metrics;
@@ -181,6 +182,7 @@ pub fn run(cfg: ServeConfig) -> anyhow::Result<()> {
         query,
         engine: engine.clone(),
         max_body_bytes: cfg.max_http_request_size,
+        connections: connection_limits(&cfg),
         queries: Arc::new(tokio::sync::Semaphore::new(cfg.max_concurrent_queries())),
         metrics: Metrics::new(write_stats.clone(), buffer.clone(), storage.clone()),
         auth,
@@ -228,7 +230,6 @@ pub fn run(cfg: ServeConfig) -> anyhow::Result<()> {
     std::process::exit(0);
 }
 
-/// The lowest saved cursor of the enabled WAL triggers: the WAL from there on is kept.
 /// Says how auth stands at start: off (loudly, if others can reach the port), or on with no
 /// token yet (and how to make one).
 fn announce_auth(auth: &Authority, bind: SocketAddr) {
@@ -243,6 +244,7 @@ fn announce_auth(auth: &Authority, bind: SocketAddr) {
     }
 }
 
+/// The lowest saved cursor of the enabled WAL triggers: the WAL from there on is kept.
 fn held_by_triggers(catalog: &Catalog, saved: &crate::engine::cursors::Cursors) -> Option<u64> {
     let snapshot = catalog.snapshot();
     let mut held = None;
@@ -315,11 +317,42 @@ async fn run_shard(s: ShardStart, ready: std::sync::mpsc::Sender<anyhow::Result<
                 continue;
             }
         };
+        let max = ctx.api.connections.max_connections;
+        if s.balancer.total() >= max {
+            refuse(stream, max);
+            continue;
+        }
         let _ = stream.set_nodelay(true);
         if let Some(stream) = hand_over_or_keep(&s.balancer, s.id, stream) {
             serve_connection(ctx.clone(), stream, s.balancer.open(s.id));
         }
     }
+}
+
+/// The connection bounds, with `--max-connections` defaulting to what the descriptor limit
+/// (raised first) leaves.
+fn connection_limits(cfg: &ServeConfig) -> crate::http::conn::ConnLimits {
+    let descriptors = crate::http::conn::raise_descriptor_limit();
+    let max_connections =
+        cfg.max_connections.unwrap_or_else(|| crate::http::conn::default_max_connections(descriptors)).max(1);
+    tracing::info!(max_connections, descriptors, "connection limit");
+    crate::http::conn::ConnLimits {
+        header_timeout: cfg.http_header_timeout,
+        idle_timeout: cfg.http_idle_timeout,
+        body_timeout: cfg.http_body_timeout,
+        max_connections,
+    }
+}
+
+/// Answers a connection over the cap with 503 and closes it.
+fn refuse(mut stream: glommio::net::TcpStream, max: usize) {
+    glommio::spawn_local(async move {
+        use futures_lite::AsyncWriteExt;
+        // A fresh socket's send buffer holds this whole; a client that reads nothing is no cost.
+        let _ = stream.write_all(&crate::http::conn::refusal(max)).await;
+        let _ = stream.close().await;
+    })
+    .detach();
 }
 
 /// How long start-up waits for the bucket's first answer.
@@ -389,8 +422,19 @@ fn stream_from(fd: std::os::fd::OwnedFd) -> glommio::net::TcpStream {
 fn serve_connection(ctx: Rc<ShardContext>, stream: glommio::net::TcpStream, open: crate::http::balance::Open) {
     glommio::spawn_local(async move {
         let _open = open;
-        let svc = service_fn(move |req| crate::http::serve(ctx.clone(), req));
-        if let Err(e) = http1::Builder::new().serve_connection(GlommioIo(stream), svc).await {
+        let clock = ConnClock::new();
+        let io = GlommioIo::new(stream, Watch::new(clock.clone(), &ctx.deadlines, &ctx.api.connections));
+        let svc = service_fn(move |req| {
+            clock.busy();
+            let served = crate::http::serve(ctx.clone(), req);
+            let clock = clock.clone();
+            async move {
+                let r = served.await;
+                clock.done();
+                r
+            }
+        });
+        if let Err(e) = http1::Builder::new().serve_connection(io, svc).await {
             tracing::debug!(error = %e, "connection ended with an error");
         }
     })

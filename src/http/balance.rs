@@ -59,6 +59,11 @@ impl Balancer {
         }
     }
 
+    /// Connections open over all shards.
+    pub fn total(&self) -> usize {
+        self.open.iter().map(|n| n.load(Ordering::Acquire)).sum()
+    }
+
     /// Counts a connection as served by `shard`.
     pub fn open(self: &Arc<Self>, shard: usize) -> Open {
         self.open[shard].fetch_add(1, Ordering::AcqRel);

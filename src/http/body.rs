@@ -1,10 +1,15 @@
 //! Reading request bodies and query strings, with every size bounded.
 //!
 //! A body over the limit is refused with 413, whether it says so in `Content-Length`, streams
-//! past it, or inflates past it from gzip. Nothing here interprets the bytes.
+//! past it, or inflates past it from gzip; one that has not arrived whole within the body
+//! timeout, with 408. Nothing here interprets the bytes.
 
 use std::collections::HashMap;
 use std::io::Read;
+use std::task::Poll;
+use std::time::Duration;
+
+use futures::future::Either;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
@@ -12,17 +17,43 @@ use hyper::body::Incoming;
 use hyper::http::request::Parts;
 use hyper::Request;
 
+use super::deadline::Deadlines;
 use super::error::ApiError;
 
-/// Reads the whole body, refusing more than `limit` bytes, and inflates gzip.
-pub async fn read_body(req: Request<Incoming>, limit: usize) -> Result<(Parts, Bytes), ApiError> {
+/// How much of a body may arrive, and by when.
+#[derive(Clone, Copy)]
+pub struct BodyLimits<'a> {
+    pub bytes: usize,
+    pub within: Duration,
+    pub deadlines: &'a Deadlines,
+}
+
+/// Reads the whole body, refusing more than `limit.bytes` bytes or a body still arriving after
+/// `limit.within`, and inflates gzip.
+pub async fn read_body(req: Request<Incoming>, limit: BodyLimits<'_>) -> Result<(Parts, Bytes), ApiError> {
     let (parts, body) = req.into_parts();
+    let within = limit.within;
+    let limit_bytes = limit.bytes;
     if let Some(len) = parts.headers.get(hyper::header::CONTENT_LENGTH) {
-        if len.to_str().ok().and_then(|s| s.parse::<u64>().ok()).is_some_and(|n| n > limit as u64) {
-            return Err(ApiError::TooLarge(limit));
+        if len.to_str().ok().and_then(|s| s.parse::<u64>().ok()).is_some_and(|n| n > limit_bytes as u64) {
+            return Err(ApiError::TooLarge(limit_bytes));
         }
     }
-    let bytes = match Limited::new(body, limit).collect().await {
+    let mut collect = std::pin::pin!(Limited::new(body, limit_bytes).collect());
+    // Most bodies are already here whole: only one still arriving arms a deadline.
+    let collected = match futures::poll!(&mut collect) {
+        Poll::Ready(r) => r,
+        Poll::Pending => match futures::future::select(collect, limit.deadlines.after(within)).await {
+            Either::Left((r, _)) => r,
+            Either::Right(_) => {
+                return Err(ApiError::RequestTimeout(format!(
+                    "the request body did not arrive whole within {within:?} (--http-body-timeout)"
+                )))
+            }
+        },
+    };
+    let limit = limit_bytes;
+    let bytes = match collected {
         Ok(c) => c.to_bytes(),
         Err(e) => {
             if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {

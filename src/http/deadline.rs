@@ -1,4 +1,5 @@
-//! Coarse deadlines for answers a shard awaits from another thread (request triggers).
+//! Coarse deadlines for a shard: answers it awaits from another thread (request triggers),
+//! request bodies, and the idle and header timeouts of its connections ([`Alarm`]).
 //!
 //! A glommio timer per request costs an io_uring timeout to arm and a cancel when the answer
 //! comes first, which under `wrk` was a tenth of the shard's time. These deadlines instead sit in
@@ -26,6 +27,38 @@ struct State {
 #[derive(Default)]
 pub struct Deadlines {
     armed: RefCell<Vec<Rc<State>>>,
+    alarms: RefCell<Vec<Rc<AlarmState>>>,
+}
+
+struct AlarmState {
+    due: Cell<Option<Instant>>,
+    waker: RefCell<Option<Waker>>,
+}
+
+/// A deadline that can be moved, for a connection's whole life: re-arming it allocates nothing,
+/// so a keep-alive connection pays no allocation per request for its timeouts.
+pub struct Alarm(Rc<AlarmState>);
+
+impl Alarm {
+    /// Ready once `due` has passed; until then the task is woken by the sweep that sees it due.
+    pub fn poll_at(&self, due: Instant, cx: &mut Context<'_>) -> Poll<()> {
+        if Instant::now() >= due {
+            self.0.due.set(None);
+            return Poll::Ready(());
+        }
+        self.0.due.set(Some(due));
+        let mut w = self.0.waker.borrow_mut();
+        match w.as_ref() {
+            Some(old) if old.will_wake(cx.waker()) => {}
+            _ => *w = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+
+    /// Disarms it: nothing is woken until the next `poll_at`.
+    pub fn clear(&self) {
+        self.0.due.set(None);
+    }
 }
 
 /// Completes once its instant has passed and a sweep has seen it.
@@ -59,6 +92,13 @@ impl Deadlines {
         Deadline(state)
     }
 
+    /// An alarm swept with this list, disarmed until polled.
+    pub fn alarm(&self) -> Alarm {
+        let state = Rc::new(AlarmState { due: Cell::new(None), waker: RefCell::new(None) });
+        self.alarms.borrow_mut().push(state.clone());
+        Alarm(state)
+    }
+
     /// Sweeps forever; spawn once per shard.
     pub async fn run(self: Rc<Self>) {
         loop {
@@ -81,12 +121,28 @@ impl Deadlines {
             }
             true
         });
+        let mut rung = Vec::new();
+        self.alarms.borrow_mut().retain(|a| {
+            if Rc::strong_count(a) == 1 {
+                return false;
+            }
+            if a.due.get().is_some_and(|d| d <= now) {
+                a.due.set(None);
+                if let Some(w) = a.waker.borrow_mut().take() {
+                    rung.push(w);
+                }
+            }
+            true
+        });
         // Woken outside the borrow: a woken task may arm a new deadline.
         for s in due {
             s.fired.set(true);
             if let Some(w) = s.waker.borrow_mut().take() {
                 w.wake();
             }
+        }
+        for w in rung {
+            w.wake();
         }
     }
 
@@ -132,6 +188,34 @@ mod tests {
         );
         assert!(poll(&mut d, &waker).is_ready());
         assert_eq!(list.armed(), 0);
+    }
+
+    #[test]
+    fn an_alarm_rings_once_due_and_can_be_moved_or_cleared() {
+        let list = Deadlines::default();
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        let waker = Waker::from(count.clone());
+        let mut cx = Context::from_waker(&waker);
+        let alarm = list.alarm();
+        let soon = Instant::now() + Duration::from_secs(5);
+        assert!(alarm.poll_at(soon, &mut cx).is_pending());
+        list.sweep(Instant::now());
+        assert_eq!(count.0.load(Ordering::SeqCst), 0, "not due yet");
+        // Moved later: a sweep past the old instant does not ring it.
+        assert!(alarm.poll_at(soon + Duration::from_secs(10), &mut cx).is_pending());
+        list.sweep(soon + Duration::from_secs(1));
+        assert_eq!(count.0.load(Ordering::SeqCst), 0);
+        list.sweep(soon + Duration::from_secs(11));
+        assert_eq!(count.0.load(Ordering::SeqCst), 1, "rung once due");
+        // Cleared: never rings.
+        assert!(alarm.poll_at(soon, &mut cx).is_pending());
+        alarm.clear();
+        list.sweep(soon + Duration::from_secs(60));
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        assert!(alarm.poll_at(Instant::now(), &mut cx).is_ready(), "an instant already past is ready at once");
+        drop(alarm);
+        list.sweep(Instant::now());
+        assert!(list.alarms.borrow().is_empty(), "a dropped alarm is forgotten");
     }
 
     #[test]

@@ -41,6 +41,9 @@ pub enum ApiError {
     Unavailable(String),
     #[error("{0}")]
     GatewayTimeout(String),
+    /// The client took too long to send its request (408; the connection is closed).
+    #[error("{0}")]
+    RequestTimeout(String),
     #[error("{0}")]
     Internal(String),
 }
@@ -58,6 +61,7 @@ impl ApiError {
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::GatewayTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -10,6 +10,7 @@
 pub mod balance;
 pub mod body;
 mod configure;
+pub mod conn;
 pub mod deadline;
 mod engine;
 pub mod error;
@@ -33,7 +34,7 @@ use pipeline::catalog::Catalog;
 use pipeline::shard::Shard;
 use serde_json::json;
 
-use self::body::{query_params, read_body, uri_params};
+use self::body::{query_params, read_body, uri_params, BodyLimits};
 use self::error::{json_response, ApiError, Resp};
 use self::paths::Access;
 use self::write::Flavor;
@@ -50,6 +51,8 @@ pub struct Api {
     pub query: Arc<QueryEngine>,
     pub engine: crate::engine::Engine,
     pub max_body_bytes: usize,
+    /// Timeouts and the cap on open connections.
+    pub connections: conn::ConnLimits,
     /// Permits for HTTP queries running at once (`--max-concurrent-queries`).
     pub queries: Arc<tokio::sync::Semaphore>,
     pub metrics: crate::metrics::Metrics,
@@ -61,7 +64,7 @@ pub struct ShardContext {
     pub shard: Rc<Shard>,
     pub api: Arc<Api>,
     pub runtime: tokio::runtime::Handle,
-    /// Bounds on waits for request-trigger answers.
+    /// Bounds on waits for request-trigger answers and request bodies, and connection alarms.
     pub deadlines: Rc<deadline::Deadlines>,
 }
 
@@ -110,7 +113,7 @@ fn admit(auth: &Authority, req: &Request<Incoming>) -> Result<Principal, ApiErro
 }
 
 async fn route(ctx: &Rc<ShardContext>, req: Request<Incoming>) -> Result<Resp, ApiError> {
-    let limit = ctx.api.max_body_bytes;
+    let limit = BodyLimits { bytes: ctx.api.max_body_bytes, within: ctx.api.connections.body_timeout, deadlines: &ctx.deadlines };
     let principal = admit(&ctx.api.auth, &req)?;
     if let Some(flavor) = write_flavor(req.method(), req.uri().path()) {
         let params = write::parse_params(flavor, &uri_params(req.uri()))?;
