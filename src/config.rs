@@ -105,6 +105,12 @@ pub struct ServeConfig {
     #[arg(long, env = "WEIR_PLUGIN_TIMEOUT", default_value = "60s", value_parser = crate::time::parse_duration)]
     pub plugin_timeout: Duration,
 
+    /// Most memory one plugin call may grow Python's heap by (and buffer in writes); past it the
+    /// plugin gets `MemoryError`. A trigger's `memory_limit` setting overrides it. A size
+    /// (`512MiB`) or `none`. Default: an eighth of the machine's RAM.
+    #[arg(long, env = "WEIR_PLUGIN_MEMORY_LIMIT", value_parser = parse_memory_limit)]
+    pub plugin_memory_limit: Option<MemoryLimit>,
+
     /// Most rows one call of a WAL trigger is given (whole commits, so one large write may pass
     /// it): a trigger that has fallen behind catches up in calls of this size.
     #[arg(long, env = "WEIR_TRIGGER_MAX_BATCH_ROWS", default_value_t = 100_000)]
@@ -251,13 +257,17 @@ impl ServeConfig {
         self.trigger_memory_bytes.unwrap_or_else(|| self.max_buffer_bytes() / 8)
     }
 
+    pub fn plugin_memory_limit(&self) -> Option<u64> {
+        self.plugin_memory_limit.unwrap_or(MemoryLimit(Some(physical_memory_bytes() as u64 / 8))).0
+    }
+
     pub fn query_thread_count(&self) -> usize {
         self.query_threads.unwrap_or_else(|| (cores() / 2).max(1)).max(1)
     }
 }
 
 /// `--trigger-max-lag`: a duration (`10m`), a size of WAL kept for the trigger (`512MiB`,
-/// `2GB`; B, KB, MB, GB, KiB, MiB, GiB), or `none`.
+/// `2GB`), or `none`.
 fn parse_max_lag(s: &str) -> Result<MaxLag, String> {
     let t = s.trim();
     if t.eq_ignore_ascii_case("none") {
@@ -266,21 +276,43 @@ fn parse_max_lag(s: &str) -> Result<MaxLag, String> {
     if let Ok(d) = crate::time::parse_duration(t) {
         return Ok(MaxLag::Time(d));
     }
+    parse_size(t).map(MaxLag::Bytes).map_err(|_| format!("'{s}' is not a duration (10m), a size (512MiB) or none"))
+}
+
+/// A size in bytes: a number with an optional unit (B, KB, MB, GB, KiB, MiB, GiB).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
+    let bad = || format!("'{s}' is not a size: expected a number of bytes with an optional unit (512MiB, 2GB)");
     let scale: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "b" => 1,
+        "" | "b" => 1,
         "kb" => 1_000,
         "mb" => 1_000_000,
         "gb" => 1_000_000_000,
         "kib" => 1 << 10,
         "mib" => 1 << 20,
         "gib" => 1 << 30,
-        _ => return Err(format!("'{s}' is not a duration (10m), a size (512MiB) or none")),
+        _ => return Err(bad()),
     };
-    let n: u64 = num.parse().map_err(|_| format!("'{s}' is not a duration (10m), a size (512MiB) or none"))?;
-    Ok(MaxLag::Bytes(n.saturating_mul(scale)))
+    let n: u64 = num.parse().map_err(|_| bad())?;
+    Ok(n.saturating_mul(scale))
 }
+
+/// `--plugin-memory-limit`: a size, or `none`.
+fn parse_memory_limit(s: &str) -> Result<MemoryLimit, String> {
+    if s.trim().eq_ignore_ascii_case("none") {
+        return Ok(MemoryLimit(None));
+    }
+    match parse_size(s)? {
+        0 => Err("a memory limit must be more than zero bytes (or none)".into()),
+        n => Ok(MemoryLimit(Some(n))),
+    }
+}
+
+/// A plugin call's memory limit in bytes; `None` for no limit.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MemoryLimit(pub Option<u64>);
 
 /// The machine's RAM, from `/proc/meminfo` (4 GiB if it cannot be read).
 pub fn physical_memory_bytes() -> usize {

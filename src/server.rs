@@ -167,6 +167,7 @@ pub fn run(cfg: ServeConfig) -> anyhow::Result<()> {
         },
         executors: cfg.py_executor_count(),
         default_timeout: cfg.plugin_timeout,
+        memory_limit: cfg.plugin_memory_limit(),
         max_batch_rows: cfg.trigger_max_batch_rows,
         flush_interval: cfg.wal_flush_interval,
         max_lag: cfg.trigger_max_lag,

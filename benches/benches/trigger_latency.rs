@@ -115,6 +115,7 @@ fn main() {
                     error_behavior: ErrorBehavior::Log,
                     disabled: false,
                     timeout_ms: None,
+                    memory_limit_bytes: None,
                 },
             },
         ])
@@ -147,6 +148,7 @@ fn main() {
             plugin_repo: String::new(),
             executors: 1,
             default_timeout: Duration::from_secs(60),
+            memory_limit: None,
             max_batch_rows: 100_000,
             // Fed only when woken below.
             flush_interval: Duration::from_secs(3600),
@@ -210,6 +212,7 @@ fn main() {
             error_behavior: ErrorBehavior::Log,
             disabled: false,
             timeout_ms: None,
+            memory_limit_bytes: None,
         },
     }])
     .expect("jitter trigger");

@@ -148,6 +148,9 @@ pub struct Trigger {
     /// Longest one call may run; `None` takes the server's default.
     #[serde(default)]
     pub timeout_ms: Option<u64>,
+    /// Most memory one call may take; `None` takes the server's default.
+    #[serde(default)]
+    pub memory_limit_bytes: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -612,6 +615,7 @@ mod tests {
             error_behavior: ErrorBehavior::Disable,
             disabled: false,
             timeout_ms: None,
+            memory_limit_bytes: None,
         };
         cat.update(&[CatalogOp::CreateDatabase { name: "d".into(), retention_ns: None }, CatalogOp::CreateTrigger { db: "d".into(), trigger: t.clone() }])
             .unwrap();

@@ -2,9 +2,12 @@
 //! or at its schedule's next tick, its writes and log lines captured, nothing written.
 //!
 //! It never touches the server's catalog or data: lines are checked against a scratch catalog.
+//! A dry run's cache namespace (`cache_name`) is kept for the next dry run that names it, but not
+//! for ever: one unused for [`TEST_CACHE_IDLE`] is freed, and at most [`TEST_CACHES`] are kept.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use pipeline::catalog::Catalog;
 use pipeline::commit_log::{Delivery, TableBatch};
@@ -16,6 +19,34 @@ use crate::py_api::local_api::{CallContext, Capture, PluginApi};
 use crate::py_api::python::format_exception;
 use super::spec::{self, TriggerSpec};
 use super::{schedule, Engine, EngineError};
+use crate::py_api::cache::CacheSpace;
+
+/// A dry run's cache namespace is freed once unused this long.
+pub const TEST_CACHE_IDLE: Duration = Duration::from_secs(10 * 60);
+/// Dry-run cache namespaces kept at most; past it the least recently used is freed.
+pub const TEST_CACHES: usize = 64;
+
+/// Dry runs' cache namespaces, with when each was last used.
+pub type TestCaches = HashMap<String, (Arc<CacheSpace>, Instant)>;
+
+/// The namespace `name`, made if needed, and the namespaces freed to keep the bounds: the
+/// caller drops those after releasing the lock (their values are Python objects).
+fn test_cache(caches: &mut TestCaches, name: String, now: Instant) -> (Arc<CacheSpace>, Vec<(Arc<CacheSpace>, Instant)>) {
+    let stale: Vec<String> = caches
+        .iter()
+        .filter(|(k, (_, used))| **k != name && now.saturating_duration_since(*used) > TEST_CACHE_IDLE)
+        .map(|(k, _)| k.clone())
+        .collect();
+    let mut freed: Vec<_> = stale.iter().filter_map(|k| caches.remove(k)).collect();
+    if !caches.contains_key(&name) && caches.len() >= TEST_CACHES {
+        if let Some(oldest) = caches.iter().min_by_key(|(_, (_, used))| *used).map(|(k, _)| k.clone()) {
+            freed.extend(caches.remove(&oldest));
+        }
+    }
+    let entry = caches.entry(name).or_insert_with(|| (Arc::default(), now));
+    entry.1 = now;
+    (entry.0.clone(), freed)
+}
 
 /// What a dry run feeds the plugin.
 pub enum DryRunInput {
@@ -62,10 +93,8 @@ impl Engine {
                 Event::Schedule { call_time_ns: at }
             }
         };
-        let cache = {
-            let key = ("\0test".to_string(), cache_name.unwrap_or_default());
-            self.inner.caches.lock().entry(key).or_default().clone()
-        };
+        let (cache, freed) = test_cache(&mut self.inner.test_caches.lock(), cache_name.unwrap_or_default(), Instant::now());
+        drop(freed);
         let inner = self.inner.clone();
         let (filename, db) = (filename.to_string(), db.to_string());
         let capture = Arc::new(Capture::default());
@@ -83,14 +112,14 @@ impl Engine {
                 let ctx = Arc::new(CallContext::new(&db, "plugin_test", inner.services.clone(), cache, Some(cap)));
                 // Under the watchdog with the default limit, as a trigger's call is: a plugin
                 // that never returns must not hold an executor for good.
-                let limit = inner.default_timeout;
-                let mut timed_out = false;
+                let limits = inner.call_limits;
+                let mut stopped = Default::default();
                 let mut run = || -> PyResult<()> {
                     let local = Py::new(py, PluginApi::new(ctx.clone()))?;
                     let args = args_dict(py, arguments.as_ref())?;
                     let call_args = call_args(py, local, &event, &db, &TriggerSpec::AllTables, args)?;
-                    let (out, interrupted) = slot.watched(py, limit, None, || func.call1(call_args))?;
-                    timed_out = interrupted.is_some();
+                    let (out, why) = slot.watched(py, limits, None, || func.call1(call_args))?;
+                    stopped = why;
                     out.map(|_| ())
                 };
                 match run() {
@@ -98,7 +127,14 @@ impl Engine {
                         ctx.flush_buffered();
                         None
                     }
-                    Err(_) if timed_out => Some(format!("the plugin ran longer than the time limit of {} ms and was stopped", limit.as_millis())),
+                    Err(_) if stopped.interrupted.is_some() => {
+                        Some(format!("the plugin ran longer than the time limit of {} ms and was stopped", limits.timeout.as_millis()))
+                    }
+                    Err(e) if stopped.out_of_memory => Some(format!(
+                        "the plugin passed the memory limit of {} bytes (--plugin-memory-limit): {}",
+                        limits.memory.unwrap_or_default(),
+                        format_exception(py, &e)
+                    )),
                     Err(e) => Some(format_exception(py, &e)),
                 }
             })
@@ -152,4 +188,31 @@ pub(super) fn batches_from_lines(db: &str, lines: &str, errors: &mut Vec<String>
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod test_cache_tests {
+    use super::*;
+
+    #[test]
+    fn dry_run_cache_namespaces_are_kept_between_runs_and_freed_when_idle_or_too_many() {
+        let mut caches = TestCaches::new();
+        let t0 = Instant::now();
+        let (a, freed) = test_cache(&mut caches, "a".into(), t0);
+        assert!(freed.is_empty());
+        let (again, _) = test_cache(&mut caches, "a".into(), t0 + Duration::from_secs(1));
+        assert!(Arc::ptr_eq(&a, &again), "a namespace named again is the same one");
+        // Unused past the idle time: freed by the next dry run.
+        let (_, freed) = test_cache(&mut caches, "b".into(), t0 + TEST_CACHE_IDLE + Duration::from_secs(2));
+        assert_eq!(freed.len(), 1);
+        assert!(!caches.contains_key("a"));
+        // Never more than TEST_CACHES: the least recently used goes.
+        let later = t0 + TEST_CACHE_IDLE + Duration::from_secs(3);
+        for i in 0..TEST_CACHES * 2 {
+            test_cache(&mut caches, format!("n{i}"), later + Duration::from_millis(i as u64));
+        }
+        assert_eq!(caches.len(), TEST_CACHES);
+        assert!(caches.contains_key(&format!("n{}", TEST_CACHES * 2 - 1)));
+        assert!(!caches.contains_key("n0"));
+    }
 }

@@ -5,7 +5,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use parking_lot::Mutex;
 use pyo3::prelude::*;
@@ -15,7 +15,8 @@ use super::dispatch::Event;
 use crate::py_api::local_api::{CallContext, PluginApi};
 use crate::plugin_logs::LogLevel;
 use crate::py_api::python::format_exception;
-use super::runner::Runner;
+use super::runner::{CallLimits, Runner};
+use crate::py_api::memory;
 use super::watchdog::EXTRA_EXECUTOR_IDLE;
 use super::Inner;
 
@@ -37,6 +38,15 @@ pub(super) enum Interrupt {
     TimedOut,
     /// Its trigger was disabled or deleted: `asyncio.CancelledError` was raised in it.
     Cancelled,
+}
+
+/// What stopped a call short, if anything.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct Stopped {
+    /// The watchdog interrupted it.
+    pub(super) interrupted: Option<Interrupt>,
+    /// An allocation was refused for its memory limit (Python raised `MemoryError`).
+    pub(super) out_of_memory: bool,
 }
 
 /// What the watchdog knows of the call an executor is running.
@@ -79,21 +89,22 @@ impl Slot {
         Ok(*self.ident.get_or_init(|| ident))
     }
 
-    /// Runs a plugin call under the watchdog, which raises `TimeoutError` in it once `limit`
-    /// has passed, or `asyncio.CancelledError` once `stopped` is set. Returns the call's result
-    /// and why the watchdog interrupted it, if it did.
+    /// Runs a plugin call under the watchdog, which raises `TimeoutError` in it once its time
+    /// limit has passed, or `asyncio.CancelledError` once `stopped` is set, and under its memory
+    /// limit ([`memory::within`]). Returns the call's result and what stopped it, if anything.
     pub(super) fn watched<T>(
         &self,
         py: Python<'_>,
-        limit: Duration,
+        limits: CallLimits,
         stopped: Option<Arc<AtomicBool>>,
         call: impl FnOnce() -> T,
-    ) -> PyResult<(T, Option<Interrupt>)> {
+    ) -> PyResult<(T, Stopped)> {
         let ident = self.thread_ident(py)?;
-        *self.running.lock() = Some(Running { thread_ident: ident, deadline: Instant::now() + limit, stopped, interrupted: None });
-        let out = call();
+        let deadline = Instant::now() + limits.timeout;
+        *self.running.lock() = Some(Running { thread_ident: ident, deadline, stopped, interrupted: None });
+        let (out, out_of_memory) = memory::within(limits.memory, call);
         let interrupted = self.running.lock().take().and_then(|run| run.interrupted);
-        Ok((out, interrupted))
+        Ok((out, Stopped { interrupted, out_of_memory }))
     }
 }
 
@@ -227,7 +238,7 @@ impl Inner {
     /// One plugin call. Returns whether it succeeded; a failure is already logged.
     pub(super) fn call(&self, py: Python<'_>, slot: &Slot, r: &Runner, event: &Event) -> bool {
         let started = Instant::now();
-        let mut interrupt = None;
+        let mut stopped = Stopped::default();
         let result = (|| -> Result<(), (String, Option<String>)> {
             let func = self
                 .plugins
@@ -238,8 +249,14 @@ impl Inner {
                 let local = Py::new(py, PluginApi::new(ctx.clone()))?;
                 let args = args_dict(py, r.def.arguments.as_ref())?;
                 let call_args = call_args(py, local, event, &r.db, &r.spec, args)?;
-                let (out, interrupted) = slot.watched(py, r.timeout, Some(r.stopped.clone()), || func.call1(call_args))?;
-                interrupt = interrupted;
+                let threads = active_threads(py);
+                let (out, why) = slot.watched(py, r.limits(), Some(r.stopped.clone()), || func.call1(call_args))?;
+                stopped = why;
+                let left = active_threads(py).saturating_sub(threads);
+                if left > 0 {
+                    let msg = format!("the call left {left} thread(s) running; they run on in the server's interpreter and share the GIL with every plugin");
+                    self.services.logs.push(&r.db, &r.def.name, LogLevel::Warn, msg);
+                }
                 let out = out?;
                 Ok(matches!(event, Event::Request(_)).then_some(out))
             };
@@ -260,6 +277,7 @@ impl Inner {
         match result {
             Ok(()) => true,
             Err((trace, short)) => {
+                let interrupt = stopped.interrupted;
                 if interrupt == Some(Interrupt::Cancelled) {
                     // Not an error of the plugin: the user stopped the trigger.
                     let msg = "plugin call cancelled: the trigger was disabled or deleted while it ran";
@@ -272,6 +290,11 @@ impl Inner {
                 r.stats.errors.fetch_add(1, Ordering::Relaxed);
                 let msg = if interrupt.is_some() {
                     format!("plugin call exceeded its time limit of {} ms and was interrupted: {trace}", r.timeout.as_millis())
+                } else if stopped.out_of_memory {
+                    format!(
+                        "plugin call passed its memory limit of {} bytes (the trigger's memory_limit, or --plugin-memory-limit) and was refused memory: {trace}",
+                        r.memory_limit.unwrap_or_default()
+                    )
                 } else {
                     format!("plugin call failed: {trace}")
                 };
@@ -289,12 +312,24 @@ impl Inner {
     }
 }
 
+/// An executor thread's stack. Recursion in C code (`repr` or `json.dumps` of deeply nested
+/// lists) uses this stack, not the heap: at Rust's default 2 MiB a plugin that raised its
+/// recursion limit overflowed it and aborted the server. 64 MiB holds the deepest recursion
+/// `weir_guard` allows (a limit of 20,000) several times over; it is address space, touched only
+/// as deep as a call goes.
+const EXECUTOR_STACK_BYTES: usize = 64 << 20;
+
+/// Python threads alive (the executors among them), or 0 if that cannot be asked.
+fn active_threads(py: Python<'_>) -> usize {
+    py.import("threading").and_then(|t| t.call_method0("active_count")?.extract()).unwrap_or(0)
+}
+
 pub(super) fn spawn_executor(inner: &Arc<Inner>, name: String, extra: bool) -> std::io::Result<()> {
     let slot = Arc::new(Slot::default());
     inner.slots.lock().push(slot.clone());
     inner.threads.fetch_add(1, Ordering::AcqRel);
     let i = inner.clone();
-    let spawned = std::thread::Builder::new().name(name).spawn(move || {
+    let spawned = std::thread::Builder::new().name(name).stack_size(EXECUTOR_STACK_BYTES).spawn(move || {
         executor_loop(&i, &slot, extra);
         i.slots.lock().retain(|s| !Arc::ptr_eq(s, &slot));
         i.threads.fetch_sub(1, Ordering::AcqRel);

@@ -126,9 +126,12 @@ struct Inner {
     idle: AtomicUsize,
     base_executors: usize,
     slots: Mutex<Vec<Arc<Slot>>>,
-    default_timeout: Duration,
+    /// Limits of a call for triggers that set none of their own.
+    call_limits: runner::CallLimits,
     runners: RwLock<HashMap<(String, String), Arc<Runner>>>,
     caches: Mutex<HashMap<(String, String), Arc<CacheSpace>>>,
+    /// Dry runs' cache namespaces by name, with when each was last used.
+    test_caches: Mutex<dry_run::TestCaches>,
     timer: Sender<Delayed>,
     timer_seq: AtomicU64,
     schedule_changes: Sender<()>,
@@ -170,6 +173,8 @@ pub struct EngineConfig {
     pub executors: usize,
     /// Time limit of a call for triggers that set none.
     pub default_timeout: Duration,
+    /// Memory limit of a call for triggers that set none (`None`: no limit).
+    pub memory_limit: Option<u64>,
     /// Most rows one call of a WAL trigger is given (whole commits; the first always).
     pub max_batch_rows: usize,
     /// How often WAL triggers are fed (`--wal-flush-interval`).
@@ -229,9 +234,10 @@ impl Engine {
             idle: AtomicUsize::new(0),
             base_executors: n,
             slots: Mutex::new(Vec::new()),
-            default_timeout: cfg.default_timeout,
+            call_limits: runner::CallLimits { timeout: cfg.default_timeout, memory: cfg.memory_limit },
             runners: RwLock::new(HashMap::new()),
             caches: Mutex::new(HashMap::new()),
+            test_caches: Mutex::default(),
             timer: timer_tx,
             timer_seq: AtomicU64::new(0),
             schedule_changes: changes_tx,

@@ -154,12 +154,16 @@ impl PluginLoader {
                 return Ok(l.module.bind(py).clone());
             }
         }
-        self.loaded.lock().remove(&path);
+        // The old module is dropped after the lock is released, never under it: its objects'
+        // `__del__` may run Python that lets another executor take the GIL and wait on this lock.
+        let stale = self.loaded.lock().remove(&path);
+        drop(stale);
         let module = load_module(py, &path).map_err(|e| PluginError::Load {
             name: name.to_string(),
             detail: format_exception(py, &e),
         })?;
-        self.loaded.lock().insert(path, Loaded { name: name.to_string(), module: module.clone().unbind(), stamp });
+        let replaced = self.loaded.lock().insert(path, Loaded { name: name.to_string(), module: module.clone().unbind(), stamp });
+        drop(replaced);
         Ok(module)
     }
 

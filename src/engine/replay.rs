@@ -206,6 +206,6 @@ impl Inner {
     /// stats, the trigger's cache.
     fn detached_runner(&self, db: &str, def: Arc<pipeline::catalog::Trigger>, spec: TriggerSpec) -> Runner {
         let cache = self.caches.lock().entry((db.to_string(), def.name.clone())).or_default().clone();
-        Runner::new(db.to_string(), def, spec, self.default_timeout, cache, None)
+        Runner::new(db.to_string(), def, spec, self.call_limits, cache, None)
     }
 }

@@ -49,6 +49,8 @@ pub struct Runner {
     pub spec: TriggerSpec,
     /// How long one call may run.
     pub(super) timeout: Duration,
+    /// Most memory one call may take (`None`: no limit).
+    pub(super) memory_limit: Option<u64>,
     pub(super) state: Mutex<RunnerState>,
     /// Set when the trigger is disabled or deleted: queued events are dropped unrun.
     pub(super) stopped: Arc<AtomicBool>,
@@ -60,13 +62,26 @@ pub struct Runner {
     pub(super) feed: Option<Mutex<Feed>>,
 }
 
+/// The limits of one call: how long it may run, and how much memory it may take.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct CallLimits {
+    pub timeout: Duration,
+    pub memory: Option<u64>,
+}
+
 impl Runner {
-    pub(super) fn new(db: String, def: Arc<Trigger>, spec: TriggerSpec, timeout: Duration, cache: Arc<CacheSpace>, feed: Option<Feed>) -> Runner {
+    pub(super) fn limits(&self) -> CallLimits {
+        CallLimits { timeout: self.timeout, memory: self.memory_limit }
+    }
+
+    /// A runner of `def`, whose own time and memory limits override the server's `defaults`.
+    pub(super) fn new(db: String, def: Arc<Trigger>, spec: TriggerSpec, defaults: CallLimits, cache: Arc<CacheSpace>, feed: Option<Feed>) -> Runner {
         Runner {
             db,
+            timeout: def.timeout_ms.map_or(defaults.timeout, Duration::from_millis),
+            memory_limit: def.memory_limit_bytes.or(defaults.memory),
             def,
             spec,
-            timeout,
             state: Mutex::new(RunnerState { queue: VecDeque::new(), scheduled: false, attempt: 0, pending: None }),
             stopped: Arc::new(AtomicBool::new(false)),
             in_flight: AtomicUsize::new(0),
@@ -142,7 +157,9 @@ impl Inner {
         });
         let mut added_wal = false;
         let mut caches = self.caches.lock();
-        caches.retain(|k, _| k.0.starts_with('\0') || defined.contains(k));
+        // Deleted triggers' namespaces are dropped after the lock is released (cache.rs says why).
+        let gone: Vec<(String, String)> = caches.keys().filter(|k| !defined.contains(*k)).cloned().collect();
+        let freed: Vec<_> = gone.iter().filter_map(|k| caches.remove(k)).collect();
         for (key, def) in wanted {
             if runners.contains_key(&key) {
                 continue;
@@ -154,7 +171,6 @@ impl Inner {
                     continue;
                 }
             };
-            let timeout = def.timeout_ms.map_or(self.default_timeout, Duration::from_millis);
             let cache = caches.entry(key.clone()).or_default().clone();
             // A WAL trigger resumes at its saved cursor (at start-up), or starts at the next
             // commit: every write acked before it was created or enabled is not its to see.
@@ -163,11 +179,12 @@ impl Inner {
                 added_wal = true;
                 Feed::new(saved.unwrap_or_else(|| self.buffer.commits()))
             });
-            let runner = Arc::new(Runner::new(key.0.clone(), def, spec, timeout, cache, feed));
+            let runner = Arc::new(Runner::new(key.0.clone(), def, spec, self.call_limits, cache, feed));
             runners.insert(key, runner);
         }
         drop(runners);
         drop(caches);
+        drop(freed);
         // Cursors of triggers not started at the first reconcile are not resumed later: a
         // trigger enabled again starts at the current commit.
         self.start_cursors.lock().clear();

@@ -26,6 +26,9 @@ struct TriggerSettings {
     /// The trigger's time limit per call, as a duration (`10s`); absent: the server's default.
     #[serde(default)]
     timeout: Option<String>,
+    /// Most memory one call may take, as a size (`256MiB`); absent: the server's default.
+    #[serde(default)]
+    memory_limit: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -67,7 +70,7 @@ pub fn arguments_from_json(
 pub async fn create_trigger(engine: &Engine, body: &[u8]) -> Result<Resp, ApiError> {
     let req: CreateTrigger = json_body(
         body,
-        r#"{"db", "trigger_name", "plugin_filename", "trigger_specification", "trigger_arguments", "trigger_settings": {"run_async", "error_behavior"}, "disabled"}"#,
+        r#"{"db", "trigger_name", "plugin_filename", "trigger_specification", "trigger_arguments", "trigger_settings": {"run_async", "error_behavior", "timeout", "memory_limit"}, "disabled"}"#,
     )?;
     let settings = req.trigger_settings.unwrap_or_default();
     let error_behavior = match settings.error_behavior.as_deref() {
@@ -81,6 +84,14 @@ pub async fn create_trigger(engine: &Engine, body: &[u8]) -> Result<Resp, ApiErr
             crate::time::parse_duration(t).map_err(|e| ApiError::BadRequest(format!("invalid timeout: {e}")))?.as_millis() as u64,
         ),
     };
+    let memory_limit_bytes = match settings.memory_limit.as_deref() {
+        None | Some("") => None,
+        Some(m) => match crate::config::parse_size(m) {
+            Ok(0) => return Err(ApiError::BadRequest("invalid memory_limit: it must be more than zero bytes".into())),
+            Ok(n) => Some(n),
+            Err(e) => return Err(ApiError::BadRequest(format!("invalid memory_limit: {e}"))),
+        },
+    };
     let trigger = Trigger {
         name: req.trigger_name,
         plugin_filename: req.plugin_filename,
@@ -90,6 +101,7 @@ pub async fn create_trigger(engine: &Engine, body: &[u8]) -> Result<Resp, ApiErr
         error_behavior,
         disabled: req.disabled,
         timeout_ms,
+        memory_limit_bytes,
     };
     engine.create_trigger(&req.db, trigger).await?;
     Ok(empty_response(StatusCode::OK))

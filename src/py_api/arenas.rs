@@ -50,6 +50,10 @@ pub fn cached_bytes() -> usize {
 }
 
 extern "C" fn alloc_arena(_ctx: *mut c_void, size: usize) -> *mut c_void {
+    // A plugin call past its memory limit gets no new arena (CPython raises MemoryError).
+    if !super::memory::charge(size) {
+        return std::ptr::null_mut();
+    }
     {
         let mut cache = CACHE.lock();
         if cache.size == size {
@@ -58,18 +62,23 @@ extern "C" fn alloc_arena(_ctx: *mut c_void, size: usize) -> *mut c_void {
             }
         }
     }
-    match Layout::from_size_align(size, ALIGN) {
+    let p = match Layout::from_size_align(size, ALIGN) {
         // SAFETY: the layout has a non-zero size (CPython never asks for an empty arena).
         Ok(layout) if size > 0 => unsafe { std::alloc::alloc(layout) as *mut c_void },
         // CPython treats null as out of memory and raises MemoryError.
         _ => std::ptr::null_mut(),
+    };
+    if p.is_null() {
+        super::memory::credit(size);
     }
+    p
 }
 
 extern "C" fn free_arena(_ctx: *mut c_void, ptr: *mut c_void, size: usize) {
     if ptr.is_null() {
         return;
     }
+    super::memory::credit(size);
     {
         let mut cache = CACHE.lock();
         if cache.size == 0 {

@@ -1,6 +1,8 @@
 //! `influxdb3_local`: the object every plugin call receives.
 //!
-//! `write`/`write_to_db` buffer lines that are written when the call returns successfully;
+//! `write`/`write_to_db` buffer lines that are written when the call returns successfully (in
+//! chunks, so that one call writing millions of lines never holds a shard for long; the lines
+//! buffered count against the call's memory limit);
 //! `write_sync`/`write_sync_to_db` write before returning and raise if a line is refused;
 //! `query` runs SQL through [`super::PluginSql`] (the GIL released while it runs); `info`/`warn`/`error`
 //! log to the server log and `system.processing_engine_logs`; `cache` is the trigger's cache.
@@ -27,6 +29,9 @@ use crate::plugin_logs::LogLevel;
 /// write path is stalled behind this very trigger's queue).
 pub const WRITE_SYNC_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Buffered lines are handed to the shards in writes of about this size.
+pub const WRITE_CHUNK_BYTES: usize = 1 << 20;
+
 /// What a dry run collects instead of writing and logging.
 #[derive(Default)]
 pub struct Capture {
@@ -41,13 +46,14 @@ pub struct CallContext {
     pub trigger: String,
     pub services: Arc<Services>,
     pub cache: Arc<CacheSpace>,
-    buffered: Mutex<Vec<(String, String)>>,
+    /// Lines to write when the call returns, by database.
+    buffered: Mutex<BTreeMap<String, String>>,
     pub capture: Option<Arc<Capture>>,
 }
 
 impl CallContext {
     pub fn new(db: &str, trigger: &str, services: Arc<Services>, cache: Arc<CacheSpace>, capture: Option<Arc<Capture>>) -> CallContext {
-        CallContext { db: db.to_string(), trigger: trigger.to_string(), services, cache, buffered: Mutex::new(Vec::new()), capture }
+        CallContext { db: db.to_string(), trigger: trigger.to_string(), services, cache, buffered: Mutex::new(BTreeMap::new()), capture }
     }
 
     pub fn log(&self, level: LogLevel, text: String) {
@@ -57,36 +63,49 @@ impl CallContext {
         }
     }
 
+    /// Buffers `lines` for `db`, counted against the call's memory limit.
+    fn buffer(&self, db: String, lines: String) -> PyResult<()> {
+        if !super::memory::charge(lines.len() + 1) {
+            return Err(pyo3::exceptions::PyMemoryError::new_err(
+                "the lines this call buffered to write passed its memory limit; write fewer per call",
+            ));
+        }
+        let mut buffered = self.buffered.lock();
+        let body = buffered.entry(db).or_default();
+        body.push_str(&lines);
+        body.push('\n');
+        Ok(())
+    }
+
     /// Writes what the call buffered; run once the call returned successfully. Failures are
     /// logged against the trigger (the call is over; nobody else could see them).
     pub fn flush_buffered(&self) {
         let buffered = std::mem::take(&mut *self.buffered.lock());
-        let mut by_db: BTreeMap<String, String> = BTreeMap::new();
-        for (db, lines) in buffered {
-            let body = by_db.entry(db).or_default();
-            body.push_str(&lines);
-            body.push('\n');
-        }
-        for (db, body) in by_db {
+        for (db, body) in buffered {
             if let Some(c) = &self.capture {
                 capture_write(c, &db, &body);
                 continue;
             }
-            let services = self.services.clone();
-            let (own_db, trigger) = (self.db.clone(), self.trigger.clone());
-            let target = db.clone();
-            self.services.writes_in_flight.fetch_add(1, Ordering::AcqRel);
-            self.services.writer.submit(
-                db,
-                body.into_bytes(),
-                false,
-                Box::new(move |r| {
-                    if let Some(msg) = describe_failure(&target, r) {
-                        services.logs.push(&own_db, &trigger, LogLevel::Error, msg);
-                    }
-                    services.writes_in_flight.fetch_sub(1, Ordering::AcqRel);
-                }),
-            );
+            let mut first_line = 1;
+            for chunk in chunks(&body, WRITE_CHUNK_BYTES) {
+                let services = self.services.clone();
+                let (own_db, trigger) = (self.db.clone(), self.trigger.clone());
+                let target = db.clone();
+                let offset = first_line - 1;
+                first_line += memchr::memchr_iter(b'\n', chunk.as_bytes()).count();
+                self.services.writes_in_flight.fetch_add(1, Ordering::AcqRel);
+                self.services.writer.submit(
+                    db.clone(),
+                    chunk.as_bytes().to_vec(),
+                    false,
+                    Box::new(move |r| {
+                        if let Some(msg) = describe_failure(&target, offset, r) {
+                            services.logs.push(&own_db, &trigger, LogLevel::Error, msg);
+                        }
+                        services.writes_in_flight.fetch_sub(1, Ordering::AcqRel);
+                    }),
+                );
+            }
         }
     }
 }
@@ -103,14 +122,38 @@ fn capture_write(c: &Capture, db: &str, body: &str) {
     }
 }
 
-fn describe_failure(db: &str, r: Result<WriteOutcome, String>) -> Option<String> {
+/// `body` in pieces of about `size` bytes, each ending at a line's end (a longer line is a
+/// piece of its own).
+fn chunks(body: &str, size: usize) -> impl Iterator<Item = &str> {
+    let mut rest = body;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let cut = if rest.len() <= size {
+            rest.len()
+        } else {
+            match rest.as_bytes()[..size].iter().rposition(|&b| b == b'\n') {
+                Some(i) => i + 1,
+                None => memchr::memchr(b'\n', rest.as_bytes()).map_or(rest.len(), |i| i + 1),
+            }
+        };
+        let (piece, tail) = rest.split_at(cut);
+        rest = tail;
+        Some(piece)
+    })
+}
+
+/// The log line for a failed or partly refused write; `offset` is the count of lines before
+/// this piece of the call's writes, so line numbers count from the call's first line.
+fn describe_failure(db: &str, offset: usize, r: Result<WriteOutcome, String>) -> Option<String> {
     match r {
         Err(e) => Some(format!("write to database '{db}' failed: {e}")),
         Ok(o) if o.rejects.is_empty() => None,
         Ok(o) => Some(format!(
             "write to database '{db}': {} line(s) refused: {}",
             o.rejects.len(),
-            o.rejects.iter().map(|r| format!("line {}: {}", r.line_number, r.error_message)).collect::<Vec<_>>().join("; ")
+            o.rejects.iter().map(|r| format!("line {}: {}", r.line_number + offset, r.error_message)).collect::<Vec<_>>().join("; ")
         )),
     }
 }
@@ -170,7 +213,7 @@ impl PluginApi {
                 "write to database '{target}' was not durable within {} s",
                 WRITE_SYNC_TIMEOUT.as_secs()
             ))),
-            Ok(r) => match describe_failure(&target, r) {
+            Ok(r) => match describe_failure(&target, 0, r) {
                 None => Ok(()),
                 Some(msg) => Err(PyValueError::new_err(msg)),
             },
@@ -198,16 +241,14 @@ impl PluginApi {
     /// Buffers a write to the trigger's database, done when the call returns successfully.
     fn write(&self, line_builder: &Bound<'_, PyAny>) -> PyResult<()> {
         let lines = lines_of(line_builder)?;
-        self.ctx.buffered.lock().push((self.ctx.db.clone(), lines));
-        Ok(())
+        self.ctx.buffer(self.ctx.db.clone(), lines)
     }
 
     /// Buffers a write to another database.
     fn write_to_db(&self, db: String, line_builder: &Bound<'_, PyAny>) -> PyResult<()> {
         pipeline::catalog::validate_db_name(&db).map_err(|e| PyValueError::new_err(e.to_string()))?;
         let lines = lines_of(line_builder)?;
-        self.ctx.buffered.lock().push((db, lines));
-        Ok(())
+        self.ctx.buffer(db, lines)
     }
 
     /// Writes to the trigger's database before returning; raises if a line is refused.
@@ -271,4 +312,25 @@ fn params_to_json(d: &Bound<'_, PyDict>) -> PyResult<serde_json::Map<String, ser
         m.insert(key, val);
     }
     Ok(m)
+}
+
+#[cfg(test)]
+mod chunk_tests {
+    use super::chunks;
+
+    #[test]
+    fn buffered_lines_are_written_in_pieces_that_end_at_line_ends() {
+        let body: String = (0..1000).map(|i| format!("m,host=h{i} v={i}i {i}\n")).collect();
+        let pieces: Vec<&str> = chunks(&body, 4096).collect();
+        assert!(pieces.len() > 1);
+        assert_eq!(pieces.concat(), body, "nothing lost or repeated");
+        for p in &pieces {
+            assert!(p.ends_with('\n') && p.len() <= 4096, "{p:?}");
+        }
+        // A line longer than a piece is a piece of its own, whole.
+        let long = format!("{}\nshort v=1\n", "x".repeat(100));
+        assert_eq!(chunks(&long, 10).collect::<Vec<_>>(), vec![&long[..101], "short v=1\n"]);
+        assert_eq!(chunks("a v=1", 10).collect::<Vec<_>>(), vec!["a v=1"]);
+        assert_eq!(chunks("", 10).count(), 0);
+    }
 }

@@ -10,6 +10,7 @@ pub mod arenas;
 pub mod cache;
 pub mod convert;
 pub mod local_api;
+pub mod memory;
 pub mod python;
 pub mod services;
 

@@ -6,8 +6,9 @@
 //! it is started from a `PyConfig` naming the interpreter pyo3 was built against
 //! (`PYO3_PYTHON`), with Python's own signal handlers off (the server owns SIGINT/SIGTERM).
 //! Then the plugin environment is set up: `PLUGIN_DIR`, `INFLUXDB3_PLUGIN_DIR`, `VIRTUAL_ENV`,
-//! the plugin venv's site-packages and the plugin dir on `sys.path`, and the runtime
-//! (`LineBuilder` and its errors) in `builtins`.
+//! the plugin venv's site-packages and the plugin dir on `sys.path`, the runtime
+//! (`LineBuilder` and its errors) in `builtins`, and the guards that keep a plugin from ending or
+//! forking the server's process (`plugins/runtime/weir_guard.py`).
 //!
 //! It never runs plugin code; [`crate::engine::plugin`] does.
 
@@ -25,6 +26,7 @@ pub const PYTHON_EXECUTABLE: &str = match option_env!("PYO3_PYTHON") {
 };
 
 const RUNTIME_SOURCE: &str = include_str!("../../plugins/runtime/weir_runtime.py");
+const GUARD_SOURCE: &str = include_str!("../../plugins/runtime/weir_guard.py");
 
 /// Names the runtime puts in `builtins`, so plugins use them without an import.
 const BUILTIN_NAMES: &[&str] =
@@ -50,6 +52,8 @@ unsafe fn init_interpreter() -> Result<(), String> {
         let mut config = config.assume_init();
         // The runtime is set up now and no object exists yet: the moment arenas may be swapped.
         super::arenas::install();
+        // Likewise the raw allocator, wrapped to count a plugin call's memory.
+        super::memory::install();
         config.install_signal_handlers = 0;
         config.parse_argv = 0;
         let exe = CString::new(PYTHON_EXECUTABLE).map_err(|e| e.to_string())?;
@@ -97,15 +101,24 @@ pub fn prepare(py: Python<'_>, plugin_dir: &Path) -> PyResult<()> {
     add_venv_site_packages(py, &venv)?;
 
     if py.import("weir_runtime").is_err() {
-        let code = CString::new(RUNTIME_SOURCE).map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))?;
-        let module = PyModule::from_code(py, &code, c"weir_runtime.py", c"weir_runtime")?;
-        sys.getattr("modules")?.set_item("weir_runtime", &module)?;
+        let module = load_source(py, RUNTIME_SOURCE, c"weir_runtime.py", c"weir_runtime")?;
         let builtins = py.import("builtins")?;
         for name in BUILTIN_NAMES {
             builtins.setattr(*name, module.getattr(*name)?)?;
         }
     }
+    if py.import("weir_guard").is_err() {
+        load_source(py, GUARD_SOURCE, c"weir_guard.py", c"weir_guard")?.call_method0("install")?;
+    }
     Ok(())
+}
+
+/// Runs one of the runtime's own modules from its source and registers it in `sys.modules`.
+fn load_source<'py>(py: Python<'py>, source: &str, file: &std::ffi::CStr, name: &std::ffi::CStr) -> PyResult<Bound<'py, PyModule>> {
+    let code = CString::new(source).map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))?;
+    let module = PyModule::from_code(py, &code, file, name)?;
+    py.import("sys")?.getattr("modules")?.set_item(name.to_string_lossy().as_ref(), &module)?;
+    Ok(module)
 }
 
 /// Sets one variable of the plugins' `os.environ` (never the process's own environment, which
