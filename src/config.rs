@@ -132,7 +132,8 @@ pub struct ServeConfig {
     #[arg(long, env = "WEIR_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = crate::time::parse_duration)]
     pub shutdown_timeout: Duration,
 
-    /// Threads of the query runtime. Default: half the cores, at least one.
+    /// Threads of the query runtime. Default: half the cores, at least two (so one long query
+    /// never leaves every other request waiting for the only thread).
     #[arg(long, env = "WEIR_QUERY_THREADS")]
     pub query_threads: Option<usize>,
 
@@ -262,7 +263,7 @@ impl ServeConfig {
     }
 
     pub fn query_thread_count(&self) -> usize {
-        self.query_threads.unwrap_or_else(|| (cores() / 2).max(1)).max(1)
+        self.query_threads.unwrap_or_else(|| (cores() / 2).max(2)).max(1)
     }
 }
 

@@ -1,8 +1,8 @@
 //! The processing-engine log: what plugins say (`info`, `warn`, `error`) and what the engine
 //! says about them (exceptions with their traceback, retries, disables).
 //!
-//! A bounded ring, newest kept: `system.processing_engine_logs` reads it, and every entry also
-//! goes to the server log. Unlike InfluxDB 3, each entry names its database. It never blocks a
+//! A bounded ring, newest kept, of entries of bounded size (a longer text is cut, and says so):
+//! `system.processing_engine_logs` reads it, and every entry also goes to the server log. Unlike InfluxDB 3, each entry names its database. It never blocks a
 //! caller for longer than a push onto a `VecDeque`.
 
 use std::collections::VecDeque;
@@ -11,6 +11,10 @@ use parking_lot::Mutex;
 
 /// Entries kept; older ones are dropped first.
 pub const LOG_RING_ENTRIES: usize = 10_000;
+
+/// Longest text one entry keeps, in bytes: a long traceback fits, a plugin logging a whole
+/// dataset does not hold the ring's memory at 10,000 times its size.
+pub const MAX_ENTRY_BYTES: usize = 64 << 10;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogLevel {
@@ -55,6 +59,7 @@ impl PluginLogs {
     }
 
     pub fn push(&self, database: &str, trigger_name: &str, level: LogLevel, text: String) {
+        let text = bounded(text, MAX_ENTRY_BYTES);
         match level {
             LogLevel::Info => tracing::info!(db = database, trigger = trigger_name, "{text}"),
             LogLevel::Warn => tracing::warn!(db = database, trigger = trigger_name, "{text}"),
@@ -80,9 +85,36 @@ impl PluginLogs {
     }
 }
 
+/// `text` cut to at most `max` bytes (at a character boundary), with a note of what was cut.
+fn bounded(mut text: String, max: usize) -> String {
+    if text.len() <= max {
+        return text;
+    }
+    let total = text.len();
+    let mut cut = max;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    text.truncate(cut);
+    text.push_str(&format!("… [{} of {total} bytes cut: a log entry keeps at most {max}]", total - cut));
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_long_entry_is_cut_and_says_so() {
+        let logs = PluginLogs::with_capacity(3);
+        logs.push("db", "t", LogLevel::Info, "é".repeat(MAX_ENTRY_BYTES));
+        let text = logs.for_database("db").remove(0).text;
+        assert!(text.len() < MAX_ENTRY_BYTES + 100, "{}", text.len());
+        assert!(text.ends_with(&format!("[{MAX_ENTRY_BYTES} of {} bytes cut: a log entry keeps at most {MAX_ENTRY_BYTES}]", 2 * MAX_ENTRY_BYTES)), "{}", &text[text.len() - 80..]);
+        assert_eq!(bounded("short".into(), 10), "short");
+        // Cut at a character boundary, never inside one.
+        assert!(bounded("aé".into(), 2).starts_with("a…"));
+    }
 
     #[test]
     fn ring_keeps_the_newest() {

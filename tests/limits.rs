@@ -78,3 +78,47 @@ fn a_line_past_the_column_limit_is_refused_by_its_number_and_the_rest_are_kept()
     assert_eq!(s.query("d", "SELECT count(*) AS n FROM cpu")[0]["n"], 2);
     assert!(s.try_query("d", "SELECT * FROM wide").is_none(), "no table was made for the refused line");
 }
+
+#[test]
+fn lines_past_the_tag_and_length_limits_are_refused_by_number_and_the_rest_are_kept() {
+    let s = Server::start(&[]);
+    let tags: String = (0..300).map(|i| format!(",t{i}=x")).collect();
+    let long = "x".repeat(2 << 20);
+    let body = format!("cpu v=1 1\nmany{tags} v=1 2\ncpu v=2 3\nlong s=\"{long}\" 4\ncpu v=3 5");
+    let (status, text) = s.write("d", &body);
+    assert_eq!(status, 400, "{}", &text[..text.len().min(500)]);
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["data"][0]["line_number"], 2, "{text}");
+    assert!(v["data"][0]["error_message"].as_str().unwrap().contains("300 tags, more than the limit of 250"), "{text}");
+    assert_eq!(v["data"][1]["line_number"], 4);
+    assert!(v["data"][1]["error_message"].as_str().unwrap().contains("more than the limit of 1048576"));
+    assert!(v["data"][1]["original_line"].as_str().unwrap().len() <= 1024, "a refused line is echoed cut");
+    assert!(text.len() < 64 * 1024, "the answer does not repeat the 2 MiB line");
+    assert_eq!(s.query("d", "SELECT count(*) AS n FROM cpu")[0]["n"], 3);
+}
+
+/// The server's peak resident memory so far, in bytes.
+fn peak_rss(s: &Server) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", s.pid())).expect("status");
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).expect("VmHWM");
+    line.split_whitespace().nth(1).and_then(|k| k.parse::<u64>().ok()).expect("kB") * 1024
+}
+
+#[test]
+fn a_query_over_a_sparse_table_costs_memory_for_the_columns_it_reads() {
+    let s = Server::start(&[]);
+    // 400 fields, each written by its own requests: every buffered batch holds two of them.
+    for k in 0..400 {
+        let body: String = (0..2000).map(|i| format!("sparse id={}i,f{k}={i}i {}\n", k * 2000 + i, k * 2000 + i)).collect();
+        assert_eq!(s.write("d", &body).0, 204);
+    }
+    let before = peak_rss(&s);
+    let rows = s.query("d", "SELECT id FROM sparse ORDER BY id DESC LIMIT 1");
+    assert_eq!(rows[0]["id"], 799_999);
+    let rows = s.query("d", "SELECT count(f7) AS n FROM sparse");
+    assert_eq!(rows[0]["n"], 2000);
+    // Padding every batch to all 400 columns would take 800,000 rows x 400 columns x 9 bytes
+    // (2.9 GB) at once; the columns read take a few MB.
+    let grown = peak_rss(&s).saturating_sub(before);
+    assert!(grown < 256 << 20, "the queries grew the peak RSS by {} MiB", grown >> 20);
+}

@@ -145,6 +145,15 @@ pub enum PrepareError {
 /// of 17 MiB and held its shard for most of a minute.
 pub const MAX_COLUMNS_PER_TABLE: usize = 500;
 
+/// Most tags one line may carry (InfluxDB 3 Core keeps at most 250 tag columns per table).
+pub const MAX_TAGS_PER_LINE: usize = 250;
+
+/// Longest line accepted, in bytes. Refused lines are echoed back cut to [`ECHO_BYTES`].
+pub const MAX_LINE_BYTES: usize = 1 << 20;
+
+/// How much of a refused line's text the answer repeats.
+const ECHO_BYTES: usize = 1024;
+
 /// Validates `body` for database `db`, creating the database, tables and columns it needs.
 ///
 /// With `accept_partial == false` and any bad line, nothing is created and `good` is empty.
@@ -163,9 +172,13 @@ pub fn prepare<'a>(
     for item in parse_lines(body) {
         let reject = |msg: String| LineReject {
             line_number: item.line_number,
-            original_line: String::from_utf8_lossy(item.text).into_owned(),
+            original_line: String::from_utf8_lossy(&item.text[..item.text.len().min(ECHO_BYTES)]).into_owned(),
             error_message: msg,
         };
+        if item.text.len() > MAX_LINE_BYTES {
+            rejects.push(reject(format!("the line is {} bytes long, more than the limit of {MAX_LINE_BYTES}", item.text.len())));
+            continue;
+        }
         let line = match item.parsed {
             Ok(l) => l,
             Err(e) => {
@@ -176,6 +189,10 @@ pub fn prepare<'a>(
         // Lines of one body nearly always repeat the previous line's shape; its names passed.
         let repeats = lines.last().is_some_and(|prev: &GoodLine<'_>| same_shape(&prev.line, &line));
         if !repeats {
+            if line.tags.len() > MAX_TAGS_PER_LINE {
+                rejects.push(reject(format!("the line has {} tags, more than the limit of {MAX_TAGS_PER_LINE}", line.tags.len())));
+                continue;
+            }
             let columns = line.tags.len() + line.fields.len() + 1;
             if columns > MAX_COLUMNS_PER_TABLE {
                 rejects.push(reject(format!(
@@ -423,8 +440,12 @@ mod tests {
         let huge: String = (0..100_000).map(|i| format!(",k{i}=v")).collect();
         let line = format!("u{huge} f=1 1\n");
         let p = prepare(&cat, "db", line.as_bytes(), Precision::Nanosecond, 0, true).unwrap();
-        assert!(p.good.is_empty() && p.rejects[0].error_message.contains("100001 tags and fields"), "{}", p.rejects[0].error_message);
+        assert!(p.good.is_empty() && p.rejects[0].error_message.contains("100000 tags, more than the limit of 250"), "{}", p.rejects[0].error_message);
         assert!(cat.snapshot().db("db").unwrap().table("u").is_none());
+        let fields: String = (0..100_000).map(|i| format!("k{i}=1")).collect::<Vec<_>>().join(",");
+        let line = format!("u {fields} 1\n");
+        let p = prepare(&cat, "db", line.as_bytes(), Precision::Nanosecond, 0, true).unwrap();
+        assert!(p.good.is_empty() && p.rejects[0].error_message.contains("100000 tags and fields"), "{}", p.rejects[0].error_message);
     }
 
     #[test]

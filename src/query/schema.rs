@@ -1,7 +1,8 @@
 //! DataFusion schema providers: a database's tables, and the `system` tables.
 //!
-//! A table is served from a snapshot of its buffered batches taken when the query plans it,
-//! each batch aligned to the table's current schema (columns added later read as null).
+//! A table is served from a snapshot of its buffered batches taken when the query plans it, as
+//! the batches were built; the scan fits them to the columns the query reads (columns a batch
+//! lacks read as null), so a sparse table costs memory for those columns only.
 //! System tables describe the query's database: its triggers, their arguments, and the
 //! processing-engine log entries of its triggers.
 
@@ -15,7 +16,7 @@ use async_trait::async_trait;
 use datafusion::catalog::{SchemaProvider, TableProvider};
 use datafusion::datasource::MemTable;
 use datafusion::error::{DataFusionError, Result};
-use pipeline::batch::{align, table_schema};
+use pipeline::batch::table_schema;
 use pipeline::buffer::WriteBuffer;
 use pipeline::catalog::{CatalogSnapshot, Database, Table};
 
@@ -24,7 +25,8 @@ use crate::plugin_logs::PluginLogs;
 use crate::storage::Storage;
 use crate::trigger_status::{TriggerStatus, TriggerStatusSource};
 
-/// The batches of one table, aligned to its schema and spread over `partitions`.
+/// The table's schema, and its buffered batches (as built, not yet fitted to the schema)
+/// spread over `partitions`.
 pub fn batches_for(
     buffer: &WriteBuffer,
     db: &Database,
@@ -36,7 +38,7 @@ pub fn batches_for(
     let mut parts: Vec<Vec<RecordBatch>> = vec![Vec::new(); partitions.clamp(1, snapshot.len().max(1))];
     let n = parts.len();
     for (i, b) in snapshot.iter().enumerate() {
-        parts[i % n].push(align(b, &schema)?);
+        parts[i % n].push(b.clone());
     }
     Ok((schema, parts))
 }

@@ -31,6 +31,7 @@ use datafusion::logical_expr::{BinaryExpr, Expr, Operator, TableProviderFilterPu
 use datafusion::logical_expr::utils::conjunction;
 use datafusion::physical_plan::union::UnionExec;
 use datafusion::physical_plan::ExecutionPlan;
+use pipeline::batch::align;
 use pipeline::overlaps::Ranges;
 
 use crate::storage::index::ParquetFile;
@@ -42,7 +43,8 @@ pub const STORE_URL: &str = "weir://store";
 #[derive(Debug)]
 pub struct TableView {
     pub schema: SchemaRef,
-    /// Buffered batches, aligned to `schema`, spread over partitions.
+    /// Buffered batches as built (each holds the columns its rows had), spread over
+    /// partitions; the scan fits them to the columns a query reads.
     pub buffered: Vec<Vec<RecordBatch>>,
     pub files: Vec<ParquetFile>,
     /// Where files and batches may share points ([`pipeline::overlaps`]).
@@ -111,7 +113,17 @@ impl TableProvider for TableView {
             inputs.push(self.parquet_scan(state, &straddling, predicate, self.partitions, projection, limit)?);
         }
         if !buffered.iter().all(|p| p.is_empty()) || inputs.is_empty() {
-            inputs.push(MemorySourceConfig::try_new_exec(&buffered, self.schema.clone(), projection.cloned())?);
+            // Fitted to the projection only: a batch padded with nulls for every column of a
+            // table with hundreds of sparse columns cost memory no query had asked for.
+            let projected = match projection {
+                Some(p) => Arc::new(self.schema.project(p)?),
+                None => self.schema.clone(),
+            };
+            let fitted = buffered
+                .iter()
+                .map(|part| part.iter().map(|b| align(b, &projected)).collect::<std::result::Result<Vec<_>, _>>())
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            inputs.push(MemorySourceConfig::try_new_exec(&fitted, projected, None)?);
         }
         if inputs.len() == 1 {
             return Ok(inputs.remove(0));
@@ -176,7 +188,9 @@ impl TableView {
             let plan = self.parquet_scan(state, &files, conjunction(key_filters), 1, None, None)?;
             all = datafusion::physical_plan::collect(plan, state.task_ctx()).await?;
         }
-        all.extend(batches);
+        for b in &batches {
+            all.push(align(b, &self.schema)?);
+        }
         let merged = sort_and_merge(&arrow::compute::concat_batches(&self.schema, &all)?)?;
         Ok(MemorySourceConfig::try_new_exec(&[vec![merged]], self.schema.clone(), projection.cloned())?)
     }
