@@ -126,8 +126,8 @@ fn invariant_1_acked_write_survives_kill_9() {
 
 fn newest_segment(data: &std::path::Path) -> std::path::PathBuf {
     let dir = data.join("weir").join("wal").join("shard-000");
-    let mut segs: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
-    segs.retain(|p| std::fs::metadata(p).unwrap().len() > 0);
+    let mut segs: Vec<_> = std::fs::read_dir(&dir).expect("test setup").map(|e| e.expect("test setup").path()).collect();
+    segs.retain(|p| std::fs::metadata(p).expect("test setup").len() > 0);
     segs.sort();
     segs.pop().expect("a non-empty segment")
 }

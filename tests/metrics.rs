@@ -9,7 +9,7 @@ fn metric(text: &str, name: &str) -> f64 {
         .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
         .unwrap_or_else(|| panic!("no {name} in:\n{text}"))
         .parse()
-        .unwrap()
+        .expect("test setup")
 }
 
 #[test]

@@ -11,7 +11,7 @@ use common::{wait_for, Server, BIN};
 const S: i64 = 1_000_000_000;
 
 fn now_ns() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as i64
+    SystemTime::now().duration_since(UNIX_EPOCH).expect("test setup").as_nanos() as i64
 }
 
 fn create(s: &Server, db: &str, period: &str) -> (u16, String) {

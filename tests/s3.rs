@@ -16,7 +16,7 @@ struct Moto {
 
 impl Moto {
     fn start() -> Moto {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("test setup").local_addr().expect("test setup").port();
         let child = Command::new(test_python())
             .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
             .stdin(Stdio::null())
@@ -27,7 +27,7 @@ impl Moto {
         let endpoint = format!("http://127.0.0.1:{port}");
         let mut moto = Moto { child, endpoint };
         wait_for(60, "moto to answer", || ureq::get(&moto.endpoint).call().ok().map(|_| ()));
-        assert!(moto.child.try_wait().unwrap().is_none(), "moto exited");
+        assert!(moto.child.try_wait().expect("test setup").is_none(), "moto exited");
         moto
     }
 
@@ -44,7 +44,7 @@ impl Moto {
             .call()
             .expect("list bucket")
             .into_string()
-            .unwrap();
+            .expect("test setup");
         body.split("<Key>").skip(1).filter_map(|k| k.split("</Key>").next()).map(str::to_string).collect()
     }
 

@@ -221,7 +221,7 @@ def process_writes(influxdb3_local, table_batches, args=None):
     s.create_trigger("db", "alerter", "caller.py", "table:cpu", Some(json!({"url": callee_url})), json!({}));
     let (status, body, _) = get_with(&s, "/api/v3/engine/caller", &[]);
     assert_eq!(status, 200, "{body}");
-    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&body).expect("test setup");
     assert_eq!(v, json!({"caller": true, "callee": {"from": "callee", "got": "ping"}}));
     // A WAL plugin that POSTs to a request trigger, as published alerting plugins do.
     assert_eq!(s.write("db", "cpu usage=2 2").0, 204);
@@ -302,8 +302,8 @@ fn example_hello_request_answers_with_the_latest_row() {
 /// Serves `files` over HTTP on a free port, for the plugin repository; returns its base URL.
 fn plugin_repo(files: Vec<(&'static str, &'static str)>) -> String {
     use std::io::{Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let base = format!("http://{}/", listener.local_addr().unwrap());
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("test setup");
+    let base = format!("http://{}/", listener.local_addr().expect("test setup"));
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(mut stream) = stream else { continue };

@@ -144,7 +144,7 @@ fn invariant_7_a_point_written_again_in_the_buffer_is_one_row() {
 fn points(s: &Server, db: &str) -> Vec<(String, f64, i64)> {
     s.query(db, "SELECT h, f, CAST(time AS BIGINT) / 1000000000 AS t FROM m ORDER BY h, time")
         .iter()
-        .map(|r| (r["h"].as_str().unwrap().to_string(), r["f"].as_f64().unwrap(), r["t"].as_i64().unwrap()))
+        .map(|r| (r["h"].as_str().expect("test setup").to_string(), r["f"].as_f64().expect("test setup"), r["t"].as_i64().expect("test setup")))
         .collect()
 }
 
@@ -369,7 +369,7 @@ fn indexed_and_on_disk(data: &Path) -> (usize, usize) {
     let on_disk = files(data, ".parquet").len();
     let index = files(&data.join("weir").join("index"), ".json");
     let listed = index.last().map_or(0, |p| {
-        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(p).expect("test setup")).expect("test setup");
         v["files"].as_array().map_or(0, Vec::len)
     });
     (listed, on_disk)

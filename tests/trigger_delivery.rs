@@ -262,7 +262,7 @@ fn replay_runs_a_trigger_over_a_stored_time_range_in_time_order_in_bounded_calls
 /// RFC 3339 in UTC, as a user would type it.
 fn crate_time(ns: i64) -> String {
     let secs = ns.div_euclid(1_000_000_000);
-    let out = std::process::Command::new("date").args(["-u", "-d", &format!("@{secs}"), "+%Y-%m-%dT%H:%M:%SZ"]).output().unwrap();
+    let out = std::process::Command::new("date").args(["-u", "-d", &format!("@{secs}"), "+%Y-%m-%dT%H:%M:%SZ"]).output().expect("test setup");
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 

@@ -3,6 +3,9 @@
 //! time with repeated points merged, and encoding it as Parquet. At 100 and 4,000 hosts.
 //! Run with `cargo bench -p weir-benches --bench persist`.
 
+// A benchmark, like a test, may unwrap: a panic is a failed run, not a crashed server.
+#![allow(clippy::unwrap_used)]
+
 use arrow::record_batch::RecordBatch;
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use pipeline::batch::TableBuilder;

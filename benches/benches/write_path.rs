@@ -2,6 +2,9 @@
 //! (`prepare`), Arrow batch building, WAL append + fdatasync, and the hand-off of a commit to the
 //! WAL triggers through the commit log. Run with `cargo bench -p weir-benches --bench write_path`.
 
+// A benchmark, like a test, may unwrap: a panic is a failed run, not a crashed server.
+#![allow(clippy::unwrap_used)]
+
 use std::time::{Duration, Instant};
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};

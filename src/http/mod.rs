@@ -7,6 +7,9 @@
 //! answered on the shard, and request triggers go from the shard straight to the Python
 //! executors, the shard awaiting the answer.
 
+// Shard code: no call here may block the thread (clippy.toml lists the calls).
+#![deny(clippy::disallowed_methods)]
+
 pub mod balance;
 pub mod body;
 mod configure;

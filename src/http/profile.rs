@@ -46,6 +46,8 @@ pub async fn profile(qs: &std::collections::HashMap<String, String>, format: For
         .map_err(|e| ApiError::Internal(e.to_string()))
 }
 
+// Runs on the query runtime's blocking pool (never a shard): it sleeps while samples are taken.
+#[allow(clippy::disallowed_methods)]
 fn sample(seconds: u64, format: Format) -> Result<Vec<u8>, ApiError> {
     let guard = pprof::ProfilerGuardBuilder::default()
         .frequency(FREQUENCY_HZ)

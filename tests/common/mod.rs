@@ -304,7 +304,7 @@ pub fn start_fails(dir: &Path, extra: &[&str]) -> String {
         .arg(dir.join("plugins"))
         .args(extra)
         .output()
-        .unwrap();
+        .expect("test setup");
     assert!(!out.status.success(), "the server started: {}", String::from_utf8_lossy(&out.stdout));
     String::from_utf8_lossy(&out.stderr).to_string()
 }
