@@ -17,5 +17,6 @@ pub mod py_api;
 pub mod query;
 pub mod server;
 pub mod storage;
-pub mod time;
+/// Durations and instants, shared with the CLI and the fuzz targets (the `weir-wire` leaf).
+pub use weir_wire::time;
 pub mod trigger_status;

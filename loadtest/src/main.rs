@@ -8,6 +8,7 @@
 
 mod delivery;
 mod duckdb;
+mod hostile;
 mod http1;
 mod ingest;
 mod query;
@@ -44,6 +45,9 @@ enum Scenario {
     /// Ingest with auth off, then on (Basic auth on every write), same load (Weir only; not
     /// part of `all`).
     Auth,
+    /// Ingest with no plugin, then beside each hostile plugin in turn (Weir only; not part of
+    /// `all`).
+    Hostile,
     All,
 }
 
@@ -198,6 +202,10 @@ fn main() -> Result<()> {
             row.measure = format!("write lines, {label}");
             report.rows.push(row);
         }
+    }
+
+    if args.scenarios.contains(&Scenario::Hostile) {
+        report.rows.extend(hostile::run(&args.weir_bin, &args.weir_flags, &load, args.duration)?);
     }
 
     report.compute_ratios();

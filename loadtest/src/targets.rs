@@ -177,11 +177,16 @@ impl Target {
     /// Puts `source` in the plugin dir as `NAME.py` and creates trigger NAME on `spec` (sync,
     /// errors logged), first writing one line so that the database exists.
     pub fn create_trigger(&self, name: &str, source: &str, spec: &str) -> Result<()> {
+        self.create_trigger_with(name, source, spec, serde_json::json!({"run_async": false, "error_behavior": "log"}))
+    }
+
+    /// As `create_trigger`, with the trigger's settings given.
+    pub fn create_trigger_with(&self, name: &str, source: &str, spec: &str, settings: serde_json::Value) -> Result<()> {
         std::fs::write(self.dir.path().join(format!("plugins/{name}.py")), source)?;
         ureq::post(&self.write_url()).send_string("probe,probe=warmup v=1i").map_err(|e| anyhow!("first write: {e}"))?;
         let body = serde_json::json!({
             "db": DB, "trigger_name": name, "plugin_filename": format!("{name}.py"),
-            "trigger_specification": spec, "trigger_settings": {"run_async": false, "error_behavior": "log"},
+            "trigger_specification": spec, "trigger_settings": settings,
         });
         ureq::post(&self.url("/api/v3/configure/processing_engine_trigger"))
             .set("Content-Type", "application/json")

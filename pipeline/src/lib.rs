@@ -15,6 +15,7 @@ pub mod batch;
 pub mod buffer;
 pub mod catalog;
 pub mod commit_log;
+pub mod fuzzing;
 pub mod lp;
 pub mod name_eq;
 pub mod overlaps;

@@ -37,7 +37,7 @@ use crate::buffer::WriteBuffer;
 use crate::catalog::Catalog;
 use crate::commit_log::{CommitLog, TableBatch};
 use crate::stats::WriteStats;
-use crate::wal::{RecordBuf, SegmentWriter};
+use crate::wal::{RecordBuf, SegmentWriter, WalError};
 use crate::write::{prepare, LineReject, Precision, PrepareError};
 
 /// A write as the HTTP layer hands it over.
@@ -52,8 +52,15 @@ pub struct WriteRequest<'a> {
 
 /// Why a flush could not be acknowledged.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("{0}")]
-pub struct FlushError(pub String);
+pub enum FlushError {
+    /// No room on the disk: nothing of the write was kept, and it may be sent again once there
+    /// is room (the shard goes on taking writes).
+    #[error("the disk is full and nothing of this write was kept ({0}); send it again once there is room")]
+    DiskFull(String),
+    /// The WAL failed otherwise; the shard takes no more writes.
+    #[error("{0}")]
+    Failed(String),
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
@@ -194,12 +201,24 @@ impl Shard {
         let started = Instant::now();
         let appended = wal.append(record, commit).await;
         self.stats.wal_flush.observe_ns(started.elapsed().as_nanos() as u64);
+        if let Err(WalError::Full(detail)) = &appended {
+            // The segment was cut back to its last whole record: these writes are refused,
+            // and the next flush tries again (it succeeds once there is room).
+            self.buffer.end_commit(commit);
+            self.stats.wal_flush_errors.fetch_add(1, Relaxed);
+            tracing::error!(shard = self.id, error = %detail, "the disk is full: a WAL write failed and its writes are refused; writes go on once there is room");
+            let err = FlushError::DiskFull(detail.clone());
+            for w in p.waiters {
+                let _ = w.send(Err(err.clone()));
+            }
+            return Vec::new();
+        }
         if let Err(e) = appended {
             self.buffer.end_commit(commit);
             self.stats.wal_flush_errors.fetch_add(1, Relaxed);
             tracing::error!(shard = self.id, error = %e, "WAL write failed; its writes are refused and this shard takes no more");
             *self.wal_failed.borrow_mut() = Some(e.to_string());
-            let err = FlushError(e.to_string());
+            let err = FlushError::Failed(e.to_string());
             for w in p.waiters {
                 let _ = w.send(Err(err.clone()));
             }

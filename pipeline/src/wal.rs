@@ -400,6 +400,31 @@ pub enum WalError {
     Glommio(String),
     #[error("a WAL record of {0} bytes is larger than replay accepts")]
     TooLarge(usize),
+    /// No room for the record (the disk or a quota is full). Whatever part of it was written
+    /// has been cut off again and the cut synced, so the segment ends at its last whole record
+    /// and the next append may be tried once there is room.
+    #[error("the disk is full: {0}")]
+    Full(String),
+}
+
+/// Whether a file ending at `end` would pass the process's file-size limit (`ulimit -f`).
+fn past_file_size_limit(end: u64) -> bool {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes only into the struct it is given.
+    let ok = unsafe { libc::getrlimit(libc::RLIMIT_FSIZE, &mut lim) } == 0;
+    ok && lim.rlim_cur != libc::RLIM_INFINITY && end > lim.rlim_cur
+}
+
+/// Whether a failed write ran out of room (the disk or a quota full) rather than failing: only
+/// then is retrying safe. A file-size limit (EFBIG) is not room that comes back, so it is
+/// treated as the failure it is.
+fn out_of_room(e: &glommio::GlommioError<()>) -> bool {
+    let io = match e {
+        glommio::GlommioError::IoError(io) => io,
+        glommio::GlommioError::EnhancedIoError { source, .. } => source,
+        _ => return false,
+    };
+    matches!(io.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
 }
 
 impl From<glommio::GlommioError<()>> for WalError {
@@ -461,11 +486,17 @@ impl SegmentWriter {
             self.retention.closed(old_path, self.max_commit.take());
         }
         let len = record.len();
-        let written = self.file.write_at(record, self.pos).await?;
+        let written = match self.file.write_at(record, self.pos).await {
+            Ok(n) => n,
+            Err(e) => {
+                let room = out_of_room(&e);
+                return Err(self.after_failed_write(e.to_string(), room).await);
+            }
+        };
         if written < len {
-            // A short write means a full or failing disk. The partial bytes lie past `pos` and
-            // the next record overwrites them; replay would cut them as a torn tail.
-            return Err(WalError::Glommio(format!("short write: {written} of {len} bytes")));
+            // A short write stops at the end of the room on the disk, or at the file-size limit.
+            let room = !past_file_size_limit(self.pos + len as u64);
+            return Err(self.after_failed_write(format!("short write: {written} of {len} bytes"), room).await);
         }
         self.pos += len as u64;
         self.max_commit = self.max_commit.max(Some(commit));
@@ -477,6 +508,26 @@ impl SegmentWriter {
             self.uncached = settled;
         }
         Ok(())
+    }
+}
+
+impl SegmentWriter {
+    /// After a record's write failed: when it ran out of room, cuts any part of it written
+    /// (synced, so a crash cannot bring the torn bytes back into a segment that later stops
+    /// being the newest) and reports the disk full, which the caller may retry. Any other
+    /// failure, or a cut that fails, is final: the kernel may have dropped pages it had
+    /// accepted (PostgreSQL's "fsyncgate").
+    async fn after_failed_write(&mut self, detail: String, out_of_room: bool) -> WalError {
+        if !out_of_room {
+            return WalError::Glommio(detail);
+        }
+        match self.file.truncate(self.pos).await {
+            Ok(()) => match self.file.fdatasync().await {
+                Ok(()) => WalError::Full(detail),
+                Err(e) => WalError::Glommio(format!("{detail}; then syncing the cut failed: {e}")),
+            },
+            Err(e) => WalError::Glommio(format!("{detail}; then cutting the partial record failed: {e}")),
+        }
     }
 }
 

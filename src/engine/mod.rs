@@ -50,7 +50,7 @@ mod replay;
 mod retry;
 mod runner;
 pub mod schedule;
-pub mod spec;
+pub use weir_wire::spec;
 mod watchdog;
 
 #[cfg(test)]

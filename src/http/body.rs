@@ -91,19 +91,12 @@ pub fn query_params(parts: &Parts) -> HashMap<String, String> {
 
 /// The query string's parameters (a repeated name keeps its last value).
 pub fn uri_params(uri: &hyper::Uri) -> HashMap<String, String> {
-    uri.query()
-        .map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect())
-        .unwrap_or_default()
+    weir_wire::params::query_string(uri.query())
 }
 
 /// Parses a boolean parameter; absent means `default`.
 pub fn bool_param(params: &HashMap<String, String>, name: &str, default: bool) -> Result<bool, ApiError> {
-    match params.get(name).map(|s| s.as_str()) {
-        None | Some("") => Ok(default),
-        Some("true") | Some("1") => Ok(true),
-        Some("false") | Some("0") => Ok(false),
-        Some(v) => Err(ApiError::BadRequest(format!("invalid value '{v}' for '{name}': expected true or false"))),
-    }
+    weir_wire::params::flag(params, name, default).map_err(|e| ApiError::BadRequest(e.0))
 }
 
 #[cfg(test)]

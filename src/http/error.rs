@@ -41,6 +41,9 @@ pub enum ApiError {
     Unavailable(String),
     #[error("{0}")]
     GatewayTimeout(String),
+    /// No room on the server's disk for the write (507); it may be sent again later.
+    #[error("{0}")]
+    InsufficientStorage(String),
     /// The client took too long to send its request (408; the connection is closed).
     #[error("{0}")]
     RequestTimeout(String),
@@ -62,6 +65,7 @@ impl ApiError {
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::GatewayTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            ApiError::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -83,9 +87,9 @@ impl ApiError {
             tracing::error!(status = status.as_u16(), error = %self, "request failed");
         }
         let mut r = json_response(status, &body);
-        if status == StatusCode::SERVICE_UNAVAILABLE || matches!(self, ApiError::TooManyRequests(_)) {
-            // A full buffer or a busy shard clears soon, and a shard stopped by a failed WAL
-            // write leaves the others: a retry may succeed, so say when to make it.
+        if status == StatusCode::SERVICE_UNAVAILABLE || matches!(self, ApiError::TooManyRequests(_) | ApiError::InsufficientStorage(_)) {
+            // A full buffer or a busy shard clears soon, a full disk may, and a shard stopped
+            // by a failed WAL write leaves the others: a retry may succeed, so say when.
             r.headers_mut().insert(hyper::header::RETRY_AFTER, hyper::header::HeaderValue::from_static("1"));
         }
         if status == StatusCode::UNAUTHORIZED {

@@ -6,43 +6,12 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::http::request::Parts;
 use hyper::{Method, Response};
-use serde::Deserialize;
+use weir_wire::params::QueryRequest;
 
 use super::error::{ApiError, Resp};
 use crate::auth::{Action, Principal};
 use crate::query::format::{encode, Format};
 use crate::query::QueryEngine;
-
-#[derive(Debug, Default, Deserialize)]
-struct QueryBody {
-    db: Option<String>,
-    q: Option<String>,
-    format: Option<String>,
-    params: Option<serde_json::Map<String, serde_json::Value>>,
-}
-
-fn parse_request(parts: &Parts, qs: &HashMap<String, String>, body: &[u8]) -> Result<QueryBody, ApiError> {
-    let mut req = QueryBody::default();
-    if parts.method == Method::POST && !body.iter().all(|b| b.is_ascii_whitespace()) {
-        req = serde_json::from_slice(body)
-            .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}; expected {{\"db\", \"q\", \"format\", \"params\"}}")))?;
-    }
-    // Query-string values fill what the body left out.
-    req.db = req.db.or_else(|| qs.get("db").cloned());
-    req.q = req.q.or_else(|| qs.get("q").cloned());
-    req.format = req.format.or_else(|| qs.get("format").cloned());
-    if req.params.is_none() {
-        if let Some(p) = qs.get("params") {
-            let v: serde_json::Value = serde_json::from_str(p)
-                .map_err(|e| ApiError::BadRequest(format!("invalid 'params': {e}; expected a JSON object")))?;
-            match v {
-                serde_json::Value::Object(m) => req.params = Some(m),
-                _ => return Err(ApiError::BadRequest("invalid 'params': expected a JSON object".into())),
-            }
-        }
-    }
-    Ok(req)
-}
 
 pub async fn query_sql(
     engine: &QueryEngine,
@@ -51,7 +20,7 @@ pub async fn query_sql(
     qs: &HashMap<String, String>,
     body: &[u8],
 ) -> Result<Resp, ApiError> {
-    let req = parse_request(parts, qs, body)?;
+    let req = QueryRequest::parse(parts.method == Method::POST, qs, body).map_err(|e| ApiError::BadRequest(e.0))?;
     let db = req.db.filter(|s| !s.is_empty()).ok_or_else(|| ApiError::BadRequest("missing 'db' naming the database".into()))?;
     principal.require(Action::Read(&db))?;
     let q = req.q.filter(|s| !s.trim().is_empty()).ok_or_else(|| ApiError::BadRequest("missing 'q' holding the SQL query".into()))?;

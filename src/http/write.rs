@@ -65,6 +65,7 @@ pub async fn write(shard: &Shard, params: WriteParams, body: &[u8]) -> Result<Re
     if let Some(durable) = accepted.durable {
         match durable.await {
             Ok(Ok(())) => {}
+            Ok(Err(e @ pipeline::shard::FlushError::DiskFull(_))) => return Err(ApiError::InsufficientStorage(e.to_string())),
             Ok(Err(e)) => return Err(ApiError::Internal(format!("write not durable: {e}"))),
             Err(_) => return Err(ApiError::Internal("write not durable: the shard stopped".into())),
         }

@@ -8,6 +8,12 @@ use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_weir");
 
+/// The binary servers are started from: `WEIR_TEST_BIN` if set (a copy, so that a long run such
+/// as `scripts/crash-loop.sh` is not changed under it by a rebuild), else the one cargo built.
+fn server_bin() -> std::ffi::OsString {
+    std::env::var_os("WEIR_TEST_BIN").unwrap_or_else(|| BIN.into())
+}
+
 /// The operator token every test server is started with (through `--admin-token-file`, as a
 /// deployment would), unless the test passes `--without-auth` or its own token file. Every
 /// request [`send`] makes carries it unless it sets its own `Authorization`.
@@ -62,7 +68,7 @@ impl Server {
         let n = STARTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let stderr_path = dir.join(format!("weir-{n}.log"));
         let stderr = std::fs::File::create(&stderr_path).expect("stderr log");
-        let mut cmd = Command::new(BIN);
+        let mut cmd = Command::new(server_bin());
         cmd.arg("serve")
             .arg("--http-bind")
             .arg("127.0.0.1:0")

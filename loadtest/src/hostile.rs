@@ -1,0 +1,57 @@
+//! Writes beside hostile plugins (Weir only), the figure of the security issue: TSBS ingest on a
+//! fresh Weir with no trigger, then on a fresh Weir for each hostile plugin, run every second
+//! by a schedule trigger (2 s time limit, 256 MiB memory limit), same load, same run: write
+//! throughput and p99 side by side. The target is a p99 within 2x of the run with none.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+
+use crate::ingest::{self, Load, Timeline};
+use crate::report::Row;
+use crate::targets::Target;
+
+/// Each hostile plugin: its name in the report, and its source.
+const PLUGINS: &[(&str, &str)] = &[
+    ("spins until its time limit", "def process_scheduled_call(influxdb3_local, call_time, args=None):\n    x = 0\n    while True:\n        x += 1\n"),
+    (
+        "allocates until MemoryError",
+        "def process_scheduled_call(influxdb3_local, call_time, args=None):\n    hoard = []\n    while True:\n        hoard.append(bytearray(10**6))\n",
+    ),
+    (
+        "holds the GIL in C for ~1 s a call",
+        "def process_scheduled_call(influxdb3_local, call_time, args=None):\n    sum(range(3 * 10**7))\n",
+    ),
+    (
+        "tries os._exit, os.fork and os.kill",
+        "import os, signal\n\ndef process_scheduled_call(influxdb3_local, call_time, args=None):\n    for f in (lambda: os._exit(1), os.fork, lambda: os.kill(os.getpid(), signal.SIGKILL)):\n        try:\n            f()\n        except PermissionError:\n            pass\n",
+    ),
+    (
+        "writes 1 M lines a call",
+        "def process_scheduled_call(influxdb3_local, call_time, args=None):\n    influxdb3_local.write(\"\\n\".join(f\"hostile,h=a v={i}i {i}\" for i in range(1_000_000)))\n",
+    ),
+];
+
+pub fn run(bin: &Path, flags: &[String], load: &Load, seconds: u64) -> Result<Vec<Row>> {
+    let mut rows = Vec::new();
+    let runs = std::iter::once(("no plugin", None)).chain(PLUGINS.iter().map(|(label, src)| (*label, Some(*src))));
+    for (label, source) in runs {
+        eprintln!("hostile: weir, {label}, for {seconds} s ...");
+        let target = Target::weir(bin, flags)?;
+        if let Some(src) = source {
+            let settings = serde_json::json!({"run_async": false, "error_behavior": "log", "timeout": "2s", "memory_limit": "256MiB"});
+            target.create_trigger_with("hostile", src, "every:1s", settings)?;
+        }
+        let until = Instant::now() + Duration::from_secs(seconds);
+        let timeline = Timeline::ending_an_hour_ago_every(60, 500_000_000);
+        let out = ingest::drive(&target.write_url(), load, timeline, Some(until), None);
+        let mut row = out.row("hostile", "weir", load);
+        row.measure = format!("write lines, a plugin that {label}");
+        if source.is_none() {
+            row.measure = "write lines, no plugin".into();
+        }
+        rows.push(row);
+    }
+    Ok(rows)
+}
