@@ -62,14 +62,16 @@ fn crash_loop_every_acked_write_survives_kill_9_exactly_once() {
     let mut rng = Rng(seed);
     // Recent times, so persisted files fall in open windows and the retention keeps them.
     let base_ns = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_nanos() as u64 - 3_600_000_000_000;
-    let dir = tempfile::tempdir().expect("tempdir");
+    // Kept if the test fails, for a look at what the server left; removed when it passes.
+    let dir = tempfile::Builder::new().prefix("weir-crash-loop-").tempdir().expect("tempdir").keep();
+    eprintln!("crash loop: data in {}", dir.display());
     let flags = ["--persist-threshold-bytes", "400000", "--gen1-duration", "1m"];
     // Ids acked per cycle, and the rows each cycle had once checked.
     let mut acked: Vec<HashSet<u64>> = Vec::new();
     let mut stored: Vec<u64> = Vec::new();
     let started = Instant::now();
     for cycle in 0..cycles {
-        let mut s = Server::start_in(dir.path(), &flags);
+        let mut s = Server::start_in(&dir, &flags);
         check(&s, &acked, &mut stored);
         let stop = Arc::new(AtomicBool::new(false));
         let writers: Vec<_> = (0..WRITERS)
@@ -87,7 +89,7 @@ fn crash_loop_every_acked_write_survives_kill_9_exactly_once() {
         }
         acked.push(this);
     }
-    let s = Server::start_in(dir.path(), &flags);
+    let s = Server::start_in(&dir, &flags);
     check(&s, &acked, &mut stored);
     eprintln!(
         "crash loop: {cycles} cycles of kill -9 in {:?}: {} rows acked, {} stored, 0 lost, 0 duplicated",
@@ -95,6 +97,8 @@ fn crash_loop_every_acked_write_survives_kill_9_exactly_once() {
         acked.iter().map(|a| a.len()).sum::<usize>(),
         stored.iter().sum::<u64>()
     );
+    drop(s);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// After a restart: no point is stored twice; every id the last cycle acked is stored; and

@@ -122,3 +122,27 @@ fn a_query_over_a_sparse_table_costs_memory_for_the_columns_it_reads() {
     let grown = peak_rss(&s).saturating_sub(before);
     assert!(grown < 256 << 20, "the queries grew the peak RSS by {} MiB", grown >> 20);
 }
+
+#[test]
+fn a_query_over_merged_points_is_counted_at_its_size_not_its_slices() {
+    let s = Server::start(&["--query-memory-bytes", "16000000", "--gen1-duration", "1s"]);
+    // One second of 2023, in nanoseconds: one window, one file per persist.
+    let body = |from: i64| -> String { (from..from + 50_000).map(|i| format!("m,h=a id={i}i {}\n", 1_700_000_000_000_000_000 + i)).collect() };
+    let write = |from: i64| s.post("/api/v3/write_lp?db=d&precision=ns", body(from).as_bytes()).0;
+    for k in 0..6 {
+        assert_eq!(write(k * 50_000), 204);
+    }
+    common::wait_for(30, "the rows to be persisted", || {
+        let n = s.try_query("d", "SELECT sum(row_count) AS n FROM system.parquet_files")?[0]["n"].as_i64()?;
+        (n == 300_000).then_some(())
+    });
+    // The same points again: every file and batch now needs merging at query time.
+    for k in 0..6 {
+        assert_eq!(write(k * 50_000), 204);
+    }
+    // 300,000 merged rows are 2.4 MB of `id`; counted once per 8,192-row slice of one merged
+    // batch they were 88 MB, past the 16 MB pool.
+    let (status, body) = sql(&s, "SELECT id FROM m WHERE id < 100");
+    assert_eq!(status, 200, "{}", &body[..body.len().min(300)]);
+    assert_eq!(s.query("d", "SELECT count(*) AS n FROM m")[0]["n"], 300_000);
+}

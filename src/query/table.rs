@@ -35,7 +35,7 @@ use pipeline::batch::align;
 use pipeline::overlaps::Ranges;
 
 use crate::storage::index::ParquetFile;
-use crate::storage::points::{sort_and_merge, time_range, times};
+use crate::storage::points::{sort_and_merge_chunks, time_range, times};
 
 /// The URL the store is registered under in each query's session.
 pub const STORE_URL: &str = "weir://store";
@@ -191,8 +191,9 @@ impl TableView {
         for b in &batches {
             all.push(align(b, &self.schema)?);
         }
-        let merged = sort_and_merge(&arrow::compute::concat_batches(&self.schema, &all)?)?;
-        Ok(MemorySourceConfig::try_new_exec(&[vec![merged]], self.schema.clone(), projection.cloned())?)
+        let rows = state.config().batch_size();
+        let merged = sort_and_merge_chunks(&arrow::compute::concat_batches(&self.schema, &all)?, rows)?;
+        Ok(MemorySourceConfig::try_new_exec(&[merged], self.schema.clone(), projection.cloned())?)
     }
 }
 
