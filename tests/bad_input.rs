@@ -2,22 +2,8 @@
 
 mod common;
 
-use common::{send, Server};
+use common::{send, Rng, Server};
 
-/// A small deterministic generator, so a failure can be replayed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn bytes(&mut self, n: usize, alphabet: &[u8]) -> Vec<u8> {
-        (0..n).map(|_| alphabet[(self.next() % alphabet.len() as u64) as usize]).collect()
-    }
-}
 
 #[test]
 fn invariant_3_bad_input_never_crashes_or_corrupts() {

@@ -11,22 +11,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::Server;
+use common::{Rng, Server};
 
 const WRITERS: u64 = 4;
 const BATCH: u64 = 200;
 
-/// A small xorshift: the test needs varied kill moments, not good randomness.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
 
 /// Writes batches of fresh points until the server stops answering; returns the ids acked.
 fn writer(s_url: String, cycle: u64, w: u64, base_ns: u64, stop: Arc<AtomicBool>) -> Vec<u64> {

@@ -42,6 +42,8 @@ def process_scheduled_call(influxdb3_local, call_time, args=None):
     assert_eq!(s.post_json("/api/v3/configure/database", &json!({"db": "db"})).0, 200);
     s.create_trigger("db", "every", "tick.py", "every:1s", Some(json!({"who": "every"})), json!({}));
     s.create_trigger("db", "cron", "tick.py", "cron:*/1 * * * * *", Some(json!({"who": "cron"})), json!({}));
+    // A crontab day range that reaches 7 (Sunday) is taken, as crontab takes it.
+    s.create_trigger("db", "weekend", "tick.py", "cron:0 0 * * 5-7", Some(json!({"who": "weekend"})), json!({}));
     let rows = wait_for(20, "two ticks of each", || {
         let r = s.try_query("db", "SELECT who, call_ns FROM ticks ORDER BY call_ns")?;
         let n = |w: &str| r.iter().filter(|x| x["who"] == w).count();

@@ -314,3 +314,19 @@ pub fn start_fails(dir: &Path, extra: &[&str]) -> String {
     assert!(!out.status.success(), "the server started: {}", String::from_utf8_lossy(&out.stdout));
     String::from_utf8_lossy(&out.stderr).to_string()
 }
+
+/// A small deterministic generator (xorshift), so a failure can be replayed from its seed.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    pub fn bytes(&mut self, n: usize, alphabet: &[u8]) -> Vec<u8> {
+        (0..n).map(|_| alphabet[(self.next() % alphabet.len() as u64) as usize]).collect()
+    }
+}

@@ -50,3 +50,16 @@ pub fn time(data: &[u8]) {
         assert_eq!(parse_instant(&printed), Ok(ns), "{text:?} printed as {printed:?}");
     }
 }
+
+/// Runs `check` on every input saved for fuzz target `target` (`fuzz/corpus/TARGET/`), as the
+/// corpus tests of this crate and of `pipeline` do; panics if there is none.
+pub fn replay_corpus(target: &str, check: fn(&[u8])) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus").join(target);
+    let mut inputs = 0;
+    for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())).flatten() {
+        let data = std::fs::read(entry.path()).unwrap_or_else(|e| panic!("{}: {e}", entry.path().display()));
+        check(&data);
+        inputs += 1;
+    }
+    assert!(inputs > 0, "no inputs in {}", dir.display());
+}

@@ -140,37 +140,45 @@ pub fn normalize_cron(expr: &str) -> Result<String, String> {
 }
 
 fn remap_crontab_dow(field: &str) -> Result<String, String> {
-    let mut out = String::with_capacity(field.len() + 2);
-    let mut num = String::new();
-    let flush = |num: &mut String, out: &mut String| -> Result<(), String> {
-        if num.is_empty() {
-            return Ok(());
-        }
-        let n: u32 = num.parse().map_err(|_| format!("bad day of week '{num}'"))?;
+    field.split(',').map(remap_dow_item).collect::<Result<Vec<_>, _>>().map(|items| items.join(","))
+}
+
+/// One comma-separated item of a crontab day-of-week field, in the `cron` crate's numbering:
+/// `*` and `*/S` as they are (the same days either way), names as they are, numbers shifted by
+/// one. A range that reaches 7 (Sunday again) wraps, so it becomes a list: `5-7` is Friday,
+/// Saturday and Sunday, `0-7` every day.
+fn remap_dow_item(item: &str) -> Result<String, String> {
+    if !item.starts_with(|c: char| c.is_ascii_digit()) {
+        return Ok(item.to_string());
+    }
+    let day = |t: &str| -> Result<u32, String> {
+        let n: u32 = t.parse().map_err(|_| format!("bad day of week '{t}'"))?;
         if n > 7 {
             return Err(format!("day of week {n} is out of range 0-7"));
         }
-        // crontab: 0 and 7 are Sunday; cron crate: 1 = Sunday ... 7 = Saturday.
-        out.push_str(&((n % 7) + 1).to_string());
-        num.clear();
-        Ok(())
+        Ok(n)
     };
-    let mut after_slash = false;
-    for c in field.chars() {
-        if c.is_ascii_digit() {
-            if after_slash {
-                out.push(c); // a step, not a day
-            } else {
-                num.push(c);
-            }
-            continue;
-        }
-        flush(&mut num, &mut out)?;
-        after_slash = c == '/';
-        out.push(c);
+    // crontab: 0 and 7 are Sunday; cron crate: 1 = Sunday ... 7 = Saturday.
+    let shift = |n: u32| (n % 7) + 1;
+    let (range, step) = match item.split_once('/') {
+        Some((r, s)) => (r, Some(s.parse::<u32>().ok().filter(|&s| s > 0).ok_or_else(|| format!("bad step '{s}' in '{item}'"))?)),
+        None => (item, None),
+    };
+    let (from, to) = match range.split_once('-') {
+        Some((a, b)) => (day(a)?, day(b)?),
+        // `N/S` runs from N to the end of the week.
+        None if step.is_some() => (day(range)?, 7),
+        None => return Ok(shift(day(range)?).to_string()),
+    };
+    if from > to {
+        return Err(format!("day-of-week range '{range}' runs backwards"));
     }
-    flush(&mut num, &mut out)?;
-    Ok(out)
+    if to < 7 {
+        let r = format!("{}-{}", shift(from), shift(to));
+        return Ok(step.map_or(r.clone(), |s| format!("{r}/{s}")));
+    }
+    let days: std::collections::BTreeSet<u32> = (from..=to).step_by(step.unwrap_or(1) as usize).map(shift).collect();
+    Ok(days.iter().map(u32::to_string).collect::<Vec<_>>().join(","))
 }
 
 #[cfg(test)]
@@ -202,5 +210,31 @@ mod tests {
         assert_eq!(normalize_cron("0 0 * * 1,3").unwrap(), "0 0 0 * * 2,4");
         assert_eq!(normalize_cron("0 0 * * MON").unwrap(), "0 0 0 * * MON");
         assert_eq!(normalize_cron("0 0 * * */2").unwrap(), "0 0 0 * * */2");
+    }
+
+    #[test]
+    fn crontab_day_ranges_that_reach_7_wrap_to_sunday() {
+        // Friday, Saturday, Sunday; every day; Monday to Sunday.
+        assert_eq!(normalize_cron("0 0 * * 5-7").unwrap(), "0 0 0 * * 1,6,7");
+        assert_eq!(normalize_cron("0 0 * * 0-7").unwrap(), "0 0 0 * * 1,2,3,4,5,6,7");
+        assert_eq!(normalize_cron("0 0 * * 1-7").unwrap(), "0 0 0 * * 1,2,3,4,5,6,7");
+        assert_eq!(normalize_cron("0 0 * * 1-5").unwrap(), "0 0 0 * * 2-6");
+        assert_eq!(normalize_cron("0 0 * * 1-5/2").unwrap(), "0 0 0 * * 2-6/2");
+        assert_eq!(normalize_cron("0 0 * * 1-7/2").unwrap(), "0 0 0 * * 1,2,4,6");
+        assert_eq!(normalize_cron("0 0 * * 0,6-7").unwrap(), "0 0 0 * * 1,1,7");
+        assert_eq!(normalize_cron("0 0 * * MON-FRI").unwrap(), "0 0 0 * * MON-FRI");
+        assert!(normalize_cron("0 0 * * 6-2").unwrap_err().contains("backwards"));
+        assert!(normalize_cron("0 0 * * 8").unwrap_err().contains("out of range"));
+        assert!(normalize_cron("0 0 * * 1-5/0").unwrap_err().contains("bad step"));
+        // And the cron crate fires them on those days.
+        use chrono::Datelike;
+        let days = |expr: &str| -> std::collections::BTreeSet<String> {
+            let schedule: cron::Schedule = normalize_cron(expr).unwrap().parse().unwrap();
+            let from = chrono::DateTime::parse_from_rfc3339("2026-12-07T12:00:00Z").unwrap().with_timezone(&chrono::Utc);
+            schedule.after(&from).take(14).map(|t| t.weekday().to_string()).collect()
+        };
+        assert_eq!(days("0 0 * * 5-7"), ["Fri", "Sat", "Sun"].iter().map(|d| d.to_string()).collect());
+        assert_eq!(days("0 0 * * 0-7").len(), 7);
+        assert_eq!(days("0 0 * * 1-5"), ["Mon", "Tue", "Wed", "Thu", "Fri"].iter().map(|d| d.to_string()).collect());
     }
 }
