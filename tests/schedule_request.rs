@@ -281,6 +281,19 @@ fn example_heartbeat_writes_on_schedule_and_tests_dry() {
     assert!(s.try_query("db", "SELECT * FROM heartbeat").is_none(), "a dry run writes nothing");
     let (status, _) = s.post_json("/api/v3/plugin_test/schedule", &json!({"filename": "heartbeat.py", "database": "db", "schedule": "request:x"}));
     assert_eq!(status, 400);
+    // No schedule (or null, as `influxdb3 test schedule_plugin` sends): every second.
+    for body in [json!({"filename": "heartbeat.py", "database": "db"}), json!({"filename": "heartbeat.py", "database": "db", "schedule": null})] {
+        let (status, text) = s.post_json("/api/v3/plugin_test/schedule", &body);
+        assert_eq!(status, 200, "{text}");
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert!(v["trigger_time"].as_str().unwrap().starts_with("20"), "{text}");
+    }
+    // `path` names the plugin as `plugin_filename` does.
+    let (status, text) = s.post_json(
+        "/api/v3/configure/processing_engine_trigger",
+        &json!({"db": "db", "trigger_name": "by_path", "path": "heartbeat.py", "trigger_specification": "every:1h"}),
+    );
+    assert_eq!(status, 200, "{text}");
     // For real.
     s.create_trigger("db", "hb", "heartbeat.py", "every:1s", Some(json!({"source": "live"})), json!({}));
     let rows = s.wait_rows(20, "db", "SELECT source, scheduled_ns FROM heartbeat");

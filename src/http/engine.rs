@@ -35,6 +35,8 @@ struct TriggerSettings {
 struct CreateTrigger {
     db: String,
     trigger_name: String,
+    /// `path` is InfluxDB 3's other name for it.
+    #[serde(alias = "path")]
     plugin_filename: String,
     trigger_specification: String,
     #[serde(default)]
@@ -197,7 +199,10 @@ struct WalTest {
 struct ScheduleTest {
     #[serde(flatten)]
     common: DryRunCommon,
-    schedule: String,
+    /// Absent or null: every second, as InfluxDB 3 (`influxdb3 test schedule_plugin` without
+    /// `--schedule` sends null).
+    #[serde(default)]
+    schedule: Option<String>,
 }
 
 async fn dry_run(engine: &Engine, c: DryRunCommon, input: DryRunInput) -> Result<Resp, ApiError> {
@@ -215,10 +220,11 @@ pub async fn test_wal(engine: &Engine, body: &[u8]) -> Result<Resp, ApiError> {
 pub async fn test_schedule(engine: &Engine, body: &[u8]) -> Result<Resp, ApiError> {
     let req: ScheduleTest = json_body(body, r#"{"filename", "database", "schedule", "input_arguments", "cache_name"}"#)?;
     // A bare cron expression (as influxdb3 sends) or a full every:/cron: spec.
-    let text = if req.schedule.contains(':') { req.schedule.clone() } else { format!("cron:{}", req.schedule) };
+    let schedule = req.schedule.unwrap_or_else(|| "every:1s".into());
+    let text = if schedule.contains(':') { schedule.clone() } else { format!("cron:{schedule}") };
     let spec = TriggerSpec::parse(&text).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     if !spec.is_schedule() {
-        return Err(ApiError::BadRequest(format!("'{}' is not a schedule: use every:DURATION or a cron expression", req.schedule)));
+        return Err(ApiError::BadRequest(format!("'{schedule}' is not a schedule: use every:DURATION or a cron expression")));
     }
     dry_run(engine, req.common, DryRunInput::Schedule { spec }).await
 }
