@@ -433,3 +433,40 @@ fn shutdown_waits_for_running_calls_up_to_its_timeout() {
     assert!(took >= Duration::from_millis(900) && took < Duration::from_secs(10), "gave up after the timeout: {took:?}");
     assert!(!s.is_running());
 }
+
+#[test]
+fn call_time_reads_as_utc_in_any_server_time_zone() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = Server::start_in_with(dir.path(), &[], |cmd| {
+        cmd.env("TZ", "America/New_York");
+    });
+    s.add_plugin(
+        "when.py",
+        r#"
+from datetime import timedelta, timezone
+
+def process_scheduled_call(influxdb3_local, call_time, args=None):
+    assert call_time.tzinfo is None, "call_time is naive, as InfluxDB 3 passes it"
+    a = call_time.replace(tzinfo=timezone.utc).timestamp()
+    b = call_time.timestamp()
+    c = call_time.astimezone(timezone.utc).timestamp()
+    d = (call_time - timedelta(hours=1)).timestamp() + 3600
+    influxdb3_local.write(LineBuilder("when").float64_field("a", a).float64_field("b", b).float64_field("c", c).float64_field("d", d))
+"#,
+    );
+    assert_eq!(s.post_json("/api/v3/configure/database", &json!({"db": "db"})).0, 200);
+    let (status, body) = s.post_json("/api/v3/plugin_test/schedule", &json!({"filename": "when.py", "database": "db", "schedule": "every:10s"}));
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+    let line = v["database_writes"]["db"][0].as_str().expect("a line").to_string();
+    let values: Vec<f64> = ["a", "b", "c", "d"]
+        .iter()
+        .map(|k| {
+            let part = line.split([' ', ',']).find(|p| p.starts_with(&format!("{k}="))).expect("field");
+            part[2..].parse::<f64>().expect("number")
+        })
+        .collect();
+    assert!(values.iter().all(|x| *x == values[0]), "every habit gives the same instant: {line}");
+    let at = chrono::DateTime::parse_from_rfc3339(v["trigger_time"].as_str().expect("time")).expect("rfc3339");
+    assert_eq!(values[0], at.timestamp() as f64, "{line} vs {at}");
+}

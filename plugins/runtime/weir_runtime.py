@@ -9,11 +9,13 @@ not when the write fails later.
 
 It also holds ``TableBatch``, the dict a WAL trigger receives per table, which builds its
 ``"arrow"`` entry (a ``pyarrow.RecordBatch``) only when a plugin asks for it, and
-``_response``, which turns whatever a request plugin returned into (status, headers, body).
+``_response``, which turns whatever a request plugin returned into (status, headers, body),
+and ``CallTime``, the ``call_time`` a schedule plugin gets.
 
 It never touches the server itself: the Rust side calls into it, not the other way round.
 """
 
+import datetime
 import json
 import math
 
@@ -24,6 +26,25 @@ __all__ = [
     "InvalidLineError",
     "LineBuilder",
 ]
+
+
+class CallTime(datetime.datetime):
+    """A schedule plugin's ``call_time``: naive and holding UTC, as InfluxDB 3 passes it, but
+    read as UTC by ``timestamp()`` and ``astimezone()`` whatever the server's time zone. Plugins
+    use both ``call_time.replace(tzinfo=timezone.utc)`` and ``call_time.timestamp()``; with a
+    plain naive datetime the second is off by the server's UTC offset. Arithmetic keeps the
+    class (``call_time - timedelta(hours=1)`` is still read as UTC); an aware one behaves as any.
+    """
+
+    def timestamp(self):
+        if self.tzinfo is None:
+            return datetime.datetime.timestamp(self.replace(tzinfo=datetime.timezone.utc))
+        return datetime.datetime.timestamp(self)
+
+    def astimezone(self, tz=None):
+        if self.tzinfo is None:
+            return datetime.datetime.astimezone(self.replace(tzinfo=datetime.timezone.utc), tz)
+        return datetime.datetime.astimezone(self, tz)
 
 
 class InfluxDBError(Exception):

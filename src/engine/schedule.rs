@@ -108,7 +108,8 @@ impl Inner {
 pub fn call_time(py: pyo3::Python<'_>, ns: i64) -> pyo3::PyResult<pyo3::Bound<'_, pyo3::PyAny>> {
     use pyo3::prelude::*;
     let dt = py.import("datetime")?;
-    let epoch = dt.getattr("datetime")?.call1((1970, 1, 1))?;
+    // weir_runtime.CallTime: naive UTC that timestamp() and astimezone() read as UTC.
+    let epoch = py.import("weir_runtime")?.getattr("CallTime")?.call1((1970, 1, 1))?;
     let kwargs = pyo3::types::PyDict::new(py);
     kwargs.set_item("microseconds", ns.div_euclid(1000))?;
     let delta = dt.getattr("timedelta")?.call((), Some(&kwargs))?;
