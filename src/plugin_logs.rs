@@ -79,6 +79,11 @@ impl PluginLogs {
         ring.push_back(entry);
     }
 
+    /// Every entry, oldest first.
+    pub fn all(&self) -> Vec<LogEntry> {
+        self.ring.lock().iter().cloned().collect()
+    }
+
     /// The entries of one database, oldest first.
     pub fn for_database(&self, database: &str) -> Vec<LogEntry> {
         self.ring.lock().iter().filter(|e| e.database == database).cloned().collect()

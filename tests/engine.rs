@@ -595,3 +595,29 @@ fn a_trigger_that_falls_behind_catches_up_in_joined_calls() {
     // 30 rows would come in two or three calls.
     assert!(calls.len() >= 4, "joining stopped at the cap: {calls:?}");
 }
+
+#[test]
+fn internal_answers_the_engine_tables_for_every_database_and_takes_no_writes() {
+    let s = Server::start(&[]);
+    s.add_plugin(
+        "hello.py",
+        "def process_request(influxdb3_local, query_parameters, request_headers, request_body, args=None):\n    influxdb3_local.info('hello from ' + args['db'])\n    return {}\n",
+    );
+    for db in ["alpha", "beta"] {
+        assert_eq!(s.post_json("/api/v3/configure/database", &serde_json::json!({"db": db})).0, 200);
+        s.create_trigger(db, &format!("hello_{db}"), "hello.py", &format!("request:hello_{db}"), Some(serde_json::json!({"db": db})), serde_json::json!({}));
+        assert_eq!(s.get(&format!("/api/v3/engine/hello_{db}")).0, 200);
+    }
+    let logs = s.query("_internal", "SELECT trigger_name, log_text FROM system.processing_engine_logs ORDER BY event_time");
+    for db in ["alpha", "beta"] {
+        assert!(logs.iter().any(|r| r["log_text"] == format!("hello from {db}")), "{logs:?}");
+    }
+    let triggers = s.query("_internal", "SELECT trigger_name FROM system.processing_engine_triggers ORDER BY trigger_name");
+    assert_eq!(triggers, vec![serde_json::json!({"trigger_name": "hello_alpha"}), serde_json::json!({"trigger_name": "hello_beta"})]);
+    // One database's view stays its own.
+    let own = s.query("alpha", "SELECT log_text FROM system.processing_engine_logs");
+    assert!(own.iter().all(|r| r["log_text"] == "hello from alpha"), "{own:?}");
+    let (status, body) = s.write("_internal", "m v=1");
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("server's own database"), "{body}");
+}

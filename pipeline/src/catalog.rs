@@ -241,6 +241,11 @@ pub enum CatalogError {
 /// Checks a database name: 1–64 characters of letters, digits, `_` and `-`, starting with a
 /// letter or digit (what InfluxDB 3 accepts).
 pub fn validate_db_name(name: &str) -> Result<(), CatalogError> {
+    if name == "_internal" {
+        return Err(CatalogError::InvalidName(
+            "'_internal' is the server's own database: it can be queried (its system tables cover every database) but not written to or made".into(),
+        ));
+    }
     let ok = !name.is_empty()
         && name.len() <= 64
         && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())

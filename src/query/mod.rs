@@ -138,7 +138,19 @@ impl QueryEngine {
 
     fn context(&self, db: &str) -> Result<SessionContext, QueryError> {
         let snapshot = self.catalog.snapshot();
-        let dbm = snapshot.db(db).cloned().ok_or_else(|| QueryError::DatabaseNotFound(db.to_string()))?;
+        let dbm = match snapshot.db(db) {
+            Some(d) => d.clone(),
+            // No tables of its own: only the system tables, over every database.
+            None if db == schema::INTERNAL_DB => Arc::new(pipeline::catalog::Database {
+                id: u32::MAX,
+                name: db.to_string(),
+                tables: Default::default(),
+                next_table_id: 0,
+                triggers: Default::default(),
+                retention_ns: None,
+            }),
+            None => return Err(QueryError::DatabaseNotFound(db.to_string())),
+        };
         let cfg = SessionConfig::new()
             .with_information_schema(true)
             .with_default_catalog_and_schema("public", "iox")

@@ -89,7 +89,12 @@ impl SchemaProvider for DbSchema {
     }
 }
 
-/// The `system` tables, built from one catalog snapshot and the engine log.
+/// The database `_internal`: not in the catalog, never written, its `system` tables cover every
+/// database (as InfluxDB 3's do; published plugins' READMEs query its engine log).
+pub const INTERNAL_DB: &str = "_internal";
+
+/// The `system` tables, built from one catalog snapshot and the engine log: of the query's
+/// database, or of every database for [`INTERNAL_DB`].
 pub struct SystemSchema {
     catalog: Arc<CatalogSnapshot>,
     db: String,
@@ -113,6 +118,14 @@ impl SystemSchema {
         triggers: Option<Arc<dyn TriggerStatusSource>>,
     ) -> SystemSchema {
         SystemSchema { catalog, db, logs, storage, triggers }
+    }
+
+    /// The databases these tables describe.
+    fn scope(&self) -> Vec<&Database> {
+        if self.db == INTERNAL_DB {
+            return self.catalog.databases.values().map(|d| d.as_ref()).collect();
+        }
+        self.catalog.db(&self.db).map(|d| d.as_ref()).into_iter().collect()
     }
 
     /// The query database's Parquet files, as InfluxDB 3's `system.parquet_files` lists them.
@@ -155,13 +168,19 @@ impl SystemSchema {
     /// errors, the last call's time and call-duration quantiles. A trigger the engine does not
     /// run has NULLs there.
     fn triggers(&self) -> Result<RecordBatch, DataFusionError> {
-        let triggers: Vec<_> = self.catalog.db(&self.db).map(|d| d.triggers.values().cloned().collect()).unwrap_or_default();
-        let live: HashMap<String, TriggerStatus> = self
-            .triggers
-            .as_ref()
-            .map(|s| s.trigger_status(&self.db).into_iter().map(|t| (t.trigger_name.clone(), t)).collect())
-            .unwrap_or_default();
-        let status: Vec<Option<&TriggerStatus>> = triggers.iter().map(|t| live.get(&t.name)).collect();
+        let dbs = self.scope();
+        let triggers: Vec<(&str, _)> =
+            dbs.iter().flat_map(|d| d.triggers.values().map(move |t| (d.name.as_str(), t.clone()))).collect();
+        let live: HashMap<(String, String), TriggerStatus> = match &self.triggers {
+            Some(s) => dbs
+                .iter()
+                .flat_map(|d| s.trigger_status(&d.name).into_iter().map(move |t| ((d.name.clone(), t.trigger_name.clone()), t)))
+                .collect(),
+            None => HashMap::new(),
+        };
+        let status: Vec<Option<&TriggerStatus>> =
+            triggers.iter().map(|(db, t)| live.get(&(db.to_string(), t.name.clone()))).collect();
+        let triggers: Vec<_> = triggers.into_iter().map(|(_, t)| t).collect();
         let state = triggers.iter().zip(&status).map(|(t, s)| match (t.disabled, s) {
             (true, _) => "disabled",
             (false, Some(s)) if s.lagging => "lagging",
@@ -211,7 +230,7 @@ impl SystemSchema {
 
     fn trigger_arguments(&self) -> Result<RecordBatch, DataFusionError> {
         let (mut names, mut keys, mut values) = (Vec::new(), Vec::new(), Vec::new());
-        if let Some(d) = self.catalog.db(&self.db) {
+        for d in self.scope() {
             for t in d.triggers.values() {
                 for (k, v) in t.arguments.iter().flatten() {
                     names.push(t.name.clone());
@@ -231,7 +250,7 @@ impl SystemSchema {
     }
 
     fn engine_logs(&self) -> Result<RecordBatch, DataFusionError> {
-        let entries = self.logs.for_database(&self.db);
+        let entries = if self.db == INTERNAL_DB { self.logs.all() } else { self.logs.for_database(&self.db) };
         let schema = Arc::new(Schema::new(vec![
             Field::new("event_time", DataType::Timestamp(TimeUnit::Nanosecond, None), false),
             Field::new("trigger_name", DataType::Utf8, false),
