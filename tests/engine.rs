@@ -621,3 +621,30 @@ fn internal_answers_the_engine_tables_for_every_database_and_takes_no_writes() {
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("server's own database"), "{body}");
 }
+
+#[test]
+fn a_trigger_is_created_before_its_plugins_packages_are_installed_with_a_warning() {
+    let s = Server::start(&[]);
+    assert_eq!(s.post_json("/api/v3/configure/database", &json!({"db": "db"})).0, 200);
+    s.add_plugin("needs_pkg.py", "import not_installed_yet_pkg\n\ndef process_writes(influxdb3_local, table_batches, args=None):\n    pass\n");
+    s.add_plugin("no_func.py", "import not_installed_yet_pkg\n\ndef something_else():\n    pass\n");
+    s.add_plugin("broken.py", "import not_installed_yet_pkg\n\ndef process_writes(:\n");
+    let create = |name: &str, file: &str| {
+        s.post_json(
+            "/api/v3/configure/processing_engine_trigger",
+            &json!({"db": "db", "trigger_name": name, "plugin_filename": file, "trigger_specification": "all_tables"}),
+        )
+    };
+    let (status, body) = create("t", "needs_pkg.py");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("warning") && body.contains("not_installed_yet_pkg"), "{body}");
+    let logs = s.engine_logs("db");
+    assert!(logs.iter().any(|(t, level, text)| t == "t" && level == "WARN" && text.contains("cannot be imported yet")), "{logs:?}");
+    // A missing function or a syntax error is still refused.
+    let (status, body) = create("u", "no_func.py");
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("process_writes"), "{body}");
+    let (status, body) = create("v", "broken.py");
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("SyntaxError"), "{body}");
+}

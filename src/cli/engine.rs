@@ -41,11 +41,14 @@ pub fn create_trigger(a: CreateTriggerArgs) -> anyhow::Result<()> {
         "trigger_settings": { "run_async": a.run_asynchronous, "error_behavior": a.error_behavior },
         "disabled": a.disabled,
     });
-    c.send(
+    let answer = c.send(
         c.request("POST", "/api/v3/configure/processing_engine_trigger").set("Content-Type", "application/json"),
         Some(body.to_string().as_bytes()),
     )?;
     println!("Trigger {} created successfully", a.name);
+    if let Some(w) = serde_json::from_slice::<serde_json::Value>(&answer).ok().and_then(|v| v["warning"].as_str().map(str::to_string)) {
+        eprintln!("warning: {w}");
+    }
     Ok(())
 }
 

@@ -343,7 +343,9 @@ impl Engine {
 
     /// Creates a trigger after checking its spec and its plugin (exists, compiles, defines the
     /// function the spec calls).
-    pub async fn create_trigger(&self, db: &str, trigger: Trigger) -> Result<(), EngineError> {
+    /// Creates a trigger; returns a warning when its plugin cannot be imported yet (see
+    /// [`plugin::PluginLoader::check`]), which the trigger's log also gets.
+    pub async fn create_trigger(&self, db: &str, trigger: Trigger) -> Result<Option<String>, EngineError> {
         if trigger.name.trim().is_empty() {
             return Err(EngineError::Invalid("trigger_name must not be empty".into()));
         }
@@ -371,10 +373,14 @@ impl Engine {
         self.inner.plugins.resolve(&trigger.plugin_filename)?;
         let inner = self.inner.clone();
         let (file, function, spec_text) = (trigger.plugin_filename.clone(), spec.entry_point(), trigger.specification.clone());
-        self.on_executor(move |py, _| inner.plugins.function(py, &file, function, &spec_text).map(|_| ())).await??;
+        let warning = self.on_executor(move |py, _| inner.plugins.check(py, &file, function, &spec_text)).await??;
+        let name = trigger.name.clone();
         self.inner.catalog.update(&[CatalogOp::CreateTrigger { db: db.to_string(), trigger }])?;
+        if let Some(w) = &warning {
+            self.inner.services.logs.push(db, &name, crate::plugin_logs::LogLevel::Warn, w.clone());
+        }
         self.reconcile();
-        Ok(())
+        Ok(warning)
     }
 
     /// Deletes a trigger; an enabled one only with `force`.

@@ -28,7 +28,7 @@ pub enum PluginError {
     #[error("invalid plugin filename '{name}': {reason}")]
     BadName { name: String, reason: String },
     #[error("plugin '{name}' failed to load:\n{detail}")]
-    Load { name: String, detail: String },
+    Load { name: String, detail: String, missing_import: bool },
     #[error("could not fetch plugin '{name}' from {url}: {reason}")]
     Fetch { name: String, url: String, reason: String },
     #[error("plugin '{name}' defines no function '{function}', which a '{spec}' trigger calls")]
@@ -161,6 +161,7 @@ impl PluginLoader {
         let module = load_module(py, &path).map_err(|e| PluginError::Load {
             name: name.to_string(),
             detail: format_exception(py, &e),
+            missing_import: e.is_instance_of::<pyo3::exceptions::PyImportError>(py),
         })?;
         let replaced = self.loaded.lock().insert(path, Loaded { name: name.to_string(), module: module.clone().unbind(), stamp });
         drop(replaced);
@@ -179,6 +180,27 @@ impl PluginLoader {
         }
         let meta = std::fs::metadata(path).ok()?;
         (meta.is_file() && meta.modified().ok()? == *mtime && meta.len() == *len).then(|| l.module.bind(py).clone())
+    }
+
+    /// Checks a plugin for a new trigger: it loads and defines `function`. A plugin whose only
+    /// fault is an import that fails (a package not installed yet, as InfluxDB 3 allows) is
+    /// accepted if its source compiles and defines `function` at its top level: the answer is
+    /// the import error, as a warning.
+    pub fn check(&self, py: Python<'_>, name: &str, function: &str, spec: &str) -> Result<Option<String>, PluginError> {
+        match self.function(py, name, function, spec) {
+            Ok(_) => Ok(None),
+            Err(PluginError::Load { detail, missing_import: true, .. }) => {
+                let file = self.resolve(name)?;
+                let file = if file.is_dir() { file.join("__init__.py") } else { file };
+                let defines = defines_function(py, &file, function)
+                    .map_err(|e| PluginError::Load { name: name.to_string(), detail: format_exception(py, &e), missing_import: false })?;
+                if !defines {
+                    return Err(PluginError::MissingFunction { name: name.to_string(), function: function.to_string(), spec: spec.to_string() });
+                }
+                Ok(Some(format!("plugin '{name}' cannot be imported yet (install its packages); its calls fail until it can:\n{detail}")))
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Loads the plugin and checks it defines `function`.
@@ -228,6 +250,31 @@ fn module_name(path: &Path) -> String {
         s.push(if c.is_ascii_alphanumeric() { c } else { '_' });
     }
     s
+}
+
+/// Whether the source at `file` compiles and defines `function` at its top level (a `def`, an
+/// `async def`, or an assignment of that name), without running it.
+fn defines_function(py: Python<'_>, file: &Path, function: &str) -> PyResult<bool> {
+    let source = std::fs::read_to_string(file).map_err(|e| pyo3::exceptions::PyOSError::new_err(format!("{}: {e}", file.display())))?;
+    let ast = py.import("ast")?;
+    let tree = ast.call_method1("parse", (source, file.to_string_lossy().as_ref()))?;
+    for node in tree.getattr("body")?.try_iter()? {
+        let node = node?;
+        let kind = node.get_type().name()?.to_string();
+        let named = match kind.as_str() {
+            "FunctionDef" | "AsyncFunctionDef" => node.getattr("name")?.extract::<String>()? == function,
+            "Assign" => node
+                .getattr("targets")?
+                .try_iter()?
+                .filter_map(|t| t.ok())
+                .any(|t| t.getattr("id").and_then(|i| i.extract::<String>()).is_ok_and(|i| i == function)),
+            _ => false,
+        };
+        if named {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 fn load_module<'py>(py: Python<'py>, path: &Path) -> PyResult<Bound<'py, PyModule>> {

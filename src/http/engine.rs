@@ -105,8 +105,10 @@ pub async fn create_trigger(engine: &Engine, body: &[u8]) -> Result<Resp, ApiErr
         timeout_ms,
         memory_limit_bytes,
     };
-    engine.create_trigger(&req.db, trigger).await?;
-    Ok(empty_response(StatusCode::OK))
+    match engine.create_trigger(&req.db, trigger).await? {
+        None => Ok(empty_response(StatusCode::OK)),
+        Some(warning) => Ok(json_response(StatusCode::OK, &serde_json::json!({ "warning": warning }))),
+    }
 }
 
 pub fn delete_trigger(engine: &Engine, body: &[u8], qs: &HashMap<String, String>) -> Result<Resp, ApiError> {
