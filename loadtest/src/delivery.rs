@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use crate::ingest::{self, Load, Timeline};
 use crate::report::{Latency, Row};
-use crate::targets::{Target, DB};
+use crate::targets::Target;
 
 const SLOW: &str = "import time\n\ndef process_writes(influxdb3_local, table_batches, args=None):\n    time.sleep(2)\n";
 
@@ -43,13 +43,9 @@ def process_writes(influxdb3_local, table_batches, args=None):
 "#;
 
 fn trigger_state(target: &Target, name: &str) -> Result<Value> {
-    let text = ureq::get(&target.url("/api/v3/query_sql"))
-        .query("db", DB)
-        .query("q", &format!("SELECT calls, lag_commits, queued_events, errors FROM system.processing_engine_triggers WHERE trigger_name = '{name}'"))
-        .call()
-        .map_err(|e| anyhow!("reading trigger state: {e}"))?
-        .into_string()?;
-    let rows: Vec<Value> = serde_json::from_str(&text)?;
+    let rows = target.query(&format!(
+        "SELECT calls, lag_commits, queued_events, errors FROM system.processing_engine_triggers WHERE trigger_name = '{name}'"
+    ))?;
     rows.into_iter().next().ok_or_else(|| anyhow!("trigger {name} is not running"))
 }
 

@@ -43,15 +43,7 @@ const PLUGINS: &[(&str, &str, &str, &str)] = &[
 
 /// Rows the plugin wrote, if it wrote any.
 fn plugin_rows(target: &Target) -> Option<i64> {
-    let text = ureq::get(&target.url("/api/v3/query_sql"))
-        .query("db", crate::targets::DB)
-        .query("q", "SELECT count(*) AS n FROM hostile")
-        .call()
-        .ok()?
-        .into_string()
-        .ok()?;
-    let rows: Vec<serde_json::Value> = serde_json::from_str(&text).ok()?;
-    rows.first()?["n"].as_i64()
+    target.query("SELECT count(*) AS n FROM hostile").ok()?.first()?["n"].as_i64()
 }
 
 pub fn run(bin: &Path, flags: &[String], load: &Load, seconds: u64) -> Result<Vec<Row>> {

@@ -4,13 +4,13 @@
 //! every acked line. Restart time should follow the un-persisted tail, not the data's size.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{anyhow, Result};
 
 use crate::ingest::{self, Load, Timeline};
 use crate::report::{Latency, Row};
-use crate::targets::{Target, DB};
+use crate::targets::Target;
 
 /// Bytes of the files under `dir` whose names end with `suffix`.
 fn bytes_under(dir: &Path, suffix: &str) -> u64 {
@@ -31,15 +31,8 @@ fn bytes_under(dir: &Path, suffix: &str) -> u64 {
 }
 
 fn count(target: &Target) -> Result<u64> {
-    let body = ureq::get(&target.url("/api/v3/query_sql"))
-        .query("db", DB)
-        .query("q", "SELECT count(*) AS n FROM cpu")
-        .timeout(Duration::from_secs(600))
-        .call()
-        .map_err(|e| anyhow!("count: {e}"))?
-        .into_string()?;
-    let v: serde_json::Value = serde_json::from_str(&body)?;
-    v[0]["n"].as_u64().ok_or_else(|| anyhow!("count: unexpected answer {body}"))
+    let rows = target.query("SELECT count(*) AS n FROM cpu")?;
+    rows.first().and_then(|r| r["n"].as_u64()).ok_or_else(|| anyhow!("count: unexpected answer {rows:?}"))
 }
 
 pub fn run(bin: &Path, flags: &[String], load: &Load, lines: u64) -> Result<Row> {

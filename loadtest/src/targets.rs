@@ -212,6 +212,18 @@ impl Target {
         format!("{}{}", self.base, path)
     }
 
+    /// Runs `sql` on the load database and returns its rows as JSON.
+    pub fn query(&self, sql: &str) -> Result<Vec<serde_json::Value>> {
+        let text = ureq::get(&self.url("/api/v3/query_sql"))
+            .query("db", DB)
+            .query("q", sql)
+            .timeout(std::time::Duration::from_secs(600))
+            .call()
+            .map_err(|e| anyhow!("query {sql:?}: {e}"))?
+            .into_string()?;
+        serde_json::from_str(&text).map_err(|e| anyhow!("query {sql:?}: {e}: {text}"))
+    }
+
     /// Where line protocol goes: the InfluxDB 1.x `/write` endpoint all three speak.
     pub fn write_url(&self) -> String {
         let url = self.url(&format!("/write?db={DB}&precision=ns"));

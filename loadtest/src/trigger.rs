@@ -15,7 +15,7 @@ use anyhow::{anyhow, bail, Result};
 use serde_json::Value;
 
 use crate::report::{Latency, Row};
-use crate::targets::{Target, DB};
+use crate::targets::Target;
 use crate::tsbs::now_ns;
 
 const PLUGIN: &str = r#"import time
@@ -62,14 +62,8 @@ pub fn run(target: &Target, samples: usize, connections: usize) -> Result<Vec<Ro
     // Wait for the plugin's rows to come back through the write path.
     let deadline = Instant::now() + Duration::from_secs(60);
     let seen = loop {
-        let rows: Vec<Value> = ureq::get(&target.url("/api/v3/query_sql"))
-            .query("db", DB)
-            .query("q", "SELECT probe, entered FROM seen")
-            .call()
-            .ok()
-            .and_then(|r| r.into_string().ok())
-            .and_then(|t| serde_json::from_str(&t).ok())
-            .unwrap_or_default();
+        // The table may not exist yet: no rows then.
+        let rows: Vec<Value> = target.query("SELECT probe, entered FROM seen").unwrap_or_default();
         let wanted = rows.iter().filter(|r| r["probe"].as_str().is_some_and(|p| sent.contains_key(p))).count();
         if wanted >= sent.len() || Instant::now() > deadline {
             break rows;

@@ -201,30 +201,29 @@ impl Shard {
         let started = Instant::now();
         let appended = wal.append(record, commit).await;
         self.stats.wal_flush.observe_ns(started.elapsed().as_nanos() as u64);
-        if let Err(WalError::Full(detail)) = &appended {
-            // The segment was cut back to its last whole record: these writes are refused,
-            // and the next flush tries again (it succeeds once there is room).
-            self.buffer.end_commit(commit);
-            self.stats.wal_flush_errors.fetch_add(1, Relaxed);
-            tracing::error!(shard = self.id, error = %detail, "the disk is full: a WAL write failed and its writes are refused; writes go on once there is room");
-            let err = FlushError::DiskFull(detail.clone());
-            for w in p.waiters {
-                let _ = w.send(Err(err.clone()));
-            }
-            return Vec::new();
-        }
         if let Err(e) = appended {
             self.buffer.end_commit(commit);
             self.stats.wal_flush_errors.fetch_add(1, Relaxed);
-            tracing::error!(shard = self.id, error = %e, "WAL write failed; its writes are refused and this shard takes no more");
-            *self.wal_failed.borrow_mut() = Some(e.to_string());
-            let err = FlushError::Failed(e.to_string());
+            let err = match e {
+                // The segment was cut back to its last whole record: these writes are refused,
+                // and the next flush tries again (it succeeds once there is room).
+                WalError::Full(detail) => {
+                    tracing::error!(shard = self.id, error = %detail, "the disk is full: a WAL write failed and its writes are refused; writes go on once there is room");
+                    FlushError::DiskFull(detail)
+                }
+                e => {
+                    tracing::error!(shard = self.id, error = %e, "WAL write failed; its writes are refused and this shard takes no more");
+                    *self.wal_failed.borrow_mut() = Some(e.to_string());
+                    // Writes staged during the failed write are refused too.
+                    let staged = std::mem::take(&mut *self.pending.borrow_mut());
+                    let err = FlushError::Failed(e.to_string());
+                    for w in staged.waiters {
+                        let _ = w.send(Err(err.clone()));
+                    }
+                    err
+                }
+            };
             for w in p.waiters {
-                let _ = w.send(Err(err.clone()));
-            }
-            // Writes staged during the failed write are refused too.
-            let staged = std::mem::take(&mut *self.pending.borrow_mut());
-            for w in staged.waiters {
                 let _ = w.send(Err(err.clone()));
             }
             return Vec::new();

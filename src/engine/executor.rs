@@ -250,7 +250,7 @@ impl Inner {
                 let args = args_dict(py, r.def.arguments.as_ref())?;
                 let call_args = call_args(py, local, event, &r.db, &r.spec, args)?;
                 let threads = active_threads(py);
-                let (out, why) = slot.watched(py, r.limits(), Some(r.stopped.clone()), || func.call1(call_args))?;
+                let (out, why) = slot.watched(py, r.limits, Some(r.stopped.clone()), || func.call1(call_args))?;
                 stopped = why;
                 let left = active_threads(py).saturating_sub(threads);
                 if left > 0 {
@@ -289,11 +289,11 @@ impl Inner {
                 }
                 r.stats.errors.fetch_add(1, Ordering::Relaxed);
                 let msg = if interrupt.is_some() {
-                    format!("plugin call exceeded its time limit of {} ms and was interrupted: {trace}", r.timeout.as_millis())
+                    format!("plugin call exceeded its time limit of {} ms and was interrupted: {trace}", r.limits.timeout.as_millis())
                 } else if stopped.out_of_memory {
                     format!(
                         "plugin call passed its memory limit of {} bytes (the trigger's memory_limit, or --plugin-memory-limit) and was refused memory: {trace}",
-                        r.memory_limit.unwrap_or_default()
+                        r.limits.memory.unwrap_or_default()
                     )
                 } else {
                     format!("plugin call failed: {trace}")
@@ -301,7 +301,7 @@ impl Inner {
                 self.services.logs.push(&r.db, &r.def.name, LogLevel::Error, msg);
                 if let Event::Request(req) = event {
                     if interrupt.is_some() {
-                        req.answer_error(504, &format!("the plugin ran longer than its time limit of {} ms", r.timeout.as_millis()));
+                        req.answer_error(504, &format!("the plugin ran longer than its time limit of {} ms", r.limits.timeout.as_millis()));
                     } else {
                         req.answer_error(500, short.as_deref().unwrap_or("plugin failed"));
                     }

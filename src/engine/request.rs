@@ -166,6 +166,6 @@ impl Engine {
         }
         // The watchdog answers 504 at the limit; this bound only covers a call that could not
         // even start (every executor stuck in C code) so the client is never left hanging.
-        Ok(PendingReply { reply, bound: runner.timeout + Duration::from_secs(5), trigger: runner.def.name.to_string() })
+        Ok(PendingReply { reply, bound: runner.limits.timeout + Duration::from_secs(5), trigger: runner.def.name.to_string() })
     }
 }

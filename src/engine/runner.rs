@@ -47,10 +47,9 @@ pub struct Runner {
     pub db: String,
     pub def: Arc<Trigger>,
     pub spec: TriggerSpec,
-    /// How long one call may run.
-    pub(super) timeout: Duration,
-    /// Most memory one call may take (`None`: no limit).
-    pub(super) memory_limit: Option<u64>,
+    /// How long one call may run and how much memory it may take: the trigger's own settings,
+    /// else the server's.
+    pub(super) limits: CallLimits,
     pub(super) state: Mutex<RunnerState>,
     /// Set when the trigger is disabled or deleted: queued events are dropped unrun.
     pub(super) stopped: Arc<AtomicBool>,
@@ -70,16 +69,14 @@ pub(super) struct CallLimits {
 }
 
 impl Runner {
-    pub(super) fn limits(&self) -> CallLimits {
-        CallLimits { timeout: self.timeout, memory: self.memory_limit }
-    }
-
     /// A runner of `def`, whose own time and memory limits override the server's `defaults`.
     pub(super) fn new(db: String, def: Arc<Trigger>, spec: TriggerSpec, defaults: CallLimits, cache: Arc<CacheSpace>, feed: Option<Feed>) -> Runner {
         Runner {
             db,
-            timeout: def.timeout_ms.map_or(defaults.timeout, Duration::from_millis),
-            memory_limit: def.memory_limit_bytes.or(defaults.memory),
+            limits: CallLimits {
+                timeout: def.timeout_ms.map_or(defaults.timeout, Duration::from_millis),
+                memory: def.memory_limit_bytes.or(defaults.memory),
+            },
             def,
             spec,
             state: Mutex::new(RunnerState { queue: VecDeque::new(), scheduled: false, attempt: 0, pending: None }),

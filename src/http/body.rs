@@ -32,18 +32,17 @@ pub struct BodyLimits<'a> {
 /// `limit.within`, and inflates gzip.
 pub async fn read_body(req: Request<Incoming>, limit: BodyLimits<'_>) -> Result<(Parts, Bytes), ApiError> {
     let (parts, body) = req.into_parts();
-    let within = limit.within;
-    let limit_bytes = limit.bytes;
+    let BodyLimits { bytes: limit, within, deadlines } = limit;
     if let Some(len) = parts.headers.get(hyper::header::CONTENT_LENGTH) {
-        if len.to_str().ok().and_then(|s| s.parse::<u64>().ok()).is_some_and(|n| n > limit_bytes as u64) {
-            return Err(ApiError::TooLarge(limit_bytes));
+        if len.to_str().ok().and_then(|s| s.parse::<u64>().ok()).is_some_and(|n| n > limit as u64) {
+            return Err(ApiError::TooLarge(limit));
         }
     }
-    let mut collect = std::pin::pin!(Limited::new(body, limit_bytes).collect());
+    let mut collect = std::pin::pin!(Limited::new(body, limit).collect());
     // Most bodies are already here whole: only one still arriving arms a deadline.
     let collected = match futures::poll!(&mut collect) {
         Poll::Ready(r) => r,
-        Poll::Pending => match futures::future::select(collect, limit.deadlines.after(within)).await {
+        Poll::Pending => match futures::future::select(collect, deadlines.after(within)).await {
             Either::Left((r, _)) => r,
             Either::Right(_) => {
                 return Err(ApiError::RequestTimeout(format!(
@@ -52,7 +51,6 @@ pub async fn read_body(req: Request<Incoming>, limit: BodyLimits<'_>) -> Result<
             }
         },
     };
-    let limit = limit_bytes;
     let bytes = match collected {
         Ok(c) => c.to_bytes(),
         Err(e) => {
@@ -96,7 +94,7 @@ pub fn uri_params(uri: &hyper::Uri) -> HashMap<String, String> {
 
 /// Parses a boolean parameter; absent means `default`.
 pub fn bool_param(params: &HashMap<String, String>, name: &str, default: bool) -> Result<bool, ApiError> {
-    weir_wire::params::flag(params, name, default).map_err(|e| ApiError::BadRequest(e.0))
+    Ok(weir_wire::params::flag(params, name, default)?)
 }
 
 #[cfg(test)]

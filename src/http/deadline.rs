@@ -54,11 +54,6 @@ impl Alarm {
         }
         Poll::Pending
     }
-
-    /// Disarms it: nothing is woken until the next `poll_at`.
-    pub fn clear(&self) {
-        self.0.due.set(None);
-    }
 }
 
 /// Completes once its instant has passed and a sweep has seen it.
@@ -191,7 +186,7 @@ mod tests {
     }
 
     #[test]
-    fn an_alarm_rings_once_due_and_can_be_moved_or_cleared() {
+    fn an_alarm_rings_once_due_and_can_be_moved() {
         let list = Deadlines::default();
         let count = Arc::new(Count(AtomicUsize::new(0)));
         let waker = Waker::from(count.clone());
@@ -207,11 +202,8 @@ mod tests {
         assert_eq!(count.0.load(Ordering::SeqCst), 0);
         list.sweep(soon + Duration::from_secs(11));
         assert_eq!(count.0.load(Ordering::SeqCst), 1, "rung once due");
-        // Cleared: never rings.
-        assert!(alarm.poll_at(soon, &mut cx).is_pending());
-        alarm.clear();
         list.sweep(soon + Duration::from_secs(60));
-        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        assert_eq!(count.0.load(Ordering::SeqCst), 1, "rung once, not again");
         assert!(alarm.poll_at(Instant::now(), &mut cx).is_ready(), "an instant already past is ready at once");
         drop(alarm);
         list.sweep(Instant::now());

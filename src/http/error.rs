@@ -174,6 +174,12 @@ impl From<crate::engine::EngineError> for ApiError {
     }
 }
 
+impl From<weir_wire::params::ParamError> for ApiError {
+    fn from(e: weir_wire::params::ParamError) -> Self {
+        ApiError::BadRequest(e.0)
+    }
+}
+
 impl From<crate::auth::AuthError> for ApiError {
     fn from(e: crate::auth::AuthError) -> Self {
         if e.is_forbidden() {

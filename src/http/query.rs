@@ -20,7 +20,7 @@ pub async fn query_sql(
     qs: &HashMap<String, String>,
     body: &[u8],
 ) -> Result<Resp, ApiError> {
-    let req = QueryRequest::parse(parts.method == Method::POST, qs, body).map_err(|e| ApiError::BadRequest(e.0))?;
+    let req = QueryRequest::parse(parts.method == Method::POST, qs, body)?;
     let db = req.db.filter(|s| !s.is_empty()).ok_or_else(|| ApiError::BadRequest("missing 'db' naming the database".into()))?;
     principal.require(Action::Read(&db))?;
     let q = req.q.filter(|s| !s.trim().is_empty()).ok_or_else(|| ApiError::BadRequest("missing 'q' holding the SQL query".into()))?;
