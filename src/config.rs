@@ -182,6 +182,12 @@ pub struct ServeConfig {
     #[arg(long, env = "WEIR_PACKAGE_INSTALL_TIMEOUT", default_value = "15m", value_parser = crate::time::parse_duration)]
     pub package_install_timeout: Duration,
 
+    /// Let plugins import the system Python's site-packages (after the plugin venv's). Off by
+    /// default: Debian's copies are often older than what a plugin needs, and InfluxDB 3's
+    /// bundled Python has none.
+    #[arg(long, env = "WEIR_PLUGIN_SYSTEM_PACKAGES")]
+    pub plugin_system_packages: bool,
+
     /// Base URL for `gh:` plugin names.
     #[arg(
         long,

@@ -46,7 +46,10 @@ use crate::storage::Storage;
 /// glommio's registered I/O buffers; the default (10 MiB) exceeds a common 8 MiB memlock limit.
 const SHARD_IO_MEMORY_BYTES: usize = 512 << 10;
 
-pub fn run(cfg: ServeConfig) -> anyhow::Result<()> {
+pub fn run(mut cfg: ServeConfig) -> anyhow::Result<()> {
+    // Absolute: glommio opens the WAL's directories without the working directory (a relative
+    // `--data-dir`, the default `./data` included, failed with EBADF).
+    cfg.data_dir = std::path::absolute(&cfg.data_dir).context("resolving --data-dir")?;
     crate::alloc::set_purge_delay(cfg.allocator_purge_delay_ms);
     crate::alloc::set_huge_pages(cfg.allocator_huge_pages);
     init_logging(&cfg.log_filter);
@@ -164,6 +167,7 @@ pub fn run(cfg: ServeConfig) -> anyhow::Result<()> {
         packages: crate::engine::packages::PackagePolicy {
             enabled: !cfg.disable_package_management,
             timeout: cfg.package_install_timeout,
+            system_site_packages: cfg.plugin_system_packages,
         },
         executors: cfg.py_executor_count(),
         default_timeout: cfg.plugin_timeout,
@@ -483,5 +487,7 @@ fn ignore_file_size_signal() {
 fn init_logging(filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    // Colour codes only for a person at a terminal: log files and collectors get plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).try_init();
 }

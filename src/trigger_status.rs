@@ -1,5 +1,5 @@
-//! What the engine reports about its triggers while they run, for
-//! `system.processing_engine_triggers`: a row type and the trait the engine implements.
+//! What the engine reports about its triggers, for `system.processing_engine_triggers` and
+//! `system.plugin_files`: the row types and the trait the engine implements.
 //!
 //! A leaf, so the query side reads the engine's state without depending on the engine.
 
@@ -30,8 +30,23 @@ pub struct TriggerStatus {
     pub call_duration_p99_s: Option<f64>,
 }
 
+/// One file of a trigger's plugin, for `system.plugin_files`.
+#[derive(Debug, Clone)]
+pub struct PluginFileRow {
+    pub trigger_name: String,
+    /// The plugin's name (`x.py`, `gh:x.py`), or `pkg/m.py` for a package's file.
+    pub file_name: String,
+    /// Where it is on the server.
+    pub file_path: String,
+    pub size_bytes: u64,
+    /// Milliseconds since the epoch.
+    pub last_modified_ms: i64,
+}
+
 /// The source of [`TriggerStatus`] rows: the processing engine.
 pub trait TriggerStatusSource: Send + Sync {
     /// The running triggers of database `db`.
     fn trigger_status(&self, db: &str) -> Vec<TriggerStatus>;
+    /// The plugin files of database `db`'s triggers, enabled or not.
+    fn plugin_files(&self, db: &str) -> Vec<PluginFileRow>;
 }

@@ -162,8 +162,8 @@ pub struct Database {
     /// Absent from catalogs written before triggers existed.
     #[serde(default)]
     pub triggers: BTreeMap<String, Arc<Trigger>>,
-    /// How long rows are kept, in nanoseconds (`None`: forever). Set at creation only, as in
-    /// InfluxDB 3 Core.
+    /// How long rows are kept, in nanoseconds (`None`: forever). Set at creation, changed by
+    /// [`CatalogOp::SetRetention`] (`weir update database`).
     #[serde(default)]
     pub retention_ns: Option<u64>,
 }
@@ -238,10 +238,14 @@ pub enum CatalogError {
     Corrupt(String),
 }
 
+/// The server's own database: never in the catalog or written to; its `system` tables cover
+/// every database (as InfluxDB 3's do).
+pub const INTERNAL_DB: &str = "_internal";
+
 /// Checks a database name: 1–64 characters of letters, digits, `_` and `-`, starting with a
 /// letter or digit (what InfluxDB 3 accepts).
 pub fn validate_db_name(name: &str) -> Result<(), CatalogError> {
-    if name == "_internal" {
+    if name == INTERNAL_DB {
         return Err(CatalogError::InvalidName(
             "'_internal' is the server's own database: it can be queried (its system tables cover every database) but not written to or made".into(),
         ));
@@ -269,6 +273,8 @@ pub enum CatalogOp {
     /// exists.
     CreateDatabase { name: String, retention_ns: Option<u64> },
     DeleteDatabase(String),
+    /// Change how long a database keeps rows (`None`: forever); idempotent.
+    SetRetention { db: String, retention_ns: Option<u64> },
     /// Add a table (if missing) and any missing columns; an error if a column has another kind.
     EnsureColumns { db: String, table: String, columns: Vec<Column> },
     /// Create a table; an error if it exists.
@@ -277,6 +283,8 @@ pub enum CatalogOp {
     /// Add a trigger; an error if one of that name exists in the database.
     CreateTrigger { db: String, trigger: Trigger },
     DeleteTrigger { db: String, name: String },
+    /// Replace a trigger's definition (same name); an error if there is none to replace.
+    ReplaceTrigger { db: String, trigger: Trigger },
     /// Enable or disable a trigger; idempotent.
     SetTriggerDisabled { db: String, name: String, disabled: bool },
     /// Add a token (its `id` is assigned here); an error if one of that name exists.
@@ -469,9 +477,26 @@ fn apply(cat: &mut CatalogSnapshot, op: &CatalogOp, commits: Option<&AtomicU64>)
             dbm.triggers.insert(trigger.name.clone(), Arc::new(trigger.clone()));
             Ok(true)
         }
+        CatalogOp::ReplaceTrigger { db, trigger } => {
+            let dbm = Arc::make_mut(db_mut(cat, db)?);
+            let old = dbm.triggers.get_mut(&trigger.name).ok_or_else(|| CatalogError::TriggerNotFound(trigger.name.clone()))?;
+            if **old == *trigger {
+                return Ok(false);
+            }
+            *old = Arc::new(trigger.clone());
+            Ok(true)
+        }
         CatalogOp::DeleteTrigger { db, name } => {
             let dbm = Arc::make_mut(db_mut(cat, db)?);
             dbm.triggers.remove(name).ok_or_else(|| CatalogError::TriggerNotFound(name.clone()))?;
+            Ok(true)
+        }
+        CatalogOp::SetRetention { db, retention_ns } => {
+            let dbm = Arc::make_mut(db_mut(cat, db)?);
+            if dbm.retention_ns == *retention_ns {
+                return Ok(false);
+            }
+            dbm.retention_ns = *retention_ns;
             Ok(true)
         }
         CatalogOp::SetTriggerDisabled { db, name, disabled } => {

@@ -1,11 +1,12 @@
 //! Client commands: each is one HTTP call to a running server, its answer printed.
 
-use std::io::{Read, Write};
+use std::io::{IsTerminal, Read, Write};
 
 use anyhow::{bail, Context};
 use serde_json::json;
 
-use super::{ClientArgs, CreateCommand, DeleteCommand, QueryArgs, ShowCommand, WriteArgs};
+use super::{ClientArgs, CreateCommand, DeleteCommand, Language, QueryArgs, ShowCommand, WriteArgs};
+use crate::http::paths;
 
 pub(super) struct Client {
     base: String,
@@ -15,8 +16,7 @@ pub(super) struct Client {
 
 impl Client {
     pub(super) fn new(a: &ClientArgs) -> Client {
-        // influxdb3's variable works too, so scripts written for it run unchanged.
-        let token = a.token.clone().or_else(|| std::env::var("INFLUXDB3_AUTH_TOKEN").ok().filter(|t| !t.is_empty()));
+        let token = a.token.clone().filter(|t| !t.is_empty());
         Client { base: a.host.trim_end_matches('/').to_string(), token, agent: ureq::AgentBuilder::new().build() }
     }
 
@@ -59,22 +59,21 @@ pub(super) fn print(bytes: &[u8]) -> anyhow::Result<()> {
 
 pub fn write(a: WriteArgs) -> anyhow::Result<()> {
     let c = Client::new(&a.client);
-    let body = match (&a.file, &a.lines) {
-        (Some(f), _) if f == "-" => {
-            let mut b = Vec::new();
-            std::io::stdin().read_to_end(&mut b)?;
-            b
-        }
+    let body = match (&a.file, a.lines.is_empty()) {
+        (Some(f), _) if f == "-" => read_stdin()?,
         (Some(f), _) => std::fs::read(f).with_context(|| format!("reading {f}"))?,
-        (None, Some(l)) => l.clone().into_bytes(),
-        (None, None) => bail!("give line protocol as an argument, or --file PATH (- for stdin)"),
+        (None, false) => a.lines.join("\n").into_bytes(),
+        (None, true) if std::io::stdin().is_terminal() => {
+            bail!("give line protocol as arguments, with --file PATH, or on stdin")
+        }
+        (None, true) => read_stdin()?,
     };
-    let mut req = c.request("POST", "/api/v3/write_lp").query("db", &a.database);
+    let mut req = c
+        .request("POST", paths::WRITE_V3)
+        .query("db", &a.db.database)
+        .query("accept_partial", if a.accept_partial { "true" } else { "false" });
     if let Some(p) = &a.precision {
         req = req.query("precision", p);
-    }
-    if a.no_accept_partial {
-        req = req.query("accept_partial", "false");
     }
     if a.no_sync {
         req = req.query("no_sync", "true");
@@ -84,24 +83,50 @@ pub fn write(a: WriteArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn read_stdin() -> anyhow::Result<Vec<u8>> {
+    let mut b = Vec::new();
+    std::io::stdin().read_to_end(&mut b).context("reading stdin")?;
+    Ok(b)
+}
+
 pub fn query(a: QueryArgs) -> anyhow::Result<()> {
     let c = Client::new(&a.client);
     let q = match (&a.file, &a.query) {
         (Some(f), _) => std::fs::read_to_string(f).with_context(|| format!("reading {f}"))?,
         (None, Some(q)) => q.clone(),
-        (None, None) => bail!("give the SQL query as an argument or with --file"),
+        (None, None) => bail!("give the query as an argument or with --file"),
     };
-    let mut body = json!({ "db": a.database, "q": q, "format": a.format });
+    let mut body = json!({ "db": a.db.database, "q": q, "format": a.format });
     if let Some(p) = &a.params {
         let v: serde_json::Value = serde_json::from_str(p).context("--params must be a JSON object")?;
         body["params"] = v;
     }
-    let out = c.send(c.request("POST", "/api/v3/query_sql").set("Content-Type", "application/json"), Some(body.to_string().as_bytes()))?;
-    match &a.output {
-        Some(path) => std::fs::write(path, &out).with_context(|| format!("writing {path}"))?,
-        None => print(&out)?,
+    let path = match a.language {
+        Language::Sql => paths::QUERY_SQL,
+        Language::Influxql => paths::QUERY_INFLUXQL,
+    };
+    let out = c.send(c.request("POST", path).set("Content-Type", "application/json"), Some(body.to_string().as_bytes()));
+    let out = match (a.language, out) {
+        (Language::Influxql, Err(e)) if e.to_string().contains("answered 404") => {
+            bail!("this server does not answer InfluxQL yet ({e}); use SQL")
+        }
+        (_, r) => r?,
+    };
+    print_or_save(&out, a.output.as_deref())
+}
+
+/// Prints an answer, or writes it to `output` when given (for `--format parquet`).
+pub(super) fn print_or_save(out: &[u8], output: Option<&str>) -> anyhow::Result<()> {
+    match output {
+        Some(path) => std::fs::write(path, out).with_context(|| format!("writing {path}")),
+        None => print(out),
     }
-    Ok(())
+}
+
+/// Runs SQL on the server and answers in `format`.
+pub(super) fn sql(c: &Client, db: &str, q: &str, format: &str) -> anyhow::Result<Vec<u8>> {
+    let body = json!({ "db": db, "q": q, "format": format }).to_string();
+    c.send(c.request("POST", paths::QUERY_SQL).set("Content-Type", "application/json"), Some(body.as_bytes()))
 }
 
 pub fn create(what: CreateCommand) -> anyhow::Result<()> {
@@ -112,7 +137,8 @@ pub fn create(what: CreateCommand) -> anyhow::Result<()> {
             c.send(c.request("POST", "/api/v3/configure/database").set("Content-Type", "application/json"), Some(body.as_bytes()))?;
             println!("Database \"{name}\" created successfully");
         }
-        CreateCommand::Table { client, database, tags, fields, name } => {
+        CreateCommand::Table { client, db, tags, fields, name } => {
+            let database = db.database;
             let c = Client::new(&client);
             let mut fs = Vec::new();
             for f in &fields {
@@ -136,12 +162,14 @@ pub fn delete(what: DeleteCommand) -> anyhow::Result<()> {
             c.send(c.request("DELETE", "/api/v3/configure/database").query("db", &name), None)?;
             println!("Database \"{name}\" deleted successfully");
         }
-        DeleteCommand::Table { client, database, name } => {
+        DeleteCommand::Table { client, db, name } => {
+            let database = db.database;
             let c = Client::new(&client);
             c.send(c.request("DELETE", "/api/v3/configure/table").query("db", &database).query("table", &name), None)?;
             println!("Table \"{database}\".\"{name}\" deleted successfully");
         }
-        DeleteCommand::Trigger { client, database, force, name } => {
+        DeleteCommand::Trigger { client, db, force, name } => {
+            let (database, name) = (db.database, name.get().to_string());
             let c = Client::new(&client);
             let body = json!({ "db": database, "trigger_name": name, "force": force }).to_string();
             c.send(c.request("DELETE", "/api/v3/configure/processing_engine_trigger").set("Content-Type", "application/json"), Some(body.as_bytes()))?;
@@ -160,5 +188,8 @@ pub fn show(what: ShowCommand) -> anyhow::Result<()> {
             print(&out)
         }
         ShowCommand::Tokens { client, format } => super::tokens::show(&client, format),
+        ShowCommand::Plugins { client, format, output } => super::plugin_files::show(&client, &format, output.as_deref()),
+        ShowCommand::Retention { client, database, format } => super::admin::show_retention(&client, database.as_deref(), &format),
+        ShowCommand::System { client, db, what } => super::admin::show_system(&client, &db.database, what),
     }
 }

@@ -21,7 +21,7 @@ fn plugin_dir_with_pyarrow() -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).expect("plugin dir");
     let dir = std::fs::canonicalize(dir).expect("canonical plugin dir");
     if !dir.join(".venv/lib/python3.11/site-packages/pyarrow").exists() {
-        let policy = packages::PackagePolicy { enabled: true, timeout: std::time::Duration::from_secs(900) };
+        let policy = packages::PackagePolicy { enabled: true, timeout: std::time::Duration::from_secs(900), system_site_packages: false };
         packages::install(&dir, packages::Install::Packages(vec!["pyarrow".into()]), policy).expect("pyarrow installs");
     }
     dir
@@ -43,7 +43,7 @@ fn part(values: &[f64], t0: i64) -> TableBatch {
 fn arrow_batch_is_zero_copy_and_joins_shards() {
     let dir = plugin_dir_with_pyarrow();
     python::start().expect("python");
-    Python::attach(|py| python::prepare(py, &dir)).expect("plugin environment");
+    Python::attach(|py| python::prepare(py, &dir, false)).expect("plugin environment");
     let spec = TriggerSpec::Table("cpu".into());
 
     let one = Delivery { from: 0, through: 0, tables: vec![part(&[1.5, 2.5, 3.5], 100)] };

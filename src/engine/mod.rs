@@ -45,6 +45,7 @@ mod feed;
 pub mod ingest;
 pub mod packages;
 pub mod plugin;
+mod plugin_files;
 pub mod request;
 mod replay;
 mod retry;
@@ -203,13 +204,19 @@ impl crate::trigger_status::TriggerStatusSource for Engine {
         let runners: Vec<Arc<Runner>> = self.inner.runners.read().values().filter(|r| r.db == db).cloned().collect();
         runners.iter().map(|r| self.status(r)).collect()
     }
+
+    fn plugin_files(&self, db: &str) -> Vec<crate::trigger_status::PluginFileRow> {
+        let snapshot = self.inner.catalog.snapshot();
+        let Some(d) = snapshot.db(db) else { return Vec::new() };
+        d.triggers.values().flat_map(|t| plugin_files::files_of(&self.inner.plugins, &t.name, &t.plugin_filename)).collect()
+    }
 }
 
 impl Engine {
     /// Starts Python, the executors, the timer, the scheduler, and the feeder of WAL triggers.
     pub fn start(cfg: EngineConfig, catalog: Arc<Catalog>, buffer: Arc<WriteBuffer>, services: Arc<Services>) -> Result<Engine, EngineError> {
         python::start().map_err(EngineError::Unavailable)?;
-        Python::attach(|py| python::prepare(py, &cfg.plugin_dir))
+        Python::attach(|py| python::prepare(py, &cfg.plugin_dir, cfg.packages.system_site_packages))
             .map_err(|e| EngineError::Unavailable(format!("preparing the plugin environment: {e}")))?;
         if let Some(token) = &cfg.auth_token {
             Python::attach(|py| python::set_env(py, "INFLUXDB3_AUTH_TOKEN", token))
@@ -341,18 +348,34 @@ impl Engine {
         rx.await.map_err(|_| EngineError::Unavailable("a Python executor dropped the request".into()))
     }
 
-    /// Creates a trigger after checking its spec and its plugin (exists, compiles, defines the
-    /// function the spec calls).
-    /// Creates a trigger; returns a warning when its plugin cannot be imported yet (see
-    /// [`plugin::PluginLoader::check`]), which the trigger's log also gets.
-    pub async fn create_trigger(&self, db: &str, trigger: Trigger) -> Result<Option<String>, EngineError> {
+    /// Checks a trigger's settings and its plugin (fetching a `gh:` one): the plugin exists,
+    /// compiles and defines the function the spec calls. Answers the warning of a plugin that
+    /// cannot be imported yet (see [`plugin::PluginLoader::check`]).
+    async fn check_trigger(&self, trigger: &Trigger, spec: &TriggerSpec) -> Result<Option<String>, EngineError> {
         if trigger.name.trim().is_empty() {
             return Err(EngineError::Invalid("trigger_name must not be empty".into()));
         }
-        let spec = TriggerSpec::parse(&trigger.specification)?;
         if trigger.timeout_ms == Some(0) {
             return Err(EngineError::Invalid("timeout must be greater than zero".into()));
         }
+        self.fetch(&trigger.plugin_filename).await?;
+        self.inner.plugins.resolve(&trigger.plugin_filename)?;
+        let inner = self.inner.clone();
+        let (file, function, spec_text) = (trigger.plugin_filename.clone(), spec.entry_point(), trigger.specification.clone());
+        self.on_executor(move |py, _| inner.plugins.check(py, &file, function, &spec_text)).await?.map_err(Into::into)
+    }
+
+    /// Logs a check's warning to the trigger's log.
+    fn log_warning(&self, db: &str, name: &str, warning: &Option<String>) {
+        if let Some(w) = warning {
+            self.inner.services.logs.push(db, name, crate::plugin_logs::LogLevel::Warn, w.clone());
+        }
+    }
+
+    /// Creates a trigger after checking it ([`Self::check_trigger`]); returns the warning of
+    /// a plugin that cannot be imported yet, which the trigger's log also gets.
+    pub async fn create_trigger(&self, db: &str, trigger: Trigger) -> Result<Option<String>, EngineError> {
+        let spec = TriggerSpec::parse(&trigger.specification)?;
         let snapshot = self.inner.catalog.snapshot();
         if snapshot.db(db).is_none() {
             return Err(CatalogError::DatabaseNotFound(db.to_string()).into());
@@ -369,18 +392,59 @@ impl Engine {
                 }
             }
         }
-        self.fetch(&trigger.plugin_filename).await?;
-        self.inner.plugins.resolve(&trigger.plugin_filename)?;
-        let inner = self.inner.clone();
-        let (file, function, spec_text) = (trigger.plugin_filename.clone(), spec.entry_point(), trigger.specification.clone());
-        let warning = self.on_executor(move |py, _| inner.plugins.check(py, &file, function, &spec_text)).await??;
+        let warning = self.check_trigger(&trigger, &spec).await?;
         let name = trigger.name.clone();
         self.inner.catalog.update(&[CatalogOp::CreateTrigger { db: db.to_string(), trigger }])?;
-        if let Some(w) = &warning {
-            self.inner.services.logs.push(db, &name, crate::plugin_logs::LogLevel::Warn, w.clone());
-        }
+        self.log_warning(db, &name, &warning);
         self.reconcile();
         Ok(warning)
+    }
+
+    /// A trigger's definition.
+    pub fn trigger(&self, db: &str, name: &str) -> Result<Arc<Trigger>, EngineError> {
+        let snapshot = self.inner.catalog.snapshot();
+        let dbm = snapshot.db(db).ok_or_else(|| CatalogError::DatabaseNotFound(db.to_string()))?;
+        Ok(dbm.triggers.get(name).ok_or_else(|| CatalogError::TriggerNotFound(name.to_string()))?.clone())
+    }
+
+    /// Replaces a trigger's definition (its spec stays: a new spec is a new trigger), checked
+    /// as at creation. A running WAL trigger keeps its place in the WAL: the new definition
+    /// starts at the old one's cursor, so no commit is skipped (a call running meanwhile may
+    /// see its commits again).
+    pub async fn update_trigger(&self, db: &str, trigger: Trigger) -> Result<Option<String>, EngineError> {
+        let old = self.trigger(db, &trigger.name)?;
+        if old.specification != trigger.specification {
+            return Err(EngineError::Invalid(format!(
+                "a trigger's specification cannot change ('{}'); delete the trigger and create it again",
+                old.specification
+            )));
+        }
+        let spec = TriggerSpec::parse(&trigger.specification)?;
+        let warning = self.check_trigger(&trigger, &spec).await?;
+        let name = trigger.name.clone();
+        self.inner.catalog.update(&[CatalogOp::ReplaceTrigger { db: db.to_string(), trigger }])?;
+        self.log_warning(db, &name, &warning);
+        self.reconcile();
+        Ok(warning)
+    }
+
+    /// Writes a plugin file under the plugin directory (creating or replacing it); triggers
+    /// using it load the new code at their next call.
+    pub async fn write_plugin_file(&self, name: String, content: String) -> Result<(), EngineError> {
+        let dir = self.inner.plugins.dir().to_path_buf();
+        tokio::task::spawn_blocking(move || plugin_files::write_file(&dir, &name, &content))
+            .await
+            .map_err(|e| EngineError::Unavailable(e.to_string()))??;
+        Ok(())
+    }
+
+    /// Replaces a package plugin's directory with `files` (`(relative path, content)`).
+    pub async fn write_plugin_directory(&self, name: String, files: Vec<(String, String)>) -> Result<(), EngineError> {
+        let dir = self.inner.plugins.dir().to_path_buf();
+        tokio::task::spawn_blocking(move || plugin_files::write_directory(&dir, &name, &files))
+            .await
+            .map_err(|e| EngineError::Unavailable(e.to_string()))??;
+        Ok(())
     }
 
     /// Deletes a trigger; an enabled one only with `force`.
@@ -437,7 +501,7 @@ impl Engine {
             .await
             .map_err(|e| EngineError::Unavailable(e.to_string()))??;
         self.on_executor(move |py, _| {
-            python::add_venv_site_packages(py, &python::venv_dir(&dir))
+            python::prepare(py, &dir, policy.system_site_packages)
                 .and_then(|_| py.import("importlib")?.call_method0("invalidate_caches").map(|_| ()))
                 .map_err(|e| EngineError::Unavailable(format!("could not load the new packages: {e}")))
         })

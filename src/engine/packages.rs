@@ -37,6 +37,9 @@ pub struct PackagePolicy {
     pub enabled: bool,
     /// Longest a pip run may take.
     pub timeout: Duration,
+    /// Whether the system's site-packages stay importable by plugins, after the venv's
+    /// (`--plugin-system-packages`).
+    pub system_site_packages: bool,
 }
 
 /// What to install.
@@ -210,11 +213,22 @@ fn run(cmd: &mut Command, what: &str, timeout: Duration) -> Result<String, Packa
     Err(PackageError::Failed(format!("{what} failed ({status}):\n{}", text[start..].trim())))
 }
 
-fn drain(mut r: impl std::io::Read + Send + 'static) -> std::thread::JoinHandle<String> {
+/// Reads a pipe of pip's to its end, logging each line as it comes (a first install of a large
+/// package takes minutes: the log shows it progressing), and answers all of it.
+fn drain(r: impl std::io::Read + Send + 'static) -> std::thread::JoinHandle<String> {
     std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = r.read_to_end(&mut buf);
-        String::from_utf8_lossy(&buf).into_owned()
+        let mut text = String::new();
+        let mut lines = std::io::BufReader::new(r);
+        let mut line = Vec::new();
+        while matches!(std::io::BufRead::read_until(&mut lines, b'\n', &mut line), Ok(n) if n > 0) {
+            let l = String::from_utf8_lossy(&line);
+            if !l.trim().is_empty() {
+                tracing::info!(target: "weir::packages", "pip: {}", l.trim_end());
+            }
+            text.push_str(&l);
+            line.clear();
+        }
+        text
     })
 }
 
@@ -267,7 +281,7 @@ mod tests {
     #[test]
     fn nothing_runs_when_package_management_is_off() {
         let dir = tempfile::tempdir().unwrap();
-        let policy = PackagePolicy { enabled: false, timeout: Duration::from_secs(1) };
+        let policy = PackagePolicy { enabled: false, timeout: Duration::from_secs(1), system_site_packages: false };
         assert!(matches!(install(dir.path(), Install::Packages(vec!["requests".into()]), policy), Err(PackageError::Disabled)));
         assert!(!venv_dir(dir.path()).exists());
     }

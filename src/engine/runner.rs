@@ -145,10 +145,15 @@ impl Inner {
             }
         }
         let mut runners = self.runners.write();
+        // An updated WAL trigger (still wanted, new definition) resumes at the old one's cursor.
+        let mut carried: HashMap<(String, String), u64> = HashMap::new();
         runners.retain(|k, r| {
             let keep = wanted.get(k).is_some_and(|t| **t == *r.def);
             if !keep {
                 r.stopped.store(true, Ordering::Release);
+                if let (true, Some(feed)) = (wanted.contains_key(k), &r.feed) {
+                    carried.insert(k.clone(), feed.lock().cursor());
+                }
             }
             keep
         });
@@ -172,7 +177,7 @@ impl Inner {
             // A WAL trigger resumes at its saved cursor (at start-up), or starts at the next
             // commit: every write acked before it was created or enabled is not its to see.
             let feed = spec.is_wal().then(|| {
-                let saved = self.start_cursors.lock().remove(&key);
+                let saved = carried.remove(&key).or_else(|| self.start_cursors.lock().remove(&key));
                 added_wal = true;
                 Feed::new(saved.unwrap_or_else(|| self.buffer.commits()))
             });

@@ -1,4 +1,5 @@
-//! `/api/v3/configure/database` and `/api/v3/configure/table`: create, list, delete.
+//! `/api/v3/configure/database` and `/api/v3/configure/table`: create, list, update (a
+//! database's retention period), delete.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -48,7 +49,9 @@ pub fn list_databases(catalog: &Catalog, qs: &HashMap<String, String>) -> Result
     Ok(r)
 }
 
-pub fn create_database(catalog: &Catalog, body: &[u8], qs: &HashMap<String, String>) -> Result<Resp, ApiError> {
+/// The database's name and retention period (`None`: keep rows forever), from the JSON body
+/// or the query string.
+fn database_and_retention(body: &[u8], qs: &HashMap<String, String>) -> Result<(String, Option<u64>), ApiError> {
     let name = name_from(body, qs, "db")?;
     let period = if body.iter().all(|b| b.is_ascii_whitespace()) {
         qs.get("retention_period").cloned()
@@ -64,7 +67,19 @@ pub fn create_database(catalog: &Catalog, body: &[u8], qs: &HashMap<String, Stri
         Some(p) => pipeline::retention::parse(&p).map_err(ApiError::BadRequest)?,
         None => None,
     };
+    Ok((name, retention_ns))
+}
+
+pub fn create_database(catalog: &Catalog, body: &[u8], qs: &HashMap<String, String>) -> Result<Resp, ApiError> {
+    let (name, retention_ns) = database_and_retention(body, qs)?;
     catalog.update(&[CatalogOp::CreateDatabase { name, retention_ns }])?;
+    Ok(empty_response(StatusCode::OK))
+}
+
+/// `PUT`: sets the retention period (a missing or null one clears it, as `none` does).
+pub fn update_database(catalog: &Catalog, body: &[u8], qs: &HashMap<String, String>) -> Result<Resp, ApiError> {
+    let (db, retention_ns) = database_and_retention(body, qs)?;
+    catalog.update(&[CatalogOp::SetRetention { db, retention_ns }])?;
     Ok(empty_response(StatusCode::OK))
 }
 

@@ -1,5 +1,5 @@
-//! Processing-engine routes: `/api/v3/configure/processing_engine_trigger` (create, delete,
-//! enable, disable), `/api/v3/plugin_test/wal`, and the plugin environment's
+//! Processing-engine routes: `/api/v3/configure/processing_engine_trigger` (create, update,
+//! delete, enable, disable), plugin files (`/api/v3/plugins/files|directory`), `/api/v3/plugin_test/wal`, and the plugin environment's
 //! `install_packages` / `install_requirements`, and request triggers under `/api/v3/engine/`.
 //!
 //! Thin: it parses the JSON shapes of SPEC §5 (also accepting the query string, as InfluxDB's
@@ -69,46 +69,160 @@ pub fn arguments_from_json(
     Ok(Some(out))
 }
 
+fn error_behavior(s: Option<&str>) -> Result<Option<ErrorBehavior>, ApiError> {
+    match s {
+        None | Some("") => Ok(None),
+        Some(s) => ErrorBehavior::parse(s)
+            .map(Some)
+            .ok_or_else(|| ApiError::BadRequest(format!("invalid error_behavior '{s}': expected log, retry or disable"))),
+    }
+}
+
+fn timeout_ms(s: Option<&str>) -> Result<Option<u64>, ApiError> {
+    match s {
+        None | Some("") => Ok(None),
+        Some(t) => Ok(Some(
+            crate::time::parse_duration(t).map_err(|e| ApiError::BadRequest(format!("invalid timeout: {e}")))?.as_millis() as u64,
+        )),
+    }
+}
+
+fn memory_limit_bytes(s: Option<&str>) -> Result<Option<u64>, ApiError> {
+    match s {
+        None | Some("") => Ok(None),
+        Some(m) => match crate::config::parse_size(m) {
+            Ok(0) => Err(ApiError::BadRequest("invalid memory_limit: it must be more than zero bytes".into())),
+            Ok(n) => Ok(Some(n)),
+            Err(e) => Err(ApiError::BadRequest(format!("invalid memory_limit: {e}"))),
+        },
+    }
+}
+
+/// A trigger answer: empty, or the warning of a plugin that cannot be imported yet.
+fn trigger_answer(warning: Option<String>) -> Resp {
+    match warning {
+        None => empty_response(StatusCode::OK),
+        Some(warning) => json_response(StatusCode::OK, &serde_json::json!({ "warning": warning })),
+    }
+}
+
 pub async fn create_trigger(engine: &Engine, body: &[u8]) -> Result<Resp, ApiError> {
     let req: CreateTrigger = json_body(
         body,
         r#"{"db", "trigger_name", "plugin_filename", "trigger_specification", "trigger_arguments", "trigger_settings": {"run_async", "error_behavior", "timeout", "memory_limit"}, "disabled"}"#,
     )?;
     let settings = req.trigger_settings.unwrap_or_default();
-    let error_behavior = match settings.error_behavior.as_deref() {
-        None | Some("") => ErrorBehavior::Log,
-        Some(s) => ErrorBehavior::parse(s)
-            .ok_or_else(|| ApiError::BadRequest(format!("invalid error_behavior '{s}': expected log, retry or disable")))?,
-    };
-    let timeout_ms = match settings.timeout.as_deref() {
-        None | Some("") => None,
-        Some(t) => Some(
-            crate::time::parse_duration(t).map_err(|e| ApiError::BadRequest(format!("invalid timeout: {e}")))?.as_millis() as u64,
-        ),
-    };
-    let memory_limit_bytes = match settings.memory_limit.as_deref() {
-        None | Some("") => None,
-        Some(m) => match crate::config::parse_size(m) {
-            Ok(0) => return Err(ApiError::BadRequest("invalid memory_limit: it must be more than zero bytes".into())),
-            Ok(n) => Some(n),
-            Err(e) => return Err(ApiError::BadRequest(format!("invalid memory_limit: {e}"))),
-        },
-    };
     let trigger = Trigger {
         name: req.trigger_name,
         plugin_filename: req.plugin_filename,
         specification: req.trigger_specification,
         arguments: arguments_from_json(req.trigger_arguments)?,
         run_async: settings.run_async,
-        error_behavior,
+        error_behavior: error_behavior(settings.error_behavior.as_deref())?.unwrap_or(ErrorBehavior::Log),
         disabled: req.disabled,
-        timeout_ms,
-        memory_limit_bytes,
+        timeout_ms: timeout_ms(settings.timeout.as_deref())?,
+        memory_limit_bytes: memory_limit_bytes(settings.memory_limit.as_deref())?,
     };
-    match engine.create_trigger(&req.db, trigger).await? {
-        None => Ok(empty_response(StatusCode::OK)),
-        Some(warning) => Ok(json_response(StatusCode::OK, &serde_json::json!({ "warning": warning }))),
+    Ok(trigger_answer(engine.create_trigger(&req.db, trigger).await?))
+}
+
+/// `PUT`: changes what the body names and keeps the rest; `trigger_arguments: null` clears
+/// the arguments.
+pub async fn update_trigger(engine: &Engine, body: &[u8]) -> Result<Resp, ApiError> {
+    const SHAPE: &str = r#"{"db", "trigger_name", and any of "plugin_filename", "trigger_arguments", "trigger_settings": {"run_async", "error_behavior", "timeout", "memory_limit"}, "disabled"}"#;
+    let v: serde_json::Map<String, serde_json::Value> = json_body(body, SHAPE)?;
+    let text = |k: &str| -> Result<Option<String>, ApiError> {
+        match v.get(k) {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(serde_json::Value::String(s)) => Ok(Some(s.clone())),
+            Some(other) => Err(ApiError::BadRequest(format!("'{k}' must be a string, not {other}"))),
+        }
+    };
+    let db = text("db")?.ok_or_else(|| ApiError::BadRequest(format!("missing 'db'; expected {SHAPE}")))?;
+    let name = text("trigger_name")?.ok_or_else(|| ApiError::BadRequest(format!("missing 'trigger_name'; expected {SHAPE}")))?;
+    let mut t = (*engine.trigger(&db, &name)?).clone();
+    if let Some(p) = text("plugin_filename")?.or(text("path")?) {
+        t.plugin_filename = p;
     }
+    if let Some(spec) = text("trigger_specification")? {
+        t.specification = spec;
+    }
+    match v.get("trigger_arguments") {
+        None => {}
+        Some(serde_json::Value::Null) => t.arguments = None,
+        Some(serde_json::Value::Object(m)) => t.arguments = arguments_from_json(Some(m.clone()))?,
+        Some(other) => return Err(ApiError::BadRequest(format!("'trigger_arguments' must be an object or null, not {other}"))),
+    }
+    if let Some(settings) = v.get("trigger_settings").filter(|s| !s.is_null()) {
+        let s: TriggerSettings = serde_json::from_value(settings.clone())
+            .map_err(|e| ApiError::BadRequest(format!("invalid trigger_settings: {e}; expected {SHAPE}")))?;
+        if settings.get("run_async").is_some() {
+            t.run_async = s.run_async;
+        }
+        if let Some(e) = error_behavior(s.error_behavior.as_deref())? {
+            t.error_behavior = e;
+        }
+        if let Some(ms) = timeout_ms(s.timeout.as_deref())? {
+            t.timeout_ms = Some(ms);
+        }
+        if let Some(b) = memory_limit_bytes(s.memory_limit.as_deref())? {
+            t.memory_limit_bytes = Some(b);
+        }
+    }
+    match v.get("disabled") {
+        None | Some(serde_json::Value::Null) => {}
+        Some(serde_json::Value::Bool(b)) => t.disabled = *b,
+        Some(other) => return Err(ApiError::BadRequest(format!("'disabled' must be true or false, not {other}"))),
+    }
+    Ok(trigger_answer(engine.update_trigger(&db, t).await?))
+}
+
+#[derive(Deserialize)]
+struct PluginFile {
+    /// `path` and `filename` are other names clients use for it.
+    #[serde(alias = "path", alias = "filename")]
+    plugin_name: String,
+    content: String,
+}
+
+/// `POST`/`PUT /api/v3/plugins/files`: `{"plugin_name", "content"}`, or the raw file as the
+/// body with `?plugin_name=` (or `?path=`).
+pub async fn put_plugin_file(engine: &Engine, body: &[u8], qs: &HashMap<String, String>) -> Result<Resp, ApiError> {
+    let (name, content) = match qs.get("plugin_name").or(qs.get("path")).filter(|n| !n.is_empty()) {
+        Some(name) => {
+            let content = std::str::from_utf8(body).map_err(|_| ApiError::BadRequest("a plugin file must be UTF-8 text".into()))?;
+            (name.clone(), content.to_string())
+        }
+        None => {
+            let f: PluginFile = json_body(body, r#"{"plugin_name": "x.py", "content": "..."}"#)?;
+            (f.plugin_name, f.content)
+        }
+    };
+    engine.write_plugin_file(name, content).await?;
+    Ok(empty_response(StatusCode::OK))
+}
+
+#[derive(Deserialize)]
+struct DirectoryFile {
+    relative_path: String,
+    content: String,
+}
+
+#[derive(Deserialize)]
+struct PluginDirectory {
+    #[serde(alias = "path")]
+    plugin_name: String,
+    files: Vec<DirectoryFile>,
+}
+
+/// `PUT /api/v3/plugins/directory`: `{"plugin_name", "files": [{"relative_path", "content"}]}`
+/// replaces the package plugin's directory.
+pub async fn put_plugin_directory(engine: &Engine, body: &[u8]) -> Result<Resp, ApiError> {
+    let d: PluginDirectory =
+        json_body(body, r#"{"plugin_name": "pkg", "files": [{"relative_path": "__init__.py", "content": "..."}]}"#)?;
+    let files = d.files.into_iter().map(|f| (f.relative_path, f.content)).collect();
+    engine.write_plugin_directory(d.plugin_name, files).await?;
+    Ok(empty_response(StatusCode::OK))
 }
 
 pub fn delete_trigger(engine: &Engine, body: &[u8], qs: &HashMap<String, String>) -> Result<Resp, ApiError> {

@@ -181,6 +181,7 @@ pub async fn handle(api: &Api, principal: &Principal, parts: Parts, body: Bytes)
         paths::CONFIGURE_DATABASE => match *m {
             Method::GET => configure::list_databases(&api.catalog, &qs),
             Method::POST => configure::create_database(&api.catalog, &body, &qs),
+            Method::PUT => configure::update_database(&api.catalog, &body, &qs),
             Method::DELETE => configure::delete_database(&api.catalog, &api.buffer, &api.storage, &body, &qs),
             _ => Err(not_allowed(&parts)),
         },
@@ -191,6 +192,7 @@ pub async fn handle(api: &Api, principal: &Principal, parts: Parts, body: Bytes)
         },
         paths::TRIGGER => match *m {
             Method::POST => engine::create_trigger(&api.engine, &body).await,
+            Method::PUT => engine::update_trigger(&api.engine, &body).await,
             Method::DELETE => engine::delete_trigger(&api.engine, &body, &qs),
             _ => Err(not_allowed(&parts)),
         },
@@ -205,6 +207,8 @@ pub async fn handle(api: &Api, principal: &Principal, parts: Parts, body: Bytes)
         paths::PLUGIN_TEST_SCHEDULE if m == Method::POST => engine::test_schedule(&api.engine, &body).await,
         paths::INSTALL_PACKAGES if m == Method::POST => engine::install_packages(&api.engine, &body).await,
         paths::INSTALL_REQUIREMENTS if m == Method::POST => engine::install_requirements(&api.engine, &body).await,
+        paths::PLUGIN_FILES if m == Method::POST || m == Method::PUT => engine::put_plugin_file(&api.engine, &body, &qs).await,
+        paths::PLUGIN_DIRECTORY if m == Method::PUT => engine::put_plugin_directory(&api.engine, &body).await,
         paths::TOKEN_ADMIN if m == Method::POST => tokens::create_operator(&api.auth),
         paths::TOKEN_ADMIN_REGENERATE if m == Method::POST => tokens::regenerate_operator(&api.auth, principal),
         paths::TOKEN_NAMED_ADMIN if m == Method::POST => tokens::create_named_admin(&api.auth, &body),
@@ -229,6 +233,8 @@ pub async fn handle(api: &Api, principal: &Principal, parts: Parts, body: Bytes)
         | paths::PLUGIN_TEST_SCHEDULE
         | paths::INSTALL_PACKAGES
         | paths::INSTALL_REQUIREMENTS
+        | paths::PLUGIN_FILES
+        | paths::PLUGIN_DIRECTORY
         | paths::TOKEN_ADMIN
         | paths::TOKEN_ADMIN_REGENERATE
         | paths::TOKEN_NAMED_ADMIN

@@ -4,6 +4,9 @@ pub const WRITE_V3: &str = "/api/v3/write_lp";
 pub const WRITE_V2: &str = "/api/v2/write";
 pub const WRITE_V1: &str = "/write";
 pub const QUERY_SQL: &str = "/api/v3/query_sql";
+/// InfluxQL over HTTP: not served yet (it comes with Flight and `/query`); `weir query
+/// --language influxql` sends here.
+pub const QUERY_INFLUXQL: &str = "/api/v3/query_influxql";
 pub const CONFIGURE_DATABASE: &str = "/api/v3/configure/database";
 pub const CONFIGURE_TABLE: &str = "/api/v3/configure/table";
 pub const HEALTH: &str = "/health";
@@ -20,6 +23,10 @@ pub const PLUGIN_TEST_WAL: &str = "/api/v3/plugin_test/wal";
 pub const PLUGIN_TEST_SCHEDULE: &str = "/api/v3/plugin_test/schedule";
 pub const INSTALL_PACKAGES: &str = "/api/v3/configure/plugin_environment/install_packages";
 pub const INSTALL_REQUIREMENTS: &str = "/api/v3/configure/plugin_environment/install_requirements";
+/// Plugin code sent over the API (POST and PUT both write a file, creating or replacing it).
+pub const PLUGIN_FILES: &str = "/api/v3/plugins/files";
+/// A package plugin's files, replacing the directory as a whole.
+pub const PLUGIN_DIRECTORY: &str = "/api/v3/plugins/directory";
 /// Request triggers: `/api/v3/engine/PATH`.
 pub const ENGINE_PREFIX: &str = "/api/v3/engine/";
 /// Makes the operator token (once; anyone may while none exists).
@@ -73,9 +80,9 @@ pub const ROUTES: &[Route] = &[
     r(METRICS, &["GET"], Access::System),
     r(PPROF_PROFILE, &["GET"], Access::Admin),
     r(PPROF_FLAMEGRAPH, &["GET"], Access::Admin),
-    r(CONFIGURE_DATABASE, &["GET", "POST", "DELETE"], Access::Admin),
+    r(CONFIGURE_DATABASE, &["GET", "POST", "PUT", "DELETE"], Access::Admin),
     r(CONFIGURE_TABLE, &["POST", "DELETE"], Access::Admin),
-    r(TRIGGER, &["POST", "DELETE"], Access::Admin),
+    r(TRIGGER, &["POST", "PUT", "DELETE"], Access::Admin),
     r(TRIGGER_ENABLE, &["POST"], Access::Admin),
     r(TRIGGER_DISABLE, &["POST"], Access::Admin),
     r(TRIGGER_REPLAY, &["GET", "POST"], Access::Admin),
@@ -83,6 +90,8 @@ pub const ROUTES: &[Route] = &[
     r(PLUGIN_TEST_SCHEDULE, &["POST"], Access::Admin),
     r(INSTALL_PACKAGES, &["POST"], Access::Admin),
     r(INSTALL_REQUIREMENTS, &["POST"], Access::Admin),
+    r(PLUGIN_FILES, &["POST", "PUT"], Access::Admin),
+    r(PLUGIN_DIRECTORY, &["PUT"], Access::Admin),
     r(TOKEN_ADMIN, &["POST"], Access::Bootstrap),
     r(TOKEN_ADMIN_REGENERATE, &["POST"], Access::Admin),
     r(TOKEN_NAMED_ADMIN, &["POST"], Access::Admin),

@@ -12,7 +12,7 @@ fn python_ready() {
     python::start().expect("python starts");
     let dir = std::env::temp_dir().join("weir-lb-proptest-plugins");
     std::fs::create_dir_all(&dir).expect("plugin dir");
-    Python::attach(|py| python::prepare(py, &dir)).expect("runtime");
+    Python::attach(|py| python::prepare(py, &dir, false)).expect("runtime");
 }
 
 /// Text with every character line protocol treats specially, and some that it does not.

@@ -83,7 +83,8 @@ pub fn venv_dir(plugin_dir: &Path) -> PathBuf {
 }
 
 /// Sets up the plugin environment. Safe to call again (after a package install, say).
-pub fn prepare(py: Python<'_>, plugin_dir: &Path) -> PyResult<()> {
+/// `system_site_packages` keeps the system's site-packages importable, after the venv's.
+pub fn prepare(py: Python<'_>, plugin_dir: &Path, system_site_packages: bool) -> PyResult<()> {
     let os = py.import("os")?;
     let environ = os.getattr("environ")?;
     let dir = plugin_dir.to_string_lossy().into_owned();
@@ -92,13 +93,7 @@ pub fn prepare(py: Python<'_>, plugin_dir: &Path) -> PyResult<()> {
     let venv = venv_dir(plugin_dir);
     environ.set_item("VIRTUAL_ENV", venv.to_string_lossy().as_ref())?;
 
-    let sys = py.import("sys")?;
-    let path = sys.getattr("path")?;
-    // Appended, never first: a plugin named like a stdlib module (types.py) must not shadow it.
-    if !path.contains(&dir)? {
-        path.call_method1("append", (&dir,))?;
-    }
-    add_venv_site_packages(py, &venv)?;
+    order_sys_path(py, plugin_dir, &venv, system_site_packages)?;
 
     if py.import("weir_runtime").is_err() {
         let module = load_source(py, RUNTIME_SOURCE, c"weir_runtime.py", c"weir_runtime")?;
@@ -127,8 +122,53 @@ pub fn set_env(py: Python<'_>, name: &str, value: &str) -> PyResult<()> {
     py.import("os")?.getattr("environ")?.set_item(name, value)
 }
 
+/// Orders `sys.path` for plugins: the standard library, then the venv's site-packages (a
+/// package the user installed wins over any other copy), then the plugin dir (after the
+/// standard library, so a plugin named like a stdlib module, `types.py`, cannot shadow it),
+/// then, only if asked, the system's site-packages (Debian's may hold older copies of what the
+/// venv has; InfluxDB's bundled Python has none).
+fn order_sys_path(py: Python<'_>, plugin_dir: &Path, venv: &Path, system_site_packages: bool) -> PyResult<()> {
+    let sys = py.import("sys")?;
+    let site = py.import("site")?;
+    let mut system: Vec<String> = site.call_method0("getsitepackages")?.extract()?;
+    if let Ok(user) = site.call_method0("getusersitepackages")?.extract::<String>() {
+        system.push(user);
+    }
+    let path = sys.getattr("path")?;
+    let before: Vec<String> = path.extract()?;
+    // `addsitedir` appends the venv's site-packages and what its `.pth` files name.
+    add_venv_site_packages(py, venv)?;
+    let after: Vec<String> = path.extract()?;
+    let plugin_dir = plugin_dir.to_string_lossy().into_owned();
+    let venv_prefix = venv.to_string_lossy().into_owned();
+    let is_venv = |p: &str| p.starts_with(&venv_prefix) || !before.iter().any(|b| b == p);
+    let mut ordered: Vec<String> = Vec::with_capacity(after.len() + 1);
+    let push = |p: &String, ordered: &mut Vec<String>| {
+        if !ordered.contains(p) {
+            ordered.push(p.clone());
+        }
+    };
+    for p in after.iter().filter(|p| !system.contains(p) && **p != plugin_dir && !is_venv(p)) {
+        push(p, &mut ordered);
+    }
+    for p in after.iter().filter(|p| is_venv(p) && !system.contains(p)) {
+        push(p, &mut ordered);
+    }
+    push(&plugin_dir, &mut ordered);
+    if system_site_packages {
+        for p in after.iter().filter(|p| system.contains(p)) {
+            push(p, &mut ordered);
+        }
+    }
+    path.call_method0("clear")?;
+    for p in ordered {
+        path.call_method1("append", (p,))?;
+    }
+    Ok(())
+}
+
 /// Adds the venv's site-packages (if the venv exists) so plugins import what was installed.
-pub fn add_venv_site_packages(py: Python<'_>, venv: &Path) -> PyResult<()> {
+fn add_venv_site_packages(py: Python<'_>, venv: &Path) -> PyResult<()> {
     let lib = venv.join("lib");
     let Ok(entries) = std::fs::read_dir(&lib) else {
         return Ok(());

@@ -23,7 +23,7 @@ use pipeline::catalog::{CatalogSnapshot, Database, Table};
 use super::table::TableView;
 use crate::plugin_logs::PluginLogs;
 use crate::storage::Storage;
-use crate::trigger_status::{TriggerStatus, TriggerStatusSource};
+use crate::trigger_status::{PluginFileRow, TriggerStatus, TriggerStatusSource};
 
 /// The table's schema, and its buffered batches (as built, not yet fitted to the schema)
 /// spread over `partitions`.
@@ -89,9 +89,8 @@ impl SchemaProvider for DbSchema {
     }
 }
 
-/// The database `_internal`: not in the catalog, never written, its `system` tables cover every
-/// database (as InfluxDB 3's do; published plugins' READMEs query its engine log).
-pub const INTERNAL_DB: &str = "_internal";
+/// Published plugins' READMEs query `_internal`'s engine log.
+pub use pipeline::catalog::INTERNAL_DB;
 
 /// The `system` tables, built from one catalog snapshot and the engine log: of the query's
 /// database, or of every database for [`INTERNAL_DB`].
@@ -228,6 +227,29 @@ impl SystemSchema {
         Ok(RecordBatch::try_new(schema, cols)?)
     }
 
+    /// The files of the triggers' plugins, as InfluxDB 3's `system.plugin_files` lists them.
+    fn plugin_files(&self) -> Result<RecordBatch, DataFusionError> {
+        let rows: Vec<PluginFileRow> = match &self.triggers {
+            Some(s) => self.scope().iter().flat_map(|d| s.plugin_files(&d.name)).collect(),
+            None => Vec::new(),
+        };
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("plugin_name", DataType::Utf8, false),
+            Field::new("file_name", DataType::Utf8, false),
+            Field::new("file_path", DataType::Utf8, false),
+            Field::new("size_bytes", DataType::Int64, false),
+            Field::new("last_modified", DataType::Int64, false),
+        ]));
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.trigger_name.as_str()))),
+            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.file_name.as_str()))),
+            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.file_path.as_str()))),
+            Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.size_bytes as i64))),
+            Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.last_modified_ms))),
+        ];
+        Ok(RecordBatch::try_new(schema, cols)?)
+    }
+
     fn trigger_arguments(&self) -> Result<RecordBatch, DataFusionError> {
         let (mut names, mut keys, mut values) = (Vec::new(), Vec::new(), Vec::new());
         for d in self.scope() {
@@ -313,6 +335,7 @@ const SYSTEM_TABLES: &[&str] = &[
     "processing_engine_trigger_arguments",
     "processing_engine_logs",
     "parquet_files",
+    "plugin_files",
 ];
 
 #[async_trait]
@@ -329,6 +352,7 @@ impl SchemaProvider for SystemSchema {
             "processing_engine_trigger_arguments" => self.trigger_arguments()?,
             "processing_engine_logs" => self.engine_logs()?,
             "parquet_files" => self.parquet_files()?,
+            "plugin_files" => self.plugin_files()?,
             _ => return Ok(None),
         };
         Ok(Some(Arc::new(MemTable::try_new(batch.schema(), vec![vec![batch]])?)))
