@@ -19,7 +19,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Create { what } => client::create(what),
         Command::Update { what } => match what {
             UpdateCommand::Database { client, database, retention_period, name } => {
-                admin::update_database(&client, database.or(name), &retention_period)
+                admin::update_database(&client, name.or(database), &retention_period)
             }
             UpdateCommand::Trigger(a) => engine::update_trigger(*a),
         },
