@@ -6,6 +6,7 @@
 //! `bash scripts/install-peers.sh` installs the peers and wrk; `cargo build --release` builds
 //! the `weir` it drives. See docs/PERFORMANCE.md for the figures and the commands behind them.
 
+mod cpu;
 mod delivery;
 mod duckdb;
 mod hostile;

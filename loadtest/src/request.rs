@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::json;
 
+use crate::cpu::cpu_seconds;
 use crate::report::{Latency, Row};
 use crate::targets::{find_bin, free_port, Target};
 
@@ -41,13 +42,13 @@ pub fn weir(target: &Target, wrk: &Wrk) -> Result<Row> {
     target.create_trigger("lt_hello", PLUGIN, "request:lt_hello")?;
     let url = target.url("/api/v3/engine/lt_hello");
     check_answer(&url)?;
-    run_wrk(&url, wrk, "weir", HELLO)
+    run_wrk(&url, wrk, "weir", HELLO, target.pid())
 }
 
 /// The same load on Weir's `/health`, answered by the HTTP layer with no Python: the most a
 /// request trigger could reach on this machine, for reading the figure above.
 pub fn weir_ceiling(target: &Target, wrk: &Wrk) -> Result<Row> {
-    run_wrk(&target.url("/health"), wrk, "weir", "static /health, no Python")
+    run_wrk(&target.url("/health"), wrk, "weir", "static /health, no Python", target.pid())
 }
 
 /// Starts uvicorn with the same answer and runs the same load on it.
@@ -76,7 +77,7 @@ pub fn uvicorn(wrk: &Wrk) -> Result<Row> {
         }
         std::thread::sleep(Duration::from_millis(100));
     };
-    let result = if ready { check_answer(&url).and_then(|()| run_wrk(&url, wrk, "uvicorn", HELLO)) } else { Err(anyhow!("uvicorn did not start")) };
+    let result = if ready { check_answer(&url).and_then(|()| run_wrk(&url, wrk, "uvicorn", HELLO, child.id())) } else { Err(anyhow!("uvicorn did not start")) };
     let _ = child.kill();
     let _ = child.wait();
     result
@@ -112,7 +113,9 @@ fn uvicorn_venv() -> Result<PathBuf> {
 /// What both servers answer, and the measure their rows share.
 const HELLO: &str = "hello JSON";
 
-fn run_wrk(url: &str, wrk: &Wrk, target: &str, measure: &str) -> Result<Row> {
+/// Runs wrk on `url`; the row's note gives the server's (`pid`'s) CPU time per request.
+fn run_wrk(url: &str, wrk: &Wrk, target: &str, measure: &str, pid: u32) -> Result<Row> {
+    let cpu_before = cpu_seconds(pid);
     let out = Command::new(find_bin("wrk")?)
         .arg(format!("-t{}", wrk.threads))
         .arg(format!("-c{}", wrk.connections))
@@ -126,6 +129,14 @@ fn run_wrk(url: &str, wrk: &Wrk, target: &str, measure: &str) -> Result<Row> {
         bail!("wrk failed: {text}{}", String::from_utf8_lossy(&out.stderr));
     }
     let parsed = parse_wrk(&text).ok_or_else(|| anyhow!("could not read wrk's output:\n{text}"))?;
+    let cpu = match (cpu_before, cpu_seconds(pid)) {
+        (Some(a), Some(b)) if parsed.requests > 0 => format!(
+            "; server CPU {:.2} s, {:.1} µs a request",
+            b - a,
+            (b - a) * 1e6 / parsed.requests as f64
+        ),
+        _ => String::new(),
+    };
     Ok(Row {
         scenario: "request".into(),
         target: target.into(),
@@ -134,7 +145,7 @@ fn run_wrk(url: &str, wrk: &Wrk, target: &str, measure: &str) -> Result<Row> {
         unit: "req".into(),
         latency: Latency { count: parsed.requests, p50_ms: parsed.p50_ms, p99_ms: parsed.p99_ms, max_ms: parsed.max_ms },
         errors: parsed.errors,
-        note: format!("wrk -t{} -c{} -d{}s", wrk.threads, wrk.connections, wrk.seconds),
+        note: format!("wrk -t{} -c{} -d{}s{cpu}", wrk.threads, wrk.connections, wrk.seconds),
     })
 }
 

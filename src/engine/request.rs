@@ -85,13 +85,16 @@ impl RequestCall {
     /// Answers with what the plugin returned; an unusable return value is an error.
     ///
     /// The common answers (a plain `dict`/`list` as JSON, a `str` as HTML) are encoded here, as
-    /// `weir_runtime._response` would, without its type probing; every other shape goes to it.
+    /// `weir_runtime._response` would, without its type probing (and JSON without `json.dumps`'s
+    /// Python frames, see [`crate::py_api::json_out`]); every other shape goes to it.
     pub fn answer_from_python(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<()> {
         static DUMPS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
         static RESPONSE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
         let reply = if value.is_exact_instance_of::<PyDict>() || value.is_exact_instance_of::<PyList>() {
-            let text = DUMPS.import(py, "json", "dumps")?.call1((value,))?;
-            let body = text.cast::<PyString>()?.to_str()?.as_bytes().to_vec();
+            let body = match crate::py_api::json_out::dumps(value) {
+                Some(text) => text.into_bytes(),
+                None => DUMPS.import(py, "json", "dumps")?.call1((value,))?.cast::<PyString>()?.to_str()?.as_bytes().to_vec(),
+            };
             Reply { status: 200, headers: vec![("Content-Type".into(), "application/json".into())], body }
         } else if let Ok(s) = value.cast_exact::<PyString>() {
             let body = s.to_str()?.as_bytes().to_vec();

@@ -9,6 +9,7 @@
 pub mod arenas;
 pub mod cache;
 pub mod convert;
+pub mod json_out;
 pub mod local_api;
 pub mod memory;
 pub mod python;
