@@ -32,7 +32,7 @@ fn tsbs_flush(rows: usize) -> Delivery {
 fn into_python(c: &mut Criterion) {
     let dir = bench_plugin_dir();
     python::start().expect("python");
-    Python::attach(|py| python::prepare(py, &dir)).expect("plugin environment");
+    Python::attach(|py| python::prepare(py, &dir, false)).expect("plugin environment");
     let flush = Arc::new(tsbs_flush(ROWS));
     let spec = TriggerSpec::Table("cpu".into());
     let mut g = c.benchmark_group("engine");

@@ -154,7 +154,7 @@ fn main() {
             flush_interval: Duration::from_secs(3600),
             max_lag: weir::engine::MaxLag::None,
             wal,
-            packages: weir::engine::packages::PackagePolicy { enabled: false, timeout: Duration::from_secs(1) },
+            packages: weir::engine::packages::PackagePolicy { enabled: false, timeout: Duration::from_secs(1), system_site_packages: false },
             auth_token: None,
         },
         catalog,

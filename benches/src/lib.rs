@@ -49,7 +49,7 @@ pub fn bench_plugin_dir() -> std::path::PathBuf {
     let dir = std::fs::canonicalize(dir).expect("canonical plugin dir");
     if !dir.join(".venv/lib/python3.11/site-packages/pyarrow").exists() {
         eprintln!("installing pyarrow into {} (once)", dir.display());
-        let policy = weir::engine::packages::PackagePolicy { enabled: true, timeout: std::time::Duration::from_secs(900) };
+        let policy = weir::engine::packages::PackagePolicy { enabled: true, timeout: std::time::Duration::from_secs(900), system_site_packages: false };
         weir::engine::packages::install(&dir, weir::engine::packages::Install::Packages(vec!["pyarrow".into()]), policy)
             .expect("pyarrow installs");
     }
