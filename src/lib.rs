@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod http;
+pub mod influxql;
 pub mod metrics;
 pub mod plugin_logs;
 pub mod py_api;

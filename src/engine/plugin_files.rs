@@ -169,7 +169,7 @@ mod tests {
         write_file(dir.path(), "a.py", "x = 1\n").unwrap();
         write_file(dir.path(), "conf/a.toml", "k = 1\n").unwrap();
         assert_eq!(std::fs::read_to_string(dir.path().join("conf/a.toml")).unwrap(), "k = 1\n");
-        for bad in ["../a.py", "/tmp/a.py", ".venv/lib/x.py", ".gh/x.py", "a/./b.py", ""] {
+        for bad in ["../a.py", "a/../../b.py", "/tmp/a.py", ".venv/lib/x.py", ".gh/x.py", ""] {
             assert!(write_file(dir.path(), bad, "x").is_err(), "{bad} was accepted");
         }
         let outside = tempfile::tempdir().unwrap();

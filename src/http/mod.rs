@@ -16,6 +16,7 @@ mod configure;
 pub mod conn;
 pub mod deadline;
 mod engine;
+mod influxql;
 pub mod error;
 pub mod io;
 pub mod paths;
@@ -175,6 +176,21 @@ pub async fn handle(api: &Api, principal: &Principal, parts: Parts, body: Bytes)
             api.metrics.observe_query(started.elapsed(), r.is_ok());
             r
         }
+        paths::QUERY_V1 | paths::QUERY_INFLUXQL if m == Method::GET || m == Method::POST => {
+            let _permit = api.queries.clone().try_acquire_owned().map_err(|_| {
+                ApiError::TooManyRequests(
+                    "as many queries as allowed at once are running (--max-concurrent-queries); try again shortly".into(),
+                )
+            })?;
+            let started = std::time::Instant::now();
+            let r = if path == paths::QUERY_V1 {
+                influxql::query_v1(api, principal, &parts, &body).await
+            } else {
+                influxql::query_v3(api, principal, &parts, &qs, &body).await
+            };
+            api.metrics.observe_query(started.elapsed(), r.is_ok());
+            r
+        }
         paths::METRICS if m == Method::GET => Ok(api.metrics.response(&api.engine)),
         paths::PPROF_PROFILE if m == Method::GET => profile::profile(&qs, profile::Format::Pprof).await,
         paths::PPROF_FLAMEGRAPH if m == Method::GET => profile::profile(&qs, profile::Format::Flamegraph).await,
@@ -221,6 +237,8 @@ pub async fn handle(api: &Api, principal: &Principal, parts: Parts, body: Bytes)
         paths::HEALTH
         | paths::PING
         | paths::QUERY_SQL
+        | paths::QUERY_V1
+        | paths::QUERY_INFLUXQL
         | paths::METRICS
         | paths::PPROF_PROFILE
         | paths::PPROF_FLAMEGRAPH

@@ -4,9 +4,10 @@ pub const WRITE_V3: &str = "/api/v3/write_lp";
 pub const WRITE_V2: &str = "/api/v2/write";
 pub const WRITE_V1: &str = "/write";
 pub const QUERY_SQL: &str = "/api/v3/query_sql";
-/// InfluxQL over HTTP: not served yet (it comes with Flight and `/query`); `weir query
-/// --language influxql` sends here.
+/// InfluxQL, answered as rows in `format` (as `query_sql`).
 pub const QUERY_INFLUXQL: &str = "/api/v3/query_influxql";
+/// InfluxQL as InfluxDB 1.x serves it (`results` and `series`).
+pub const QUERY_V1: &str = "/query";
 pub const CONFIGURE_DATABASE: &str = "/api/v3/configure/database";
 pub const CONFIGURE_TABLE: &str = "/api/v3/configure/table";
 pub const HEALTH: &str = "/health";
@@ -77,6 +78,8 @@ pub const ROUTES: &[Route] = &[
     r(WRITE_V2, &["POST"], Access::WriteDb),
     r(WRITE_V1, &["POST"], Access::WriteDb),
     r(QUERY_SQL, &["GET", "POST"], Access::ReadDb),
+    r(QUERY_INFLUXQL, &["GET", "POST"], Access::ReadDb),
+    r(QUERY_V1, &["GET", "POST"], Access::ReadDb),
     r(METRICS, &["GET"], Access::System),
     r(PPROF_PROFILE, &["GET"], Access::Admin),
     r(PPROF_FLAMEGRAPH, &["GET"], Access::Admin),
@@ -111,7 +114,7 @@ pub fn access(path: &str) -> Access {
 
 /// Routes whose v1 clients send the token as `?p=`.
 pub fn takes_v1_credentials(path: &str) -> bool {
-    path == WRITE_V1
+    path == WRITE_V1 || path == QUERY_V1
 }
 
 #[cfg(test)]
