@@ -186,6 +186,10 @@ fn influxdb3_variables_flags_and_admin_commands() {
     assert!(ok, "{err}");
     assert!(out.contains("databases:\ndatabase_name,table_count,retention_period\nenvdb,2,none"), "{out}");
 
+    let (ok, out, err) = weir_influxdb3_env(&s, &["query", "-l", "influxql", "--format", "csv", "SELECT max(v) FROM cpu"], "");
+    assert!(ok, "{err}");
+    assert_eq!(out, "iox::measurement,time,max\ncpu,1970-01-01T00:00:00Z,2.0\n");
+
     // Each subcommand says what it does, not what the shared flags are for.
     for cmd in [&["create", "database"][..], &["delete", "trigger"], &["show", "plugins"], &["enable", "trigger"], &["update", "trigger"]] {
         let out = Command::new(BIN).args(cmd).arg("--help").output().unwrap();

@@ -126,14 +126,17 @@ pub async fn execute(engine: &QueryEngine, catalog: &CatalogSnapshot, db: Option
             .into_iter()
             .filter_map(|m| {
                 let t = database.table(m)?;
-                let rows: Vec<(i64, Vec<Cell>)> = t
+                let mut fields: Vec<(&str, FieldType)> = t
                     .columns
                     .iter()
                     .filter_map(|c| match c.kind {
-                        ColumnKind::Field(ft) => Some((0, vec![Cell::Str(c.name.clone()), Cell::Str(field_type(ft).into())])),
+                        ColumnKind::Field(ft) => Some((c.name.as_str(), ft)),
                         _ => None,
                     })
                     .collect();
+                fields.sort_by_key(|f| f.0);
+                let rows: Vec<(i64, Vec<Cell>)> =
+                    fields.into_iter().map(|(name, ft)| (0, vec![Cell::Str(name.to_string()), Cell::Str(field_type(ft).into())])).collect();
                 (!rows.is_empty()).then(|| Series { name: m.to_string(), tags: Vec::new(), columns: vec!["fieldKey".into(), "fieldType".into()], rows })
             })
             .collect()),

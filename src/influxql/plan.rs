@@ -149,8 +149,22 @@ pub fn plan_select(s: &Select, cols: &Columns, now: Nanos) -> Result<SelectPlan,
         select.push("COUNT(*) AS __n".to_string());
     }
     let mut sql = format!("SELECT {} FROM {}", select.join(", "), ident(&s.from));
-    if let Some(c) = &condition {
-        sql.push_str(&format!(" WHERE {c}"));
+    let mut conditions: Vec<String> = condition.into_iter().collect();
+    if !aggregate {
+        // A raw row shows only where a selected field has a value: selecting tags alone, or
+        // fields the measurement lacks, answers nothing, as in InfluxDB.
+        let mut fields = BTreeSet::new();
+        for f in &s.fields {
+            referenced_fields(&f.expr, cols, &mut fields);
+        }
+        conditions.push(if fields.is_empty() {
+            "FALSE".to_string()
+        } else {
+            format!("({})", fields.iter().map(|f| format!("{} IS NOT NULL", ident(f))).collect::<Vec<_>>().join(" OR "))
+        });
+    }
+    if !conditions.is_empty() {
+        sql.push_str(&format!(" WHERE {}", conditions.join(" AND ")));
     }
     let mut group_by: Vec<String> = Vec::new();
     if aggregate {
@@ -181,6 +195,23 @@ pub fn plan_select(s: &Select, cols: &Columns, now: Nanos) -> Result<SelectPlan,
         slimit: s.slimit,
         soffset: s.soffset,
     })
+}
+
+/// The measurement's fields an expression reads (`*`: all of them).
+fn referenced_fields(e: &Expr, cols: &Columns, out: &mut BTreeSet<String>) {
+    match e {
+        Expr::Wildcard => out.extend(cols.fields.iter().cloned()),
+        Expr::Var(v) if cols.fields.contains(v) => {
+            out.insert(v.clone());
+        }
+        Expr::Binary { left, right, .. } => {
+            referenced_fields(left, cols, out);
+            referenced_fields(right, cols, out);
+        }
+        Expr::Neg(e) => referenced_fields(e, cols, out),
+        Expr::Call { args, .. } => args.iter().for_each(|a| referenced_fields(a, cols, out)),
+        _ => {}
+    }
 }
 
 fn is_constant(e: &Expr) -> bool {
