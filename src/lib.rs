@@ -10,6 +10,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod engine;
+pub mod flight;
 pub mod http;
 pub mod influxql;
 pub mod metrics;

@@ -426,6 +426,14 @@ fn stream_from(fd: std::os::fd::OwnedFd) -> glommio::net::TcpStream {
 /// Serves one connection on this shard until it closes; `open` counts it meanwhile.
 fn serve_connection(ctx: Rc<ShardContext>, stream: glommio::net::TcpStream, open: crate::http::balance::Open) {
     glommio::spawn_local(async move {
+        match crate::http::h2::sniff(&stream, ctx.api.connections.idle_timeout).await {
+            crate::http::h2::Protocol::Http1 => {}
+            crate::http::h2::Protocol::Gone => return,
+            crate::http::h2::Protocol::Http2 => {
+                crate::http::h2::serve_on_runtime(&ctx.runtime, ctx.api.clone(), stream, open);
+                return;
+            }
+        }
         let _open = open;
         let clock = ConnClock::new();
         let io = GlommioIo::new(stream, Watch::new(clock.clone(), &ctx.deadlines, &ctx.api.connections));

@@ -239,6 +239,20 @@ pub async fn query_v3(api: &Api, principal: &Principal, parts: &Parts, qs: &Hash
     Ok(r)
 }
 
+/// InfluxQL `q` on `db` as Arrow rows (a batch per series), for Flight's `influxql` tickets.
+/// The first failing statement's error is the answer's.
+pub async fn influxql_rows(api: &Api, principal: &Principal, db: &str, q: &str) -> Result<Vec<RecordBatch>, String> {
+    let statements = parser::parse(q).map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    for r in run(api, principal, Some(db), &statements).await {
+        let (timed, series) = r?;
+        for s in &series {
+            out.push(rows_batch(s, timed).map_err(|e| e.to_string())?);
+        }
+    }
+    Ok(out)
+}
+
 /// One series as Arrow rows: `iox::measurement`, `time`, its tags, its columns.
 fn rows_batch(s: &Series, timed: bool) -> Result<RecordBatch, arrow::error::ArrowError> {
     let n = s.rows.len();

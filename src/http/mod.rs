@@ -17,7 +17,10 @@ pub mod conn;
 pub mod deadline;
 mod engine;
 mod influxql;
+
+pub use self::influxql::influxql_rows;
 pub mod error;
+pub mod h2;
 pub mod io;
 pub mod paths;
 mod profile;

@@ -185,12 +185,44 @@ impl QueryEngine {
             .unwrap_or(Err(QueryError::Timeout(self.limits.timeout)))
     }
 
-    async fn run(
+    /// As [`Self::sql`], answering as the batches are computed instead of all at once (Arrow
+    /// Flight streams them): planning is bounded by the query time limit, and so is the stream,
+    /// which ends with [`QueryError::Timeout`] at the limit.
+    pub async fn sql_stream(
         &self,
         db: &str,
         sql: &str,
         params: Option<&serde_json::Map<String, serde_json::Value>>,
-    ) -> Result<QueryOutput, QueryError> {
+    ) -> Result<(SchemaRef, futures::stream::BoxStream<'static, Result<RecordBatch, QueryError>>), QueryError> {
+        use futures::StreamExt;
+        let deadline = tokio::time::Instant::now() + self.limits.timeout;
+        let limit = self.limits.timeout;
+        let df = tokio::time::timeout_at(deadline, self.plan(db, sql, params)).await.unwrap_or(Err(QueryError::Timeout(limit)))?;
+        let schema = Arc::new(df.schema().as_arrow().clone());
+        let stream = match tokio::time::timeout_at(deadline, df.execute_stream()).await {
+            Ok(r) => r?,
+            Err(_) => return Err(QueryError::Timeout(limit)),
+        };
+        let expired = Box::pin(tokio::time::sleep_until(deadline));
+        let batches = futures::stream::unfold((stream, expired, false), move |(mut stream, mut expired, done)| async move {
+            if done {
+                return None;
+            }
+            tokio::select! {
+                item = stream.next() => item.map(|r| (r.map_err(QueryError::from), (stream, expired, false))),
+                _ = &mut expired => Some((Err(QueryError::Timeout(limit)), (stream, expired, true))),
+            }
+        });
+        Ok((schema, batches.boxed()))
+    }
+
+    /// Plans `sql` on `db`, refusing anything that is not a read, with `params` bound.
+    async fn plan(
+        &self,
+        db: &str,
+        sql: &str,
+        params: Option<&serde_json::Map<String, serde_json::Value>>,
+    ) -> Result<datafusion::dataframe::DataFrame, QueryError> {
         let ctx = self.context(db)?;
         let plan = ctx.state().create_logical_plan(sql).await?;
         let read_only = SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false);
@@ -206,6 +238,16 @@ impl QueryEngine {
             }
             df = df.with_param_values(values)?;
         }
+        Ok(df)
+    }
+
+    async fn run(
+        &self,
+        db: &str,
+        sql: &str,
+        params: Option<&serde_json::Map<String, serde_json::Value>>,
+    ) -> Result<QueryOutput, QueryError> {
+        let df = self.plan(db, sql, params).await?;
         let schema = Arc::new(df.schema().as_arrow().clone());
         let batches = df.collect().await?;
         Ok(QueryOutput { schema, batches })

@@ -1,0 +1,158 @@
+//! Arrow Flight on the HTTP port: what `influxdb3-python`, the JavaScript client and other
+//! official InfluxDB 3 clients query with. `DoGet` takes InfluxDB 3's JSON ticket
+//! (`{"database", "sql_query", "query_type": "sql" | "influxql", "params"}`), checks the token
+//! in the `authorization` metadata as the HTTP routes do, and streams the answer as Arrow record
+//! batches as they are computed.
+//!
+//! Only `DoGet` (and `Handshake`, which clients may send first) are served; the other Flight
+//! calls, and Flight SQL's commands, answer `UNIMPLEMENTED` naming the call. It runs on the
+//! query runtime (tokio), never on a shard.
+
+use std::sync::Arc;
+
+use arrow_flight::encode::FlightDataEncoderBuilder;
+use arrow_flight::error::FlightError;
+use arrow_flight::flight_service_server::{FlightService, FlightServiceServer};
+use arrow_flight::{
+    Action, ActionType, Criteria, Empty, FlightData, FlightDescriptor, FlightInfo, HandshakeRequest, HandshakeResponse, PollInfo,
+    PutResult, SchemaResult, Ticket,
+};
+use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
+use serde::Deserialize;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::auth::{Action as AuthAction, AuthError, Principal};
+use crate::http::Api;
+use crate::query::QueryError;
+
+/// The Flight service over the server's API state.
+#[derive(Clone)]
+pub struct WeirFlight {
+    api: Arc<Api>,
+}
+
+/// The service as tonic serves it (a tower service over HTTP/2 requests).
+pub fn service(api: Arc<Api>) -> FlightServiceServer<WeirFlight> {
+    FlightServiceServer::new(WeirFlight { api })
+        // Large answers are streamed in batches; a client may send a ticket of any size it likes
+        // only up to this.
+        .max_decoding_message_size(16 << 20)
+}
+
+/// InfluxDB 3's ticket (`database` also as `db`, `sql_query` also as `query`).
+#[derive(Debug, Deserialize)]
+struct TicketJson {
+    #[serde(alias = "db")]
+    database: String,
+    #[serde(alias = "query")]
+    sql_query: String,
+    #[serde(default)]
+    query_type: Option<String>,
+    #[serde(default)]
+    params: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+fn auth_status(e: AuthError) -> Status {
+    if e.is_forbidden() {
+        Status::permission_denied(e.to_string())
+    } else {
+        Status::unauthenticated(e.to_string())
+    }
+}
+
+fn query_status(e: QueryError) -> Status {
+    match e {
+        QueryError::DatabaseNotFound(_) => Status::not_found(e.to_string()),
+        QueryError::ReadOnly(_) | QueryError::Invalid(_) => Status::invalid_argument(e.to_string()),
+        QueryError::ResourcesExhausted(_) => Status::resource_exhausted(e.to_string()),
+        QueryError::Timeout(_) => Status::deadline_exceeded(e.to_string()),
+        QueryError::Internal(_) => Status::internal(e.to_string()),
+    }
+}
+
+impl WeirFlight {
+    /// Who sent the call: the `authorization` metadata, read as the HTTP `Authorization` header.
+    fn principal<T>(&self, request: &Request<T>) -> Result<Principal, Status> {
+        let headers = request.metadata().clone().into_headers();
+        self.api.auth.identify(&headers, &hyper::Uri::from_static("/flight"), false).map_err(auth_status)
+    }
+
+    fn unimplemented<T>(what: &str) -> Result<T, Status> {
+        Err(Status::unimplemented(format!("{what} is not supported; query with DoGet and an InfluxDB 3 ticket")))
+    }
+}
+
+type Stream<T> = BoxStream<'static, Result<T, Status>>;
+
+#[tonic::async_trait]
+impl FlightService for WeirFlight {
+    type HandshakeStream = Stream<HandshakeResponse>;
+    type ListFlightsStream = Stream<FlightInfo>;
+    type DoGetStream = Stream<FlightData>;
+    type DoPutStream = Stream<PutResult>;
+    type DoExchangeStream = Stream<FlightData>;
+    type DoActionStream = Stream<arrow_flight::Result>;
+    type ListActionsStream = Stream<ActionType>;
+
+    /// Clients that handshake first get an empty answer; the token rides on every call.
+    async fn handshake(&self, request: Request<Streaming<HandshakeRequest>>) -> Result<Response<Self::HandshakeStream>, Status> {
+        self.principal(&request)?;
+        let answer = HandshakeResponse { protocol_version: 0, payload: Default::default() };
+        Ok(Response::new(futures::stream::iter([Ok(answer)]).boxed()))
+    }
+
+    async fn do_get(&self, request: Request<Ticket>) -> Result<Response<Self::DoGetStream>, Status> {
+        let principal = self.principal(&request)?;
+        let ticket: TicketJson = serde_json::from_slice(&request.get_ref().ticket).map_err(|e| {
+            Status::invalid_argument(format!(
+                "invalid ticket: {e}; expected JSON {{\"database\": ..., \"sql_query\": ..., \"query_type\": \"sql\" or \"influxql\"}}"
+            ))
+        })?;
+        principal.require(AuthAction::Read(&ticket.database)).map_err(auth_status)?;
+        let batches: BoxStream<'static, Result<arrow::record_batch::RecordBatch, FlightError>> =
+            match ticket.query_type.as_deref().unwrap_or("sql").to_ascii_lowercase().as_str() {
+                "sql" => {
+                    let (schema, stream) =
+                        self.api.query.sql_stream(&ticket.database, &ticket.sql_query, ticket.params.as_ref()).await.map_err(query_status)?;
+                    let encoder = FlightDataEncoderBuilder::new().with_schema(schema);
+                    let data = encoder.build(stream.map_err(|e| FlightError::Tonic(Box::new(query_status(e)))));
+                    return Ok(Response::new(data.map_err(Status::from).boxed()));
+                }
+                "influxql" => {
+                    let rows = crate::http::influxql_rows(&self.api, &principal, &ticket.database, &ticket.sql_query)
+                        .await
+                        .map_err(|e| Status::invalid_argument(e.to_string()))?;
+                    futures::stream::iter(rows.into_iter().map(Ok)).boxed()
+                }
+                other => return Err(Status::invalid_argument(format!("invalid query_type '{other}': expected sql or influxql"))),
+            };
+        let data = FlightDataEncoderBuilder::new().build(batches);
+        Ok(Response::new(data.map_err(Status::from).boxed()))
+    }
+
+    async fn list_flights(&self, _: Request<Criteria>) -> Result<Response<Self::ListFlightsStream>, Status> {
+        Self::unimplemented("ListFlights")
+    }
+    async fn get_flight_info(&self, _: Request<FlightDescriptor>) -> Result<Response<FlightInfo>, Status> {
+        Self::unimplemented("GetFlightInfo (Flight SQL)")
+    }
+    async fn poll_flight_info(&self, _: Request<FlightDescriptor>) -> Result<Response<PollInfo>, Status> {
+        Self::unimplemented("PollFlightInfo")
+    }
+    async fn get_schema(&self, _: Request<FlightDescriptor>) -> Result<Response<SchemaResult>, Status> {
+        Self::unimplemented("GetSchema")
+    }
+    async fn do_put(&self, _: Request<Streaming<FlightData>>) -> Result<Response<Self::DoPutStream>, Status> {
+        Self::unimplemented("DoPut (write line protocol over HTTP)")
+    }
+    async fn do_exchange(&self, _: Request<Streaming<FlightData>>) -> Result<Response<Self::DoExchangeStream>, Status> {
+        Self::unimplemented("DoExchange")
+    }
+    async fn do_action(&self, _: Request<Action>) -> Result<Response<Self::DoActionStream>, Status> {
+        Self::unimplemented("DoAction")
+    }
+    async fn list_actions(&self, _: Request<Empty>) -> Result<Response<Self::ListActionsStream>, Status> {
+        Self::unimplemented("ListActions")
+    }
+}
