@@ -15,7 +15,7 @@ fn python(script: &str) -> (bool, String, String) {
 }
 
 fn port(s: &Server) -> String {
-    s.base.rsplit(':').next().unwrap().to_string()
+    s.base.rsplit(':').next().expect("the base URL has a port").to_string()
 }
 
 #[test]

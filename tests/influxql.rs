@@ -16,7 +16,7 @@ fn v1_query(s: &Server, q: &str, epoch: Option<&str>) -> (u16, String) {
 }
 
 fn load(s: &Server) {
-    let data = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/influxql/data.lp")).unwrap();
+    let data = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/influxql/data.lp")).expect("the InfluxQL data file");
     let req = ureq::post(&s.url("/api/v3/write_lp?db=db&precision=s"));
     assert_eq!(send(req, Some(data.as_bytes())).0, 204);
 }

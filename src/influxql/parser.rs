@@ -286,7 +286,7 @@ impl<'a> Parser<'a> {
         Err(self.error("expected SELECT, SHOW, CREATE DATABASE or DROP DATABASE"))
     }
 
-    fn from_clause(&mut self) -> Result<Option<String>, ParseError> {
+    fn optional_from(&mut self) -> Result<Option<String>, ParseError> {
         if self.eat_keyword("FROM")? {
             return Ok(Some(self.measurement()?));
         }
@@ -331,17 +331,17 @@ impl<'a> Parser<'a> {
         }
         if self.eat_keyword("FIELD")? {
             self.expect_keyword("KEYS")?;
-            return Ok(Statement::ShowFieldKeys { from: self.from_clause()? });
+            return Ok(Statement::ShowFieldKeys { from: self.optional_from()? });
         }
         if self.eat_keyword("SERIES")? {
-            return Ok(Statement::ShowSeries { from: self.from_clause()? });
+            return Ok(Statement::ShowSeries { from: self.optional_from()? });
         }
         if self.eat_keyword("TAG")? {
             if self.eat_keyword("KEYS")? {
-                return Ok(Statement::ShowTagKeys { from: self.from_clause()? });
+                return Ok(Statement::ShowTagKeys { from: self.optional_from()? });
             }
             self.expect_keyword("VALUES")?;
-            let from = self.from_clause()?;
+            let from = self.optional_from()?;
             self.expect_keyword("WITH")?;
             self.expect_keyword("KEY")?;
             let keys = self.name_filter()?;

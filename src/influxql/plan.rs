@@ -31,6 +31,21 @@ impl Columns {
     }
 }
 
+/// A function InfluxQL applies to a column's successive values, after any aggregate: the
+/// series step computes it, SQL having no words for it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Transform {
+    /// Change per `unit` of time between successive values (`non_negative`: falls dropped).
+    Derivative { unit: Nanos, non_negative: bool },
+    /// Change between successive values.
+    Difference { non_negative: bool },
+    /// Mean of the last N values.
+    MovingAverage(usize),
+    CumulativeSum,
+    /// Time between successive values, in `unit`s.
+    Elapsed { unit: Nanos },
+}
+
 /// A planned `SELECT`: the SQL, and what the series step needs to shape its answer.
 #[derive(Debug, Clone)]
 pub struct SelectPlan {
@@ -38,6 +53,8 @@ pub struct SelectPlan {
     pub measurement: String,
     /// Names of the value columns (`__f0..`), as the answer shows them.
     pub columns: Vec<String>,
+    /// For each value column, the transformation applied to it, if any.
+    pub transforms: Vec<Option<Transform>>,
     /// The GROUP BY tags (`__g0..`), as the answer's series tags.
     pub group_tags: Vec<String>,
     pub aggregate: bool,
@@ -66,14 +83,48 @@ fn timestamp(ns: Nanos) -> String {
 }
 
 /// Functions InfluxDB has that this planner does not do yet: named in the error.
-const NOT_YET: &[&str] = &[
-    "distinct", "integral", "mode", "sample", "top", "bottom", "derivative", "non_negative_derivative", "difference",
-    "non_negative_difference", "moving_average", "cumulative_sum", "elapsed", "holt_winters", "count_hll",
-];
+const NOT_YET: &[&str] = &["distinct", "integral", "mode", "sample", "top", "bottom", "holt_winters", "count_hll"];
+
+/// A transformation call, split into what it does and the expression it applies to.
+fn transform_of(e: &Expr) -> Result<Option<(Transform, &Expr)>, PlanError> {
+    let Expr::Call { name, args } = e else { return Ok(None) };
+    let unit = |i: usize| -> Result<Nanos, PlanError> {
+        match args.get(i) {
+            None => Ok(1_000_000_000),
+            Some(Expr::Duration(d)) if *d > 0 => Ok(*d),
+            Some(_) => Err(PlanError::Invalid(format!("{name}()'s second argument is a positive duration, such as 1s"))),
+        }
+    };
+    let inner = || args.first().ok_or_else(|| PlanError::Invalid(format!("{name}() needs an argument")));
+    let t = match name.as_str() {
+        "derivative" => Transform::Derivative { unit: unit(1)?, non_negative: false },
+        "non_negative_derivative" => Transform::Derivative { unit: unit(1)?, non_negative: true },
+        "difference" => Transform::Difference { non_negative: false },
+        "non_negative_difference" => Transform::Difference { non_negative: true },
+        "cumulative_sum" => Transform::CumulativeSum,
+        "elapsed" => Transform::Elapsed { unit: match args.get(1) { None => 1, Some(_) => unit(1)? } },
+        "moving_average" => match args.get(1) {
+            Some(Expr::Integer(n)) if *n >= 1 => Transform::MovingAverage(*n as usize),
+            _ => return Err(PlanError::Invalid("moving_average() takes an expression and a window of at least 1 point".into())),
+        },
+        _ => return Ok(None),
+    };
+    let inner = inner()?;
+    if transform_of(inner)?.is_some() {
+        return Err(PlanError::Unsupported(format!("{name}() of another transformation is not supported yet")));
+    }
+    Ok(Some((t, inner)))
+}
 
 pub fn plan_select(s: &Select, cols: &Columns, now: Nanos) -> Result<SelectPlan, PlanError> {
-    let aggregate = s.fields.iter().any(|f| f.expr.has_call());
-    if aggregate && s.fields.iter().any(|f| !f.expr.has_call() && !is_constant(&f.expr)) {
+    // Each field's transformation (if any) and the expression under it.
+    let inners: Vec<(Option<Transform>, &Expr)> = s
+        .fields
+        .iter()
+        .map(|f| Ok(match transform_of(&f.expr)? { Some((t, e)) => (Some(t), e), None => (None, &f.expr) }))
+        .collect::<Result<_, PlanError>>()?;
+    let aggregate = inners.iter().any(|(_, e)| e.has_call());
+    if aggregate && inners.iter().any(|(_, e)| !e.has_call() && !is_constant(e)) {
         return Err(PlanError::Invalid("mixing aggregate and non-aggregate queries is not supported".into()));
     }
     if s.group_time.is_some() && !aggregate {
@@ -87,7 +138,18 @@ pub fn plan_select(s: &Select, cols: &Columns, now: Nanos) -> Result<SelectPlan,
     // The selected values: `*` expands to every field and tag (those grouped by excepted),
     // in name order, as InfluxDB does.
     let mut values: Vec<(String, String)> = Vec::new();
-    for f in &s.fields {
+    let mut transforms: Vec<Option<Transform>> = Vec::new();
+    for (f, (transform, inner)) in s.fields.iter().zip(&inners) {
+        if let Some(t) = transform {
+            if matches!(inner, Expr::Wildcard) {
+                return Err(PlanError::Unsupported("a transformation of '*' is not supported yet; name the field".into()));
+            }
+            let name = f.alias.clone().unwrap_or_else(|| f.expr.column_name());
+            values.push((name, value_sql(inner, cols)?));
+            transforms.push(Some(*t));
+            continue;
+        }
+        let before = values.len();
         match &f.expr {
             Expr::Wildcard => {
                 let all: BTreeSet<&String> = cols.fields.iter().chain(cols.tags.iter()).collect();
@@ -106,6 +168,7 @@ pub fn plan_select(s: &Select, cols: &Columns, now: Nanos) -> Result<SelectPlan,
                 values.push((name, value_sql(e, cols)?));
             }
         }
+        transforms.resize(transforms.len() + values.len() - before, None);
     }
     if values.is_empty() {
         return Err(PlanError::Invalid(format!("measurement '{}' has no fields to select", s.from)));
@@ -183,6 +246,7 @@ pub fn plan_select(s: &Select, cols: &Columns, now: Nanos) -> Result<SelectPlan,
         sql,
         measurement: s.from.clone(),
         columns: values.into_iter().map(|(n, _)| n).collect(),
+        transforms,
         group_tags,
         aggregate,
         group_time: s.group_time,
@@ -450,7 +514,9 @@ mod tests {
     #[test]
     fn what_is_not_done_yet_is_named() {
         for (q, want) in [
-            ("SELECT derivative(usage) FROM cpu", "derivative() is not supported yet"),
+            ("SELECT top(usage, 3) FROM cpu", "top() is not supported yet"),
+            ("SELECT derivative(derivative(usage)) FROM cpu", "another transformation"),
+            ("SELECT moving_average(usage) FROM cpu", "window"),
             ("SELECT usage, mean(usage) FROM cpu", "mixing aggregate"),
             ("SELECT usage FROM cpu GROUP BY time(1m)", "requires an aggregate"),
             ("SELECT nosuch(usage) FROM cpu", "unknown InfluxQL function nosuch()"),

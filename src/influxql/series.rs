@@ -9,7 +9,7 @@ use arrow::datatypes::{DataType, Int64Type, UInt64Type, Float64Type};
 use arrow::record_batch::RecordBatch;
 
 use super::ast::{Fill, Nanos};
-use super::plan::SelectPlan;
+use super::plan::{SelectPlan, Transform};
 
 /// Most buckets one series may be filled out to: past it the query is refused, as InfluxDB
 /// refuses "too many points in the group by interval".
@@ -130,6 +130,11 @@ pub fn shape(plan: &SelectPlan, batches: &[RecordBatch], now: Nanos) -> Result<V
     if let (Some((every, offset)), true) = (plan.group_time, plan.fill != Fill::None) {
         fill_buckets(plan, &mut series, every, offset, now)?;
     }
+    if plan.transforms.iter().any(Option::is_some) {
+        for s in &mut series {
+            apply_transforms(&plan.transforms, &mut s.rows, plan.descending);
+        }
+    }
     let soffset = plan.soffset.unwrap_or(0) as usize;
     let mut series: Vec<Series> = series.into_iter().skip(soffset).collect();
     if let Some(n) = plan.slimit {
@@ -146,6 +151,75 @@ pub fn shape(plan: &SelectPlan, batches: &[RecordBatch], now: Nanos) -> Result<V
     }
     series.retain(|s| !s.rows.is_empty());
     Ok(series)
+}
+
+/// Applies each column's transformation along the series in time order; a row none of whose
+/// transformed columns has a value left (the first, for a derivative) is dropped.
+fn apply_transforms(transforms: &[Option<Transform>], rows: &mut Vec<(Nanos, Vec<Cell>)>, descending: bool) {
+    if descending {
+        rows.reverse();
+    }
+    for (c, t) in transforms.iter().enumerate() {
+        if let Some(t) = t {
+            transform_column(rows, c, *t);
+        }
+    }
+    rows.retain(|r| transforms.iter().enumerate().any(|(c, t)| t.is_some() && r.1[c] != Cell::Null));
+    if descending {
+        rows.reverse();
+    }
+}
+
+fn transform_column(rows: &mut [(Nanos, Vec<Cell>)], c: usize, t: Transform) {
+    let mut prev: Option<(Nanos, Cell)> = None;
+    let mut window: std::collections::VecDeque<f64> = std::collections::VecDeque::new();
+    let mut sum: Option<Cell> = None;
+    for (time, cells) in rows.iter_mut() {
+        let v = std::mem::replace(&mut cells[c], Cell::Null);
+        let Some(x) = v.number() else { continue };
+        let out = match t {
+            Transform::Derivative { unit, non_negative } => match &prev {
+                Some((pt, pv)) if *time != *pt => {
+                    let d = (x - pv.number().unwrap_or(0.0)) / ((*time - *pt) as f64 / unit as f64);
+                    if non_negative && d < 0.0 { Cell::Null } else { Cell::Float(d) }
+                }
+                _ => Cell::Null,
+            },
+            Transform::Difference { non_negative } => match &prev {
+                Some((_, Cell::Int(p))) if matches!(v, Cell::Int(_)) => {
+                    let d = (x as i64).wrapping_sub(*p);
+                    if non_negative && d < 0 { Cell::Null } else { Cell::Int(d) }
+                }
+                Some((_, p)) => {
+                    let d = x - p.number().unwrap_or(0.0);
+                    if non_negative && d < 0.0 { Cell::Null } else { Cell::Float(d) }
+                }
+                None => Cell::Null,
+            },
+            Transform::MovingAverage(n) => {
+                window.push_back(x);
+                if window.len() > n {
+                    window.pop_front();
+                }
+                if window.len() == n { Cell::Float(window.iter().sum::<f64>() / n as f64) } else { Cell::Null }
+            }
+            Transform::CumulativeSum => {
+                let next = match (&sum, &v) {
+                    (None, v) => v.clone(),
+                    (Some(Cell::Int(a)), Cell::Int(b)) => Cell::Int(a.wrapping_add(*b)),
+                    (Some(a), _) => Cell::Float(a.number().unwrap_or(0.0) + x),
+                };
+                sum = Some(next.clone());
+                next
+            }
+            Transform::Elapsed { unit } => match &prev {
+                Some((pt, _)) => Cell::Int((*time - *pt) / unit),
+                None => Cell::Null,
+            },
+        };
+        prev = Some((*time, v));
+        cells[c] = out;
+    }
 }
 
 fn bucket(t: Nanos, every: Nanos, offset: Nanos) -> Nanos {
@@ -245,6 +319,7 @@ mod tests {
             sql: String::new(),
             measurement: "m".into(),
             columns: vec!["mean".into()],
+            transforms: vec![None],
             group_tags: vec![],
             aggregate: true,
             group_time: Some((10, 0)),
@@ -277,6 +352,23 @@ mod tests {
         assert_eq!(filled(Fill::Value(7.5)), vec![Float(7.5), Float(1.0), Float(7.5), Float(7.5), Float(4.0), Float(7.5)]);
         assert_eq!(filled(Fill::Previous), vec![Null, Float(1.0), Float(1.0), Float(1.0), Float(4.0), Float(4.0)]);
         assert_eq!(filled(Fill::Linear), vec![Null, Float(1.0), Float(2.0), Float(3.0), Float(4.0), Null]);
+    }
+
+    #[test]
+    fn transformations_follow_influxdb() {
+        use Cell::*;
+        let rows = || vec![(0, vec![Int(10)]), (1_000_000_000, vec![Int(14)]), (3_000_000_000, vec![Int(12)]), (4_000_000_000, vec![Null]), (5_000_000_000, vec![Int(20)])];
+        let run = |t: Transform| {
+            let mut r = rows();
+            apply_transforms(&[Some(t)], &mut r, false);
+            r.into_iter().map(|(t, c)| (t / 1_000_000_000, c[0].clone())).collect::<Vec<_>>()
+        };
+        assert_eq!(run(Transform::Derivative { unit: 1_000_000_000, non_negative: false }), vec![(1, Float(4.0)), (3, Float(-1.0)), (5, Float(4.0))]);
+        assert_eq!(run(Transform::Derivative { unit: 1_000_000_000, non_negative: true }), vec![(1, Float(4.0)), (5, Float(4.0))]);
+        assert_eq!(run(Transform::Difference { non_negative: false }), vec![(1, Int(4)), (3, Int(-2)), (5, Int(8))]);
+        assert_eq!(run(Transform::MovingAverage(2)), vec![(1, Float(12.0)), (3, Float(13.0)), (5, Float(16.0))]);
+        assert_eq!(run(Transform::CumulativeSum), vec![(0, Int(10)), (1, Int(24)), (3, Int(36)), (5, Int(56))]);
+        assert_eq!(run(Transform::Elapsed { unit: 1_000_000_000 }), vec![(1, Int(1)), (3, Int(2)), (5, Int(2))]);
     }
 
     #[test]
