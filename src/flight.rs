@@ -78,6 +78,28 @@ impl WeirFlight {
         self.api.auth.identify(&headers, &hyper::Uri::from_static("/flight"), false).map_err(auth_status)
     }
 
+    /// The answer to a ticket, as Flight data streamed as it is computed.
+    async fn answer(&self, principal: &Principal, ticket: &TicketJson) -> Result<Stream<FlightData>, Status> {
+        let batches: BoxStream<'static, Result<arrow::record_batch::RecordBatch, FlightError>> =
+            match ticket.query_type.as_deref().unwrap_or("sql").to_ascii_lowercase().as_str() {
+                "sql" => {
+                    let (schema, stream) =
+                        self.api.query.sql_stream(&ticket.database, &ticket.sql_query, ticket.params.as_ref()).await.map_err(query_status)?;
+                    let encoder = FlightDataEncoderBuilder::new().with_schema(schema);
+                    let data = encoder.build(stream.map_err(|e| FlightError::Tonic(Box::new(query_status(e)))));
+                    return Ok(data.map_err(Status::from).boxed());
+                }
+                "influxql" => {
+                    let rows = crate::http::influxql_rows(&self.api, principal, &ticket.database, &ticket.sql_query)
+                        .await
+                        .map_err(|e| Status::invalid_argument(e.to_string()))?;
+                    futures::stream::iter(rows.into_iter().map(Ok)).boxed()
+                }
+                other => return Err(Status::invalid_argument(format!("invalid query_type '{other}': expected sql or influxql"))),
+            };
+        Ok(FlightDataEncoderBuilder::new().build(batches).map_err(Status::from).boxed())
+    }
+
     fn unimplemented<T>(what: &str) -> Result<T, Status> {
         Err(Status::unimplemented(format!("{what} is not supported; query with DoGet and an InfluxDB 3 ticket")))
     }
@@ -110,25 +132,33 @@ impl FlightService for WeirFlight {
             ))
         })?;
         principal.require(AuthAction::Read(&ticket.database)).map_err(auth_status)?;
-        let batches: BoxStream<'static, Result<arrow::record_batch::RecordBatch, FlightError>> =
-            match ticket.query_type.as_deref().unwrap_or("sql").to_ascii_lowercase().as_str() {
-                "sql" => {
-                    let (schema, stream) =
-                        self.api.query.sql_stream(&ticket.database, &ticket.sql_query, ticket.params.as_ref()).await.map_err(query_status)?;
-                    let encoder = FlightDataEncoderBuilder::new().with_schema(schema);
-                    let data = encoder.build(stream.map_err(|e| FlightError::Tonic(Box::new(query_status(e)))));
-                    return Ok(Response::new(data.map_err(Status::from).boxed()));
+        let kind = if ticket.query_type.as_deref().is_some_and(|t| t.eq_ignore_ascii_case("influxql")) { "influxql" } else { "sql" };
+        let running = self.api.query.recent.start(kind, "flight", &ticket.database, &ticket.sql_query);
+        let data = match self.answer(&principal, &ticket).await {
+            Ok(d) => d,
+            Err(e) => {
+                running.finish(Some(e.message().to_string()));
+                return Err(e);
+            }
+        };
+        // The record ends with the stream: at its first error, or at its end.
+        let running = Arc::new(parking_lot::Mutex::new(Some(running)));
+        let at_error = running.clone();
+        let data = data
+            .inspect_err(move |e| {
+                if let Some(r) = at_error.lock().take() {
+                    r.finish(Some(e.message().to_string()));
                 }
-                "influxql" => {
-                    let rows = crate::http::influxql_rows(&self.api, &principal, &ticket.database, &ticket.sql_query)
-                        .await
-                        .map_err(|e| Status::invalid_argument(e.to_string()))?;
-                    futures::stream::iter(rows.into_iter().map(Ok)).boxed()
-                }
-                other => return Err(Status::invalid_argument(format!("invalid query_type '{other}': expected sql or influxql"))),
-            };
-        let data = FlightDataEncoderBuilder::new().build(batches);
-        Ok(Response::new(data.map_err(Status::from).boxed()))
+            })
+            .chain(
+                futures::stream::once(async move {
+                    if let Some(r) = running.lock().take() {
+                        r.finish(None);
+                    }
+                })
+                .filter_map(|()| std::future::ready(None)),
+            );
+        Ok(Response::new(data.boxed()))
     }
 
     async fn list_flights(&self, _: Request<Criteria>) -> Result<Response<Self::ListFlightsStream>, Status> {

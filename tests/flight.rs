@@ -87,6 +87,24 @@ print("streamed", rows, chunks > 10)
     assert!(lines[4].contains("read-only"), "{out}");
     assert!(lines[5].contains("invalid ticket"), "{out}");
     assert_eq!(lines[6], "streamed 300000 True", "{out}");
+
+    // system.queries lists them: the streamed one a success, the refused ones failures with
+    // their reason (queries refused before a database was named, or not allowed on it, are not
+    // the database's to list).
+    let rows = s.query(
+        "db",
+        "SELECT query_text, success, running, error FROM system.queries WHERE protocol = 'flight' AND query_type = 'sql' ORDER BY id",
+    );
+    let texts: Vec<(&str, bool)> = rows.iter().map(|r| (r["query_text"].as_str().unwrap_or_default(), r["success"].as_bool().unwrap_or(true))).collect();
+    assert_eq!(
+        texts,
+        vec![("SELECT usage FROM cpu", true), ("SELEKT", false), ("DROP TABLE cpu", false), ("SELECT unnest(range(0, 300000)) AS v", true)],
+        "{rows:?}"
+    );
+    assert!(rows.iter().all(|r| r["running"] == false));
+    assert!(rows[1]["error"].as_str().unwrap_or_default().contains("SELEKT"), "{rows:?}");
+    let everywhere = s.query("_internal", "SELECT count(*) AS n FROM system.queries WHERE database = 'nosuch'");
+    assert_eq!(everywhere, vec![serde_json::json!({"n": 1})]);
 }
 
 #[test]

@@ -13,6 +13,7 @@ mod hostile;
 mod http1;
 mod ingest;
 mod query;
+mod readback;
 mod report;
 mod request;
 mod restart;
@@ -49,6 +50,9 @@ enum Scenario {
     /// Ingest with no plugin, then beside each hostile plugin in turn (Weir only; not part of
     /// `all`).
     Hostile,
+    /// One answer of `--readback-rows` rows as JSON, Parquet and Arrow Flight (Weir only; not
+    /// part of `all`).
+    Readback,
     All,
 }
 
@@ -113,6 +117,13 @@ struct Args {
     /// Lines written while the catch-up scenario's trigger is blocked.
     #[arg(long, default_value_t = 10_000_000)]
     catchup_lines: u64,
+    /// Rows of the read-back scenario's one answer.
+    #[arg(long, default_value_t = 1_000_000)]
+    readback_rows: usize,
+    /// A python with pyarrow (scripts/test.sh makes target/test-venv), for the read-back
+    /// scenario's Flight client.
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/test-venv/bin/python"))]
+    flight_python: PathBuf,
     /// Also write the report here, as JSON.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -179,6 +190,11 @@ fn main() -> Result<()> {
         }
     }
 
+    if args.scenarios.contains(&Scenario::Readback) {
+        eprintln!("readback: {} rows as JSON, Parquet and Flight ...", args.readback_rows);
+        let target = start(Kind::Weir)?;
+        report.rows.extend(readback::run(&target, args.readback_rows, &args.flight_python)?);
+    }
     if args.scenarios.contains(&Scenario::Restart) {
         eprintln!("restart: weir after {} lines ...", args.restart_lines);
         report.rows.push(restart::run(&args.weir_bin, &args.weir_flags, &load, args.restart_lines)?);

@@ -110,7 +110,10 @@ pub async fn query_v1(api: &Api, principal: &Principal, parts: &Parts, body: &[u
     let p = params(parts, body);
     let statements = parse(p.get("q"))?;
     let epoch = epoch_divisor(p.get("epoch"))?;
-    let results = run(api, principal, p.get("db").map(|s| s.as_str()), &statements).await;
+    let db = p.get("db").map(|s| s.as_str());
+    let running = api.query.recent.start("influxql", "http", db.unwrap_or_default(), p.get("q").map_or("", |s| s.as_str()));
+    let results = run(api, principal, db, &statements).await;
+    running.finish(results.iter().find_map(|r| r.as_ref().err().cloned()));
     let wants_csv = parts.headers.get(hyper::header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("application/csv") || v.contains("text/csv"));
     if wants_csv {
         return Ok(csv_v1(&results, epoch));
@@ -215,7 +218,9 @@ pub async fn query_v3(api: &Api, principal: &Principal, parts: &Parts, qs: &Hash
         None | Some("") => Format::Json,
         Some(f) => Format::parse(f).ok_or_else(|| ApiError::BadRequest(format!("invalid format '{f}': expected json, jsonl, csv, pretty or parquet")))?,
     };
+    let running = api.query.recent.start("influxql", "http", req.db.as_deref().unwrap_or_default(), req.q.as_deref().unwrap_or_default());
     let results = run(api, principal, req.db.as_deref(), &statements).await;
+    running.finish(results.iter().find_map(|r| r.as_ref().err().cloned()));
     let mut batches = Vec::new();
     for r in results {
         match r {

@@ -29,7 +29,10 @@ pub async fn query_sql(
         Some(f) => Format::parse(f)
             .ok_or_else(|| ApiError::BadRequest(format!("invalid format '{f}': expected json, jsonl, csv, pretty or parquet")))?,
     };
-    let out = engine.sql(&db, &q, req.params.as_ref()).await?;
+    let running = engine.recent.start("sql", "http", &db, &q);
+    let out = engine.sql(&db, &q, req.params.as_ref()).await;
+    running.finish(out.as_ref().err().map(|e| e.to_string()));
+    let out = out?;
     let bytes = encode(format, &out.schema, &out.batches).map_err(|e| ApiError::Internal(e.to_string()))?;
     let mut r = Response::new(Full::new(Bytes::from(bytes)));
     r.headers_mut().insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static(format.content_type()));

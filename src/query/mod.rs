@@ -8,6 +8,7 @@
 
 pub mod format;
 pub mod plugin_sql;
+pub mod recent;
 mod schema;
 mod table;
 
@@ -93,6 +94,9 @@ pub struct QueryEngine {
     runtime: Arc<RuntimeEnv>,
     /// The engine's live trigger state, set once the engine has started.
     triggers: std::sync::OnceLock<Arc<dyn TriggerStatusSource>>,
+    /// Queries asked lately (by clients; plugins' own queries are not listed), for
+    /// `system.queries`.
+    pub recent: Arc<recent::RecentQueries>,
 }
 
 impl QueryEngine {
@@ -121,6 +125,7 @@ impl QueryEngine {
             limits,
             runtime,
             triggers: Default::default(),
+            recent: Default::default(),
         })
     }
 
@@ -165,6 +170,7 @@ impl QueryEngine {
             self.logs.clone(),
             self.storage.clone(),
             self.triggers.get().cloned(),
+            self.recent.clone(),
         );
         let tables = schema::DbSchema::new(dbm, self.buffer.clone(), self.storage.clone(), self.target_partitions);
         catalog.register_schema("iox", Arc::new(tables))?;

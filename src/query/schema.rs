@@ -100,6 +100,7 @@ pub struct SystemSchema {
     logs: Arc<PluginLogs>,
     storage: Arc<Storage>,
     triggers: Option<Arc<dyn TriggerStatusSource>>,
+    recent: Arc<super::recent::RecentQueries>,
 }
 
 impl std::fmt::Debug for SystemSchema {
@@ -115,8 +116,39 @@ impl SystemSchema {
         logs: Arc<PluginLogs>,
         storage: Arc<Storage>,
         triggers: Option<Arc<dyn TriggerStatusSource>>,
+        recent: Arc<super::recent::RecentQueries>,
     ) -> SystemSchema {
-        SystemSchema { catalog, db, logs, storage, triggers }
+        SystemSchema { catalog, db, logs, storage, triggers, recent }
+    }
+
+    /// Queries clients asked lately, of this database (of every one under `_internal`).
+    fn queries(&self) -> Result<RecordBatch, DataFusionError> {
+        let rows = self.recent.list((self.db != INTERNAL_DB).then_some(self.db.as_str()));
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::UInt64, false),
+            Field::new("issue_time", DataType::Timestamp(TimeUnit::Nanosecond, None), false),
+            Field::new("query_type", DataType::Utf8, false),
+            Field::new("protocol", DataType::Utf8, false),
+            Field::new("database", DataType::Utf8, false),
+            Field::new("query_text", DataType::Utf8, false),
+            Field::new("end2end_duration_seconds", DataType::Float64, false),
+            Field::new("running", DataType::Boolean, false),
+            Field::new("success", DataType::Boolean, false),
+            Field::new("error", DataType::Utf8, true),
+        ]));
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(UInt64Array::from_iter_values(rows.iter().map(|r| r.id))),
+            Arc::new(TimestampNanosecondArray::from_iter_values(rows.iter().map(|r| r.issue_time_ns))),
+            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.query_type))),
+            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.via))),
+            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.database.as_str()))),
+            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.query_text.as_str()))),
+            Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.duration_s))),
+            Arc::new(BooleanArray::from_iter(rows.iter().map(|r| Some(r.running)))),
+            Arc::new(BooleanArray::from_iter(rows.iter().map(|r| Some(r.success)))),
+            Arc::new(StringArray::from_iter(rows.iter().map(|r| r.error.as_deref()))),
+        ];
+        Ok(RecordBatch::try_new(schema, cols)?)
     }
 
     /// The databases these tables describe.
@@ -336,6 +368,7 @@ const SYSTEM_TABLES: &[&str] = &[
     "processing_engine_logs",
     "parquet_files",
     "plugin_files",
+    "queries",
 ];
 
 #[async_trait]
@@ -353,6 +386,7 @@ impl SchemaProvider for SystemSchema {
             "processing_engine_logs" => self.engine_logs()?,
             "parquet_files" => self.parquet_files()?,
             "plugin_files" => self.plugin_files()?,
+            "queries" => self.queries()?,
             _ => return Ok(None),
         };
         Ok(Some(Arc::new(MemTable::try_new(batch.schema(), vec![vec![batch]])?)))
