@@ -4,9 +4,9 @@
 //! in the `authorization` metadata as the HTTP routes do, and streams the answer as Arrow record
 //! batches as they are computed.
 //!
-//! Only `DoGet` (and `Handshake`, which clients may send first) are served; the other Flight
-//! calls, and Flight SQL's commands, answer `UNIMPLEMENTED` naming the call. It runs on the
-//! query runtime (tokio), never on a shard.
+//! A ticket that is not InfluxDB 3's JSON, and `GetFlightInfo`, `DoAction` and `ListActions`,
+//! go to Flight SQL ([`crate::flight_sql`]); the other Flight calls answer `UNIMPLEMENTED` naming
+//! the call. It runs on the query runtime (tokio), never on a shard.
 
 use std::sync::Arc;
 
@@ -26,15 +26,16 @@ use crate::auth::{Action as AuthAction, AuthError, Principal};
 use crate::http::Api;
 use crate::query::QueryError;
 
-/// The Flight service over the server's API state.
+/// The Flight service over the server's API state; Flight SQL's calls go to `sql`.
 #[derive(Clone)]
 pub struct WeirFlight {
     api: Arc<Api>,
+    sql: Arc<crate::flight_sql::WeirFlightSql>,
 }
 
 /// The service as tonic serves it (a tower service over HTTP/2 requests).
-pub fn service(api: Arc<Api>) -> FlightServiceServer<WeirFlight> {
-    FlightServiceServer::new(WeirFlight { api })
+pub fn service(api: Arc<Api>, sql: Arc<crate::flight_sql::WeirFlightSql>) -> FlightServiceServer<WeirFlight> {
+    FlightServiceServer::new(WeirFlight { api, sql })
         // Large answers are streamed in batches; a client may send a ticket of any size it likes
         // only up to this.
         .max_decoding_message_size(16 << 20)
@@ -53,7 +54,7 @@ struct TicketJson {
     params: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
-fn auth_status(e: AuthError) -> Status {
+pub(crate) fn auth_status(e: AuthError) -> Status {
     if e.is_forbidden() {
         Status::permission_denied(e.to_string())
     } else {
@@ -61,7 +62,7 @@ fn auth_status(e: AuthError) -> Status {
     }
 }
 
-fn query_status(e: QueryError) -> Status {
+pub(crate) fn query_status(e: QueryError) -> Status {
     match e {
         QueryError::DatabaseNotFound(_) => Status::not_found(e.to_string()),
         QueryError::ReadOnly(_) | QueryError::Invalid(_) => Status::invalid_argument(e.to_string()),
@@ -125,6 +126,16 @@ impl FlightService for WeirFlight {
     }
 
     async fn do_get(&self, request: Request<Ticket>) -> Result<Response<Self::DoGetStream>, Status> {
+        let ticket = &request.get_ref().ticket;
+        if !ticket.trim_ascii_start().starts_with(b"{") {
+            if <arrow_flight::sql::Any as prost::Message>::decode(&ticket[..]).is_err() {
+                self.principal(&request)?;
+                return Err(Status::invalid_argument(
+                    "invalid ticket: expected InfluxDB 3's JSON {\"database\": ..., \"sql_query\": ..., \"query_type\": \"sql\" or \"influxql\"}, or a Flight SQL ticket",
+                ));
+            }
+            return FlightService::do_get(&*self.sql, request).await;
+        }
         let principal = self.principal(&request)?;
         let ticket: TicketJson = serde_json::from_slice(&request.get_ref().ticket).map_err(|e| {
             Status::invalid_argument(format!(
@@ -164,8 +175,8 @@ impl FlightService for WeirFlight {
     async fn list_flights(&self, _: Request<Criteria>) -> Result<Response<Self::ListFlightsStream>, Status> {
         Self::unimplemented("ListFlights")
     }
-    async fn get_flight_info(&self, _: Request<FlightDescriptor>) -> Result<Response<FlightInfo>, Status> {
-        Self::unimplemented("GetFlightInfo (Flight SQL)")
+    async fn get_flight_info(&self, request: Request<FlightDescriptor>) -> Result<Response<FlightInfo>, Status> {
+        FlightService::get_flight_info(&*self.sql, request).await
     }
     async fn poll_flight_info(&self, _: Request<FlightDescriptor>) -> Result<Response<PollInfo>, Status> {
         Self::unimplemented("PollFlightInfo")
@@ -179,10 +190,10 @@ impl FlightService for WeirFlight {
     async fn do_exchange(&self, _: Request<Streaming<FlightData>>) -> Result<Response<Self::DoExchangeStream>, Status> {
         Self::unimplemented("DoExchange")
     }
-    async fn do_action(&self, _: Request<Action>) -> Result<Response<Self::DoActionStream>, Status> {
-        Self::unimplemented("DoAction")
+    async fn do_action(&self, request: Request<Action>) -> Result<Response<Self::DoActionStream>, Status> {
+        FlightService::do_action(&*self.sql, request).await
     }
-    async fn list_actions(&self, _: Request<Empty>) -> Result<Response<Self::ListActionsStream>, Status> {
-        Self::unimplemented("ListActions")
+    async fn list_actions(&self, request: Request<Empty>) -> Result<Response<Self::ListActionsStream>, Status> {
+        FlightService::list_actions(&*self.sql, request).await
     }
 }

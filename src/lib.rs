@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod flight;
+pub mod flight_sql;
 pub mod http;
 pub mod influxql;
 pub mod metrics;

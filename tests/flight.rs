@@ -1,6 +1,7 @@
 //! Arrow Flight on the HTTP port (issue 16, point 1), through the official clients installed
 //! by `scripts/test.sh`: `influxdb3-python` (SQL with parameters, pandas, InfluxQL, writes)
-//! and `@influxdata/influxdb3-client` for JavaScript; plus pyarrow's own Flight client for the
+//! and `@influxdata/influxdb3-client` for JavaScript; the ADBC Flight SQL driver (what Grafana's
+//! FlightSQL data source and JDBC/ODBC bridges speak); plus pyarrow's own Flight client for the
 //! token checks and the streaming of large answers.
 
 mod common;
@@ -136,4 +137,46 @@ await client.close()
     assert!(out.status.success(), "{stdout}\n{stderr}");
     let v: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"));
     assert_eq!(v, serde_json::json!({"rows": [{"host": "a", "usage": 1.5}, {"host": "b", "usage": 2}], "iq": [2]}));
+}
+
+/// Flight SQL through the ADBC driver from PyPI: a query (GetFlightInfo, then DoGet), the
+/// server's info, the catalog/schema/table tree and a table's schema; the token and the
+/// database travel as call headers.
+#[test]
+fn flight_sql_through_the_adbc_driver() {
+    let s = Server::start(&[]);
+    assert_eq!(s.write("db", "cpu,host=a usage=1.5 1\ncpu,host=b usage=2.5 2\nmem,host=a used=3i 1").0, 204);
+    let script = format!(
+        r#"
+import warnings
+warnings.simplefilter("ignore")
+import adbc_driver_flightsql.dbapi as fs
+def connect(token, db="db"):
+    return fs.connect("grpc://127.0.0.1:{port}", db_kwargs={{"adbc.flight.sql.rpc.call_header.database": db, "adbc.flight.sql.authorization_header": "Bearer " + token}})
+conn = connect("{token}")
+cur = conn.cursor()
+cur.execute("SELECT host, usage FROM cpu ORDER BY time")
+assert cur.fetchall() == [("a", 1.5), ("b", 2.5)], "query"
+info = conn.adbc_get_info()
+assert info["vendor_name"] == "Weir", info
+objs = conn.adbc_get_objects(depth="tables").read_all().to_pylist()
+tree = {{s["db_schema_name"]: sorted(t["table_name"] for t in (s["db_schema_tables"] or [])) for c in objs for s in c["catalog_db_schemas"]}}
+assert tree["iox"] == ["cpu", "mem"], tree
+assert conn.adbc_get_table_schema("cpu", db_schema_filter="iox").names == ["host", "time", "usage"]
+for bad in ("wrong", None):
+    try:
+        c = connect(bad or "", "db") if bad else fs.connect("grpc://127.0.0.1:{port}", db_kwargs={{"adbc.flight.sql.rpc.call_header.database": "db"}})
+        c.cursor().execute("SELECT 1")
+        raise SystemExit("a query without a valid token was answered")
+    except SystemExit:
+        raise
+    except Exception as e:
+        assert "token" in str(e), e
+print("ok")
+"#,
+        port = port(&s),
+        token = common::TOKEN
+    );
+    let (ok, out, err) = python(&script);
+    assert!(ok && out.trim() == "ok", "{out}\n{err}\nserver log:\n{}", s.log());
 }

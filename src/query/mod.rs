@@ -222,6 +222,13 @@ impl QueryEngine {
         Ok((schema, batches.boxed()))
     }
 
+    /// The schema `sql`'s answer would have, from planning alone (Flight SQL's `GetFlightInfo`).
+    pub async fn schema_of(&self, db: &str, sql: &str) -> Result<SchemaRef, QueryError> {
+        let limit = self.limits.timeout;
+        let df = tokio::time::timeout(limit, self.plan(db, sql, None)).await.unwrap_or(Err(QueryError::Timeout(limit)))?;
+        Ok(Arc::new(df.schema().as_arrow().clone()))
+    }
+
     /// Plans `sql` on `db`, refusing anything that is not a read, with `params` bound.
     async fn plan(
         &self,
