@@ -377,6 +377,18 @@ fn time_value(e: &Expr, now: Nanos) -> Option<Nanos> {
     }
 }
 
+/// A comparison operator as SQL writes it.
+fn comparison(op: BinOp) -> &'static str {
+    match op {
+        BinOp::Eq => "=",
+        BinOp::NotEq => "<>",
+        BinOp::Lt => "<",
+        BinOp::LtEq => "<=",
+        BinOp::Gt => ">",
+        _ => ">=",
+    }
+}
+
 fn is_time(e: &Expr) -> bool {
     matches!(e, Expr::Var(v) if v.eq_ignore_ascii_case("time"))
 }
@@ -432,14 +444,7 @@ fn condition_sql(e: &Expr, cols: &Columns, now: Nanos, top: bool, lower: &mut Op
                     _ => {}
                 }
             }
-            let sym = match op {
-                BinOp::Eq => "=",
-                BinOp::NotEq => "<>",
-                BinOp::Lt => "<",
-                BinOp::LtEq => "<=",
-                BinOp::Gt => ">",
-                _ => ">=",
-            };
+            let sym = comparison(op);
             Ok(format!("time {sym} {}", timestamp(t)))
         }
         BinOp::RegexMatch | BinOp::RegexNotMatch => {
@@ -462,14 +467,7 @@ fn condition_sql(e: &Expr, cols: &Columns, now: Nanos, top: bool, lower: &mut Op
                     e => value_sql(e, cols),
                 }
             };
-            let sym = match op {
-                BinOp::Eq => "=",
-                BinOp::NotEq => "<>",
-                BinOp::Lt => "<",
-                BinOp::LtEq => "<=",
-                BinOp::Gt => ">",
-                _ => ">=",
-            };
+            let sym = comparison(*op);
             Ok(format!("({} {sym} {})", side(left)?, side(right)?))
         }
         _ => Err(PlanError::Invalid("WHERE needs a condition, such as host = 'a' or time > now() - 1h".into())),
