@@ -61,6 +61,7 @@ fn asks(kind: Kind, hosts: usize, end_ns: i64) -> Vec<Ask> {
                     )),
                     expect: 1,
                 },
+                grafana_influxql(hosts, end_ns),
             ]
         }
         Kind::Influx16 => {
@@ -81,6 +82,7 @@ fn asks(kind: Kind, hosts: usize, end_ns: i64) -> Vec<Ask> {
                     params: ql(format!("SELECT max(usage_user) FROM cpu WHERE time >= {day0} AND time < {end_ns}")),
                     expect: 1,
                 },
+                grafana_influxql(hosts, end_ns),
             ]
         }
         Kind::VictoriaMetrics => {
@@ -115,11 +117,27 @@ fn asks(kind: Kind, hosts: usize, end_ns: i64) -> Vec<Ask> {
     }
 }
 
-/// Values in an answer: rows (Weir), points over all series (InfluxDB, VictoriaMetrics).
-fn values_in(kind: Kind, v: &Value) -> usize {
+/// A Grafana InfluxQL panel's query (mean per host per minute over 6 hours, empty minutes as
+/// null), asked of Weir and InfluxDB 1.6 alike over `/query`.
+fn grafana_influxql(hosts: usize, end_ns: i64) -> Ask {
+    let start = end_ns - 6 * HOUR_NS;
+    Ask {
+        name: "InfluxQL: mean/host/minute, 6h",
+        path: "/query",
+        params: vec![
+            ("db", DB.to_string()),
+            ("q", format!("SELECT mean(usage_user) FROM cpu WHERE time >= {start} AND time < {end_ns} GROUP BY time(1m), hostname fill(null)")),
+            ("epoch", "ns".to_string()),
+        ],
+        expect: hosts * 360,
+    }
+}
+
+/// Values in an answer: rows (Weir's SQL), points over all series (InfluxQL, VictoriaMetrics).
+fn values_in(kind: Kind, path: &str, v: &Value) -> usize {
     match kind {
-        Kind::Weir => v.as_array().map_or(0, |a| a.len()),
-        Kind::Influx16 => v["results"][0]["series"]
+        Kind::Weir if path != "/query" => v.as_array().map_or(0, |a| a.len()),
+        Kind::Weir | Kind::Influx16 => v["results"][0]["series"]
             .as_array()
             .map_or(0, |s| s.iter().map(|x| x["values"].as_array().map_or(0, |a| a.len())).sum()),
         Kind::VictoriaMetrics => v["data"]["result"]
@@ -158,7 +176,7 @@ pub fn run(target: &Target, load: &Load, iterations: usize, duckdb: Option<&std:
             match req.call().map_err(|e| e.to_string()).and_then(|r| r.into_string().map_err(|e| e.to_string()).and_then(|t| serde_json::from_str::<Value>(&t).map_err(|e| e.to_string()))) {
                 Ok(v) => {
                     latencies.push(sent.elapsed());
-                    got = values_in(target.kind, &v);
+                    got = values_in(target.kind, ask.path, &v);
                 }
                 Err(e) => {
                     errors += 1;
