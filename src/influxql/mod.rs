@@ -6,10 +6,10 @@
 //! are the HTTP layer's, which holds the catalog and the storage. No InfluxQL parser exists on
 //! crates.io, so this one is ours.
 
-pub mod ast;
-pub mod parser;
 pub mod plan;
 pub mod series;
+
+pub use weir_wire::influxql::{ast, parser};
 
 use std::collections::BTreeSet;
 

@@ -51,6 +51,22 @@ pub fn time(data: &[u8]) {
     }
 }
 
+/// InfluxQL: parses or is refused with a position inside the text; every statement parsed,
+/// printed, parses back to itself.
+pub fn influxql(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    match crate::influxql::parser::parse(text) {
+        Ok(statements) => {
+            for stmt in statements {
+                let printed = stmt.to_string();
+                let again = crate::influxql::parser::parse(&printed);
+                assert_eq!(again.as_ref().ok(), Some(&vec![stmt]), "{text:?} printed as {printed:?}: {again:?}");
+            }
+        }
+        Err(e) => assert!(e.pos <= text.len(), "{text:?}: position {} past the end", e.pos),
+    }
+}
+
 /// Runs `check` on every input saved for fuzz target `target` (`fuzz/corpus/TARGET/`), as the
 /// corpus tests of this crate and of `pipeline` do; panics if there is none.
 pub fn replay_corpus(target: &str, check: fn(&[u8])) {

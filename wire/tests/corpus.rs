@@ -17,3 +17,8 @@ fn the_query_params_corpus_decodes() {
 fn the_time_corpus_parses_and_prints_back() {
     replay_corpus("time", weir_wire::fuzzing::time);
 }
+
+#[test]
+fn the_influxql_corpus_parses_and_prints_back() {
+    replay_corpus("influxql", weir_wire::fuzzing::influxql);
+}

@@ -241,7 +241,9 @@ impl<'a> Parser<'a> {
     /// A regex literal `/.../` at the current position (`\/` escapes a slash).
     fn regex(&mut self) -> Result<String, ParseError> {
         self.peeked = None;
-        self.skip_space();
+        // Whitespace only: a regex may begin `/*`, which elsewhere opens a comment.
+        let rest = &self.src[self.pos..];
+        self.pos += rest.len() - rest.trim_start().len();
         let rest = &self.src[self.pos..];
         if !rest.starts_with('/') {
             return Err(self.error("expected a regular expression /.../"));
