@@ -31,13 +31,16 @@ enum Tok {
 pub struct Parser<'a> {
     src: &'a str,
     pos: usize,
+    /// Expressions open around the current one: bounded, so a query of a million `(` is an
+    /// error and not a stack overflow of the thread parsing it.
+    depth: usize,
     /// The token at `pos`, read ahead (and where it started).
     peeked: Option<(Tok, usize, usize)>,
 }
 
 /// Parses one or more `;`-separated statements.
 pub fn parse(src: &str) -> Result<Vec<Statement>, ParseError> {
-    let mut p = Parser { src, pos: 0, peeked: None };
+    let mut p = Parser { src, pos: 0, depth: 0, peeked: None };
     let mut out = Vec::new();
     loop {
         while p.eat_op(";")? {}
@@ -54,6 +57,9 @@ pub fn parse(src: &str) -> Result<Vec<Statement>, ParseError> {
     }
     Ok(out)
 }
+
+/// Deepest nesting of expressions (parentheses, unary minus, function arguments) accepted.
+pub const MAX_DEPTH: usize = 100;
 
 /// Keywords that cannot stand as a bare identifier (quote them: `"from"`).
 const RESERVED: &[&str] = &["SELECT", "FROM", "WHERE", "GROUP", "BY", "ORDER", "LIMIT", "OFFSET", "SLIMIT", "SOFFSET", "AND", "OR", "AS"];
@@ -502,7 +508,27 @@ impl<'a> Parser<'a> {
         Ok(Field { expr, alias })
     }
 
+    /// Counts one more level of nesting, refusing past [`MAX_DEPTH`]; [`Self::leave`] undoes it.
+    fn enter(&mut self) -> Result<(), ParseError> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(ParseError { message: format!("expressions nested more than {MAX_DEPTH} deep"), pos: self.pos });
+        }
+        Ok(())
+    }
+
+    fn leave<T>(&mut self, r: Result<T, ParseError>) -> Result<T, ParseError> {
+        self.depth -= 1;
+        r
+    }
+
     fn expr(&mut self) -> Result<Expr, ParseError> {
+        self.enter()?;
+        let r = self.or_expr();
+        self.leave(r)
+    }
+
+    fn or_expr(&mut self) -> Result<Expr, ParseError> {
         let mut left = self.and_expr()?;
         while self.eat_keyword("OR")? {
             let right = self.and_expr()?;
@@ -568,7 +594,10 @@ impl<'a> Parser<'a> {
 
     fn unary(&mut self) -> Result<Expr, ParseError> {
         if self.eat_op("-")? {
-            return Ok(match self.unary()? {
+            self.enter()?;
+            let inner = self.unary();
+            let inner = self.leave(inner)?;
+            return Ok(match inner {
                 Expr::Integer(n) => Expr::Integer(-n),
                 Expr::Float(f) => Expr::Float(-f),
                 Expr::Duration(d) => Expr::Duration(-d),
@@ -683,6 +712,8 @@ mod tests {
             ("SELECT 'unterminated FROM cpu", "unterminated"),
             ("SELECT * FROM cpu tz('Europe/Paris')", "tz("),
             ("", "empty"),
+            (&format!("SELECT {}x{} FROM cpu", "(".repeat(100_000), ")".repeat(100_000)), "nested more than"),
+            (&format!("SELECT {}x FROM cpu", "- ".repeat(100_000)), "nested more than"),
         ] {
             let e = parse(q).unwrap_err();
             assert!(e.to_string().contains(want), "{q}: {e}");
