@@ -83,7 +83,110 @@ fn timestamp(ns: Nanos) -> String {
 }
 
 /// Functions InfluxDB has that this planner does not do yet: named in the error.
-const NOT_YET: &[&str] = &["distinct", "integral", "mode", "sample", "top", "bottom", "holt_winters", "count_hll"];
+const NOT_YET: &[&str] = &["integral", "mode", "sample", "holt_winters", "count_hll"];
+
+/// Selectors that answer several rows per group: `distinct(f)`, `top(f, N)`, `bottom(f, N)`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Many {
+    Distinct,
+    Top(u64),
+    Bottom(u64),
+}
+
+fn many_of(e: &Expr) -> Result<Option<(Many, &Expr)>, PlanError> {
+    let Expr::Call { name, args } = e else { return Ok(None) };
+    let n = || match args.get(1) {
+        Some(Expr::Integer(n)) if *n >= 1 && args.len() == 2 => Ok(*n as u64),
+        _ => Err(PlanError::Invalid(format!("{name}() takes a field and a count of at least 1, such as {name}(usage, 3)"))),
+    };
+    let many = match name.as_str() {
+        "distinct" if args.len() == 1 => Many::Distinct,
+        "distinct" => return Err(PlanError::Invalid("distinct() takes one field".into())),
+        "top" => Many::Top(n()?),
+        "bottom" => Many::Bottom(n()?),
+        _ => return Ok(None),
+    };
+    match &args[0] {
+        f @ Expr::Var(_) => Ok(Some((many, f))),
+        _ => Err(PlanError::Unsupported(format!("{name}() of anything but a field is not supported yet"))),
+    }
+}
+
+/// A `SELECT` of one `distinct`, `top` or `bottom`: every value (or the N largest or smallest)
+/// of each group. `top` and `bottom` keep their points' times; `distinct` answers the bucket's
+/// (the range's start without `GROUP BY time`).
+fn plan_many(s: &Select, cols: &Columns, now: Nanos, many: Many, field: &Expr, name: String) -> Result<SelectPlan, PlanError> {
+    let group_tags: Vec<String> = if s.group_all_tags {
+        cols.tags.iter().cloned().collect()
+    } else {
+        s.group_tags.iter().filter(|t| *t != "time").cloned().collect()
+    };
+    let value = value_sql(field, cols)?;
+    let (mut lower, mut upper) = (None, None);
+    let mut conditions = vec![format!("{value} IS NOT NULL")];
+    if let Some(c) = &s.condition {
+        conditions.push(condition_sql(c, cols, now, true, &mut lower, &mut upper)?);
+    }
+    let bucket = s
+        .group_time
+        .map(|(every, offset)| format!("CAST(date_bin(INTERVAL '{every} nanoseconds', time, {}) AS BIGINT)", timestamp(offset)));
+    let groups: Vec<String> = group_tags
+        .iter()
+        .enumerate()
+        .map(|(i, t)| format!("{} AS __g{i}", if cols.tags.contains(t) { ident(t) } else { "CAST(NULL AS VARCHAR)".into() }))
+        .collect();
+    let group_names: Vec<String> = (0..group_tags.len()).map(|i| format!("__g{i}")).collect();
+    let table = ident(&s.from);
+    let where_ = conditions.join(" AND ");
+    let sql = match many {
+        Many::Distinct => {
+            let time = bucket.unwrap_or_else(|| "0".into());
+            let select: Vec<String> = std::iter::once(format!("{time} AS __t")).chain(groups).chain(std::iter::once(format!("{value} AS __f0"))).collect();
+            let order: Vec<String> = group_names.iter().cloned().chain(["__t".to_string(), "__f0".to_string()]).collect();
+            format!("SELECT DISTINCT {} FROM {table} WHERE {where_} ORDER BY {}", select.join(", "), order.join(", "))
+        }
+        Many::Top(n) | Many::Bottom(n) => {
+            let dir = if matches!(many, Many::Top(_)) { "DESC" } else { "ASC" };
+            // The points' own times, GROUP BY time or not, as InfluxDB answers top and bottom.
+            let time = "CAST(time AS BIGINT)".to_string();
+            let mut partition: Vec<String> = group_tags.iter().map(|t| if cols.tags.contains(t) { ident(t) } else { "NULL".into() }).collect();
+            if let Some(b) = &bucket {
+                partition.push(b.clone());
+            }
+            let over = if partition.is_empty() { String::new() } else { format!("PARTITION BY {} ", partition.join(", ")) };
+            let select: Vec<String> = std::iter::once(format!("{time} AS __t"))
+                .chain(groups)
+                .chain([format!("{value} AS __f0"), format!("ROW_NUMBER() OVER ({over}ORDER BY {value} {dir}, time ASC) AS __r")])
+                .collect();
+            let order: Vec<String> = group_names.iter().cloned().chain(["__t".to_string()]).collect();
+            let outer: Vec<String> = std::iter::once("__t".to_string()).chain(group_names.iter().cloned()).chain(["__f0".to_string()]).collect();
+            format!(
+                "SELECT {} FROM (SELECT {} FROM {table} WHERE {where_}) WHERE __r <= {n} ORDER BY {}",
+                outer.join(", "),
+                select.join(", "),
+                order.join(", ")
+            )
+        }
+    };
+    Ok(SelectPlan {
+        sql,
+        measurement: s.from.clone(),
+        columns: vec![name],
+        transforms: vec![None],
+        group_tags,
+        // Distinct answers the range's start as its time without GROUP BY time, as aggregates do.
+        aggregate: many == Many::Distinct && s.group_time.is_none(),
+        group_time: None,
+        fill: Fill::None,
+        lower,
+        upper,
+        descending: s.descending,
+        limit: s.limit,
+        offset: s.offset,
+        slimit: s.slimit,
+        soffset: s.soffset,
+    })
+}
 
 /// A transformation call, split into what it does and the expression it applies to.
 fn transform_of(e: &Expr) -> Result<Option<(Transform, &Expr)>, PlanError> {
@@ -117,6 +220,14 @@ fn transform_of(e: &Expr) -> Result<Option<(Transform, &Expr)>, PlanError> {
 }
 
 pub fn plan_select(s: &Select, cols: &Columns, now: Nanos) -> Result<SelectPlan, PlanError> {
+    let manys: Vec<_> = s.fields.iter().map(|f| many_of(&f.expr)).collect::<Result<_, _>>()?;
+    if let Some((i, Some((many, field)))) = manys.iter().enumerate().find(|(_, m)| m.is_some()) {
+        if s.fields.len() != 1 {
+            return Err(PlanError::Unsupported("distinct(), top() and bottom() are supported alone in a SELECT for now".into()));
+        }
+        let name = s.fields[i].alias.clone().unwrap_or_else(|| s.fields[i].expr.column_name());
+        return plan_many(s, cols, now, *many, field, name);
+    }
     // Each field's transformation (if any) and the expression under it.
     let inners: Vec<(Option<Transform>, &Expr)> = s
         .fields
@@ -329,6 +440,11 @@ fn call_sql(name: &str, args: &[Expr], cols: &Columns) -> Result<String, PlanErr
         let a = arg(0)?;
         Ok(sql.replace("{}", &a))
     };
+    if let (Some(Expr::Call { name: inner, args: inner_args }), "count") = (args.first(), name) {
+        if inner == "distinct" && inner_args.len() == 1 && args.len() == 1 {
+            return Ok(format!("COUNT(DISTINCT {})", value_sql(&inner_args[0], cols)?));
+        }
+    }
     match name {
         "count" => one("COUNT({})"),
         "mean" => one("AVG({})"),
@@ -512,7 +628,9 @@ mod tests {
     #[test]
     fn what_is_not_done_yet_is_named() {
         for (q, want) in [
-            ("SELECT top(usage, 3) FROM cpu", "top() is not supported yet"),
+            ("SELECT mode(usage) FROM cpu", "mode() is not supported yet"),
+            ("SELECT top(usage, 3), mean(usage) FROM cpu", "alone in a SELECT"),
+            ("SELECT top(usage) FROM cpu", "a count of at least 1"),
             ("SELECT derivative(derivative(usage)) FROM cpu", "another transformation"),
             ("SELECT moving_average(usage) FROM cpu", "window"),
             ("SELECT usage, mean(usage) FROM cpu", "mixing aggregate"),
