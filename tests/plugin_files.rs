@@ -19,10 +19,11 @@ fn put_json(s: &Server, path: &str, body: &serde_json::Value) -> (u16, String) {
 }
 
 /// A WAL plugin that records each call: which code ran (`code`), the trigger's `v` argument,
-/// and how many rows it was given.
+/// and how many rows it was given. Each call takes 50 ms, so an update usually lands while one
+/// runs.
 fn counter(code: &str) -> String {
     format!(
-        "def process_writes(influxdb3_local, table_batches, args=None):\n    n = sum(len(b['rows']) for b in table_batches)\n    \
+        "import time\ndef process_writes(influxdb3_local, table_batches, args=None):\n    time.sleep(0.05)\n    n = sum(len(b['rows']) for b in table_batches)\n    \
          influxdb3_local.write(LineBuilder('seen').tag('code', '{code}').tag('v', (args or {{}}).get('v', '-')).int64_field('rows', n))\n"
     )
 }

@@ -177,7 +177,7 @@ impl Inner {
         let Some(feed) = &r.feed else { return };
         let mut f = feed.lock();
         loop {
-            if r.stopped.load(Ordering::Acquire) {
+            if r.stopped.load(Ordering::Acquire) || r.paused.load(Ordering::Acquire) {
                 return;
             }
             match f.next(&self.log, frontier, self.max_batch_rows, r.def.run_async, |t| r.wants(&t.db_name, &t.table_name)) {

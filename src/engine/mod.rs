@@ -422,7 +422,24 @@ impl Engine {
         let spec = TriggerSpec::parse(&trigger.specification)?;
         let warning = self.check_trigger(&trigger, &spec).await?;
         let name = trigger.name.clone();
-        self.inner.catalog.update(&[CatalogOp::ReplaceTrigger { db: db.to_string(), trigger }])?;
+        // A running WAL trigger first finishes the calls it was handed (none new is handed), so
+        // the new definition starts exactly where they end: no commit twice, none skipped. A
+        // call that outlasts its own time limit is not waited for; its commits may then be
+        // handed again (at least once, as after a crash).
+        let old_runner = self.inner.runners.read().get(&(db.to_string(), name.clone())).filter(|r| r.feed.is_some()).cloned();
+        if let Some(r) = &old_runner {
+            r.paused.store(true, Ordering::Release);
+            let deadline = std::time::Instant::now() + r.limits.timeout + Duration::from_secs(1);
+            while r.busy() && std::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+        let updated = self.inner.catalog.update(&[CatalogOp::ReplaceTrigger { db: db.to_string(), trigger }]);
+        if let Some(r) = &old_runner {
+            // Unchanged or refused: the old runner carries on.
+            r.paused.store(false, Ordering::Release);
+        }
+        updated?;
         self.log_warning(db, &name, &warning);
         self.reconcile();
         Ok(warning)

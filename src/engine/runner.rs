@@ -53,6 +53,9 @@ pub struct Runner {
     pub(super) state: Mutex<RunnerState>,
     /// Set when the trigger is disabled or deleted: queued events are dropped unrun.
     pub(super) stopped: Arc<AtomicBool>,
+    /// Set while the trigger is being updated: no new WAL call is handed to it, so the calls
+    /// it has can finish before the new definition takes over at its cursor.
+    pub(super) paused: AtomicBool,
     /// Async calls queued or running.
     pub(super) in_flight: AtomicUsize,
     pub(super) cache: Arc<CacheSpace>,
@@ -81,6 +84,7 @@ impl Runner {
             spec,
             state: Mutex::new(RunnerState { queue: VecDeque::new(), scheduled: false, attempt: 0, pending: None }),
             stopped: Arc::new(AtomicBool::new(false)),
+            paused: AtomicBool::new(false),
             in_flight: AtomicUsize::new(0),
             cache,
             stats: TriggerStats::default(),
