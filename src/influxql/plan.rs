@@ -83,7 +83,7 @@ fn timestamp(ns: Nanos) -> String {
 }
 
 /// Functions InfluxDB has that this planner does not do yet: named in the error.
-const NOT_YET: &[&str] = &["integral", "mode", "sample", "holt_winters", "count_hll"];
+const NOT_YET: &[&str] = &["holt_winters", "count_hll"];
 
 /// Selectors that answer several rows per group: `distinct(f)`, `top(f, N)`, `bottom(f, N)`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -91,6 +91,12 @@ enum Many {
     Distinct,
     Top(u64),
     Bottom(u64),
+    /// N points of each group, picked at random.
+    Sample(u64),
+    /// The most frequent value of each group (the earliest-seen among ties).
+    Mode,
+    /// The area under the points of each group (trapezoids), per `unit` of time.
+    Integral(Nanos),
 }
 
 fn many_of(e: &Expr) -> Result<Option<(Many, &Expr)>, PlanError> {
@@ -104,6 +110,14 @@ fn many_of(e: &Expr) -> Result<Option<(Many, &Expr)>, PlanError> {
         "distinct" => return Err(PlanError::Invalid("distinct() takes one field".into())),
         "top" => Many::Top(n()?),
         "bottom" => Many::Bottom(n()?),
+        "sample" => Many::Sample(n()?),
+        "mode" if args.len() == 1 => Many::Mode,
+        "mode" => return Err(PlanError::Invalid("mode() takes one field".into())),
+        "integral" => match args.get(1) {
+            None => Many::Integral(1_000_000_000),
+            Some(Expr::Duration(d)) if *d > 0 && args.len() == 2 => Many::Integral(*d),
+            _ => return Err(PlanError::Invalid("integral()'s second argument is a positive duration, such as 1s".into())),
+        },
         _ => return Ok(None),
     };
     match &args[0] {
@@ -145,8 +159,45 @@ fn plan_many(s: &Select, cols: &Columns, now: Nanos, many: Many, field: &Expr, n
             let order: Vec<String> = group_names.iter().cloned().chain(["__t".to_string(), "__f0".to_string()]).collect();
             format!("SELECT DISTINCT {} FROM {table} WHERE {where_} ORDER BY {}", select.join(", "), order.join(", "))
         }
-        Many::Top(n) | Many::Bottom(n) => {
-            let dir = if matches!(many, Many::Top(_)) { "DESC" } else { "ASC" };
+        Many::Mode | Many::Integral(_) => {
+            // One value a group, computed over the group's points in a subquery.
+            let time = bucket.clone().unwrap_or_else(|| "0".into());
+            let mut partition: Vec<String> = group_names.clone();
+            partition.push("__t".into());
+            let over = format!("PARTITION BY {}", partition.join(", "));
+            let inner_cols: Vec<String> = std::iter::once(format!("{time} AS __t")).chain(groups).collect();
+            let keys = inner_cols.len();
+            let key_list: Vec<String> = std::iter::once("__t".to_string()).chain(group_names.iter().cloned()).collect();
+            match many {
+                Many::Mode => format!(
+                    "SELECT {keys_out}, __f0 FROM (SELECT {keys_out}, __f0, ROW_NUMBER() OVER ({over} ORDER BY __c DESC, __first ASC) AS __r FROM \
+                         (SELECT {inner}, {value} AS __f0, COUNT(*) AS __c, MIN(time) AS __first FROM {table} WHERE {where_} GROUP BY {by})) \
+                         WHERE __r = 1 ORDER BY {order}",
+                    keys_out = key_list.join(", "),
+                    inner = inner_cols.join(", "),
+                    by = (1..=keys + 1).map(|i| i.to_string()).collect::<Vec<_>>().join(", "),
+                    order = group_names.iter().cloned().chain(["__t".to_string()]).collect::<Vec<_>>().join(", "),
+                ),
+                _ => {
+                    let Many::Integral(unit) = many else { unreachable!("matched above") };
+                    format!(
+                        "SELECT {keys_out}, COALESCE(SUM((__v + __pv) / 2.0 * CAST(__ts - __pts AS DOUBLE) / {unit}.0), 0.0) AS __f0 FROM \
+                         (SELECT {keys_out}, __v, __ts, LAG(__v) OVER ({over} ORDER BY __ts, __v) AS __pv, LAG(__ts) OVER ({over} ORDER BY __ts, __v) AS __pts FROM \
+                         (SELECT {inner}, CAST({value} AS DOUBLE) AS __v, CAST(time AS BIGINT) AS __ts FROM {table} WHERE {where_})) \
+                         GROUP BY {keys_out} ORDER BY {order}",
+                        keys_out = key_list.join(", "),
+                        inner = inner_cols.join(", "),
+                        order = group_names.iter().cloned().chain(["__t".to_string()]).collect::<Vec<_>>().join(", "),
+                    )
+                }
+            }
+        }
+        Many::Top(n) | Many::Bottom(n) | Many::Sample(n) => {
+            let dir = match many {
+                Many::Top(_) => format!("{value} DESC"),
+                Many::Bottom(_) => format!("{value} ASC"),
+                _ => "random()".to_string(),
+            };
             // The points' own times, GROUP BY time or not, as InfluxDB answers top and bottom.
             let time = "CAST(time AS BIGINT)".to_string();
             let mut partition: Vec<String> = group_tags.iter().map(|t| if cols.tags.contains(t) { ident(t) } else { "NULL".into() }).collect();
@@ -156,7 +207,7 @@ fn plan_many(s: &Select, cols: &Columns, now: Nanos, many: Many, field: &Expr, n
             let over = if partition.is_empty() { String::new() } else { format!("PARTITION BY {} ", partition.join(", ")) };
             let select: Vec<String> = std::iter::once(format!("{time} AS __t"))
                 .chain(groups)
-                .chain([format!("{value} AS __f0"), format!("ROW_NUMBER() OVER ({over}ORDER BY {value} {dir}, time ASC) AS __r")])
+                .chain([format!("{value} AS __f0"), format!("ROW_NUMBER() OVER ({over}ORDER BY {dir}, time ASC) AS __r")])
                 .collect();
             let order: Vec<String> = group_names.iter().cloned().chain(["__t".to_string()]).collect();
             let outer: Vec<String> = std::iter::once("__t".to_string()).chain(group_names.iter().cloned()).chain(["__f0".to_string()]).collect();
@@ -174,8 +225,9 @@ fn plan_many(s: &Select, cols: &Columns, now: Nanos, many: Many, field: &Expr, n
         columns: vec![name],
         transforms: vec![None],
         group_tags,
-        // Distinct answers the range's start as its time without GROUP BY time, as aggregates do.
-        aggregate: many == Many::Distinct && s.group_time.is_none(),
+        // Distinct, mode and integral answer the range's start as their time without GROUP BY
+        // time, as aggregates do.
+        aggregate: matches!(many, Many::Distinct | Many::Mode | Many::Integral(_)) && s.group_time.is_none(),
         group_time: None,
         fill: Fill::None,
         lower,
@@ -628,7 +680,7 @@ mod tests {
     #[test]
     fn what_is_not_done_yet_is_named() {
         for (q, want) in [
-            ("SELECT mode(usage) FROM cpu", "mode() is not supported yet"),
+            ("SELECT holt_winters(usage, 1, 1) FROM cpu", "holt_winters() is not supported yet"),
             ("SELECT top(usage, 3), mean(usage) FROM cpu", "alone in a SELECT"),
             ("SELECT top(usage) FROM cpu", "a count of at least 1"),
             ("SELECT derivative(derivative(usage)) FROM cpu", "another transformation"),
