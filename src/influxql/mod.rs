@@ -140,15 +140,20 @@ pub async fn execute(engine: &QueryEngine, catalog: &CatalogSnapshot, db: Option
                 (!rows.is_empty()).then(|| Series { name: m.to_string(), tags: Vec::new(), columns: vec!["fieldKey".into(), "fieldType".into()], rows })
             })
             .collect()),
-        Statement::ShowTagValues { from, keys } => {
+        Statement::ShowTagValues { from, keys, condition } => {
             let mut out = Vec::new();
             for m in measurements(database, from) {
                 let mut rows = Vec::new();
-                for key in columns(database, m).tags {
-                    if !matches(keys, &key)? {
+                let cols = columns(database, m);
+                let filter = match condition {
+                    Some(c) => format!(" AND {}", plan::where_sql(c, &cols, now)?),
+                    None => String::new(),
+                };
+                for key in cols.tags.iter() {
+                    if !matches(keys, key)? {
                         continue;
                     }
-                    let q = format!("SELECT DISTINCT CAST({k} AS VARCHAR) AS v FROM {t} WHERE {k} IS NOT NULL ORDER BY v", k = quote(&key), t = quote(m));
+                    let q = format!("SELECT DISTINCT CAST({k} AS VARCHAR) AS v FROM {t} WHERE {k} IS NOT NULL{filter} ORDER BY v", k = quote(key), t = quote(m));
                     for value in strings(engine.sql(db_name, &q, None).await?.batches)? {
                         rows.push((0, vec![Cell::Str(key.clone()), Cell::Str(value)]));
                     }

@@ -563,6 +563,11 @@ fn is_time(e: &Expr) -> bool {
 
 /// The WHERE clause as SQL. `top` is true along the top-level AND chain, where a time bound
 /// also narrows the range that empty buckets are filled over.
+/// A `WHERE` condition on a measurement of columns `cols`, as SQL (for `SHOW` statements).
+pub fn where_sql(e: &Expr, cols: &Columns, now: Nanos) -> Result<String, PlanError> {
+    condition_sql(e, cols, now, false, &mut None, &mut None)
+}
+
 fn condition_sql(e: &Expr, cols: &Columns, now: Nanos, top: bool, lower: &mut Option<Nanos>, upper: &mut Option<Nanos>) -> Result<String, PlanError> {
     let Expr::Binary { op, left, right } = e else {
         return match e {

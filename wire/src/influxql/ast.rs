@@ -9,7 +9,8 @@ pub enum Statement {
     ShowDatabases,
     ShowMeasurements { filter: Option<NameFilter>, limit: Option<u64> },
     ShowTagKeys { from: Option<String> },
-    ShowTagValues { from: Option<String>, keys: NameFilter },
+    /// `WHERE` narrows the values to those of rows it keeps (Grafana's ad hoc filters).
+    ShowTagValues { from: Option<String>, keys: NameFilter, condition: Option<Expr> },
     ShowFieldKeys { from: Option<String> },
     ShowSeries { from: Option<String> },
     ShowRetentionPolicies,

@@ -353,7 +353,8 @@ impl<'a> Parser<'a> {
             self.expect_keyword("WITH")?;
             self.expect_keyword("KEY")?;
             let keys = self.name_filter()?;
-            return Ok(Statement::ShowTagValues { from, keys });
+            let condition = if self.eat_keyword("WHERE")? { Some(self.expr()?) } else { None };
+            return Ok(Statement::ShowTagValues { from, keys, condition });
         }
         Err(self.error("expected DATABASES, MEASUREMENTS, TAG KEYS, TAG VALUES, FIELD KEYS, SERIES or RETENTION POLICIES after SHOW"))
     }
@@ -694,7 +695,10 @@ mod tests {
         let v = parse("SHOW DATABASES; show measurements with measurement =~ /cp.*/ limit 5; SHOW TAG VALUES FROM cpu WITH KEY IN (host, region);SHOW FIELD KEYS FROM \"cpu\"; CREATE DATABASE x; DROP DATABASE \"y\"").unwrap();
         assert_eq!(v[0], Statement::ShowDatabases);
         assert_eq!(v[1], Statement::ShowMeasurements { filter: Some(NameFilter::Regex("cp.*".into())), limit: Some(5) });
-        assert_eq!(v[2], Statement::ShowTagValues { from: Some("cpu".into()), keys: NameFilter::In(vec!["host".into(), "region".into()]) });
+        assert_eq!(
+            v[2],
+            Statement::ShowTagValues { from: Some("cpu".into()), keys: NameFilter::In(vec!["host".into(), "region".into()]), condition: None }
+        );
         assert_eq!(v[3], Statement::ShowFieldKeys { from: Some("cpu".into()) });
         assert_eq!(v[4], Statement::CreateDatabase("x".into()));
         assert_eq!(v[5], Statement::DropDatabase("y".into()));

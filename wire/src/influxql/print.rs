@@ -211,10 +211,14 @@ impl Display for Statement {
                 f.write_str("SHOW TAG KEYS")?;
                 from(f, m)
             }
-            Statement::ShowTagValues { from: m, keys } => {
+            Statement::ShowTagValues { from: m, keys, condition } => {
                 f.write_str("SHOW TAG VALUES")?;
                 from(f, m)?;
-                write!(f, " WITH KEY {keys}")
+                write!(f, " WITH KEY {keys}")?;
+                if let Some(c) = condition {
+                    write!(f, " WHERE {c}")?;
+                }
+                Ok(())
             }
             Statement::ShowFieldKeys { from: m } => {
                 f.write_str("SHOW FIELD KEYS")?;
@@ -345,7 +349,8 @@ mod tests {
             Just(Statement::ShowDatabases),
             (prop::option::of(filter.clone()), prop::option::of(0u64..100)).prop_map(|(filter, limit)| Statement::ShowMeasurements { filter, limit }),
             prop::option::of(name()).prop_map(|from| Statement::ShowTagKeys { from }),
-            (prop::option::of(name()), filter).prop_map(|(from, keys)| Statement::ShowTagValues { from, keys }),
+            (prop::option::of(name()), filter, prop::option::of(expr()))
+                .prop_map(|(from, keys, condition)| Statement::ShowTagValues { from, keys, condition }),
             prop::option::of(name()).prop_map(|from| Statement::ShowFieldKeys { from }),
             prop::option::of(name()).prop_map(|from| Statement::ShowSeries { from }),
             Just(Statement::ShowRetentionPolicies),
