@@ -7,6 +7,7 @@ use serde_json::json;
 use super::client::{print, sql, Client};
 use super::{ClientArgs, SystemCommand};
 use crate::http::paths;
+use crate::query::quote::{ident, literal};
 
 use pipeline::catalog::INTERNAL_DB;
 
@@ -19,15 +20,6 @@ pub fn update_database(client: &ClientArgs, database: Option<String>, retention_
     Ok(())
 }
 
-/// A SQL string literal.
-fn literal(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
-}
-
-/// A SQL identifier, quoted.
-fn ident(s: &str) -> String {
-    format!("\"{}\"", s.replace('"', "\"\""))
-}
 
 pub fn show_retention(client: &ClientArgs, database: Option<&str>, format: &str) -> anyhow::Result<()> {
     let c = Client::new(client);
@@ -78,9 +70,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn names_and_values_are_quoted_for_sql() {
-        assert_eq!(literal("it's"), "'it''s'");
-        assert_eq!(ident("a\"b"), "\"a\"\"b\"");
+    fn a_limit_of_zero_is_none() {
         assert_eq!(limit_clause(0), "");
         assert_eq!(limit_clause(5), " LIMIT 5");
     }

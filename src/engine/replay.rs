@@ -128,14 +128,14 @@ fn run(inner: &Arc<Inner>, r: &Arc<Runner>, tables: &[String], start_ns: i64, en
     let max_rows = inner.max_batch_rows;
     for table in tables {
         progress.lock().table = Some(table.clone());
-        let quoted = table.replace('"', "\"\"");
+        let quoted = crate::query::quote::ident(table);
         let mut from = start_ns;
         while from < end_ns {
             if inner.closing.load(Ordering::Acquire) {
                 return Err("the server is shutting down".into());
             }
             let page = format!(
-                "SELECT * FROM \"{quoted}\" WHERE time >= to_timestamp_nanos({from}) AND time < to_timestamp_nanos({end_ns}) ORDER BY time LIMIT {max_rows}"
+                "SELECT * FROM {quoted} WHERE time >= to_timestamp_nanos({from}) AND time < to_timestamp_nanos({end_ns}) ORDER BY time LIMIT {max_rows}"
             );
             let rows = concat(inner.services.sql.query(&r.db, &page, None)?)?;
             let Some(rows) = rows else { break };
@@ -150,7 +150,7 @@ fn run(inner: &Arc<Inner>, r: &Arc<Runner>, tables: &[String], start_ns: i64, en
                 let keep = (0..times.len()).position(|i| times.value(i) == last).unwrap_or(times.len());
                 (rows.slice(0, keep), last)
             } else {
-                let one = format!("SELECT * FROM \"{quoted}\" WHERE time = to_timestamp_nanos({last})");
+                let one = format!("SELECT * FROM {quoted} WHERE time = to_timestamp_nanos({last})");
                 (concat(inner.services.sql.query(&r.db, &one, None)?)?.unwrap_or(rows), last.saturating_add(1))
             };
             let through = times_max(&batch)?;

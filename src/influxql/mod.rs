@@ -19,6 +19,7 @@ use regex::Regex;
 use self::ast::{NameFilter, Statement};
 use self::plan::Columns;
 use self::series::{Cell, Series};
+use crate::query::quote::{ident, literal};
 use crate::query::{QueryEngine, QueryError};
 
 #[derive(Debug, thiserror::Error)]
@@ -153,7 +154,7 @@ pub async fn execute(engine: &QueryEngine, catalog: &CatalogSnapshot, db: Option
                     if !matches(keys, key)? {
                         continue;
                     }
-                    let q = format!("SELECT DISTINCT CAST({k} AS VARCHAR) AS v FROM {t} WHERE {k} IS NOT NULL{filter} ORDER BY v", k = quote(key), t = quote(m));
+                    let q = format!("SELECT DISTINCT CAST({k} AS VARCHAR) AS v FROM {t} WHERE {k} IS NOT NULL{filter} ORDER BY v", k = ident(key), t = ident(m));
                     for value in strings(engine.sql(db_name, &q, None).await?.batches)? {
                         rows.push((0, vec![Cell::Str(key.clone()), Cell::Str(value)]));
                     }
@@ -175,9 +176,9 @@ pub async fn execute(engine: &QueryEngine, catalog: &CatalogSnapshot, db: Option
                 // One string per tag set, built in SQL: `m,k1=v1,k2=v2` (unset tags left out).
                 let parts: Vec<String> = tags
                     .iter()
-                    .map(|t| format!("CASE WHEN {q} IS NULL THEN '' ELSE {lit} || CAST({q} AS VARCHAR) END", q = quote(t), lit = sql_literal(&format!(",{t}="))))
+                    .map(|t| format!("CASE WHEN {q} IS NULL THEN '' ELSE {lit} || CAST({q} AS VARCHAR) END", q = ident(t), lit = literal(&format!(",{t}="))))
                     .collect();
-                let q = format!("SELECT DISTINCT {} || {} AS k FROM {}", sql_literal(m), parts.join(" || "), quote(m));
+                let q = format!("SELECT DISTINCT {} || {} AS k FROM {}", literal(m), parts.join(" || "), ident(m));
                 keys.extend(strings(engine.sql(db_name, &q, None).await?.batches)?);
             }
             Ok(if keys.is_empty() { Vec::new() } else { vec![one_column("", "key", keys)] })
@@ -205,14 +206,6 @@ fn field_type(t: FieldType) -> &'static str {
         FieldType::String => "string",
         FieldType::Boolean => "boolean",
     }
-}
-
-fn quote(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
-fn sql_literal(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
 }
 
 /// The first column of `batches`, as strings.

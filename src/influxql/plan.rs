@@ -9,6 +9,7 @@
 use std::collections::BTreeSet;
 
 use super::ast::*;
+use crate::query::quote::{ident, literal};
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum PlanError {
@@ -68,14 +69,6 @@ pub struct SelectPlan {
     pub offset: Option<u64>,
     pub slimit: Option<u64>,
     pub soffset: Option<u64>,
-}
-
-fn ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
-fn literal(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
 }
 
 fn timestamp(ns: Nanos) -> String {

@@ -8,6 +8,7 @@
 
 pub mod format;
 pub mod plugin_sql;
+pub mod quote;
 pub mod recent;
 mod schema;
 mod table;
