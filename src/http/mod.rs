@@ -168,28 +168,17 @@ pub async fn handle(api: &Api, principal: &Principal, parts: Parts, body: Bytes)
     let path = parts.uri.path();
     let m = &parts.method;
     match path {
-        paths::QUERY_SQL if m == Method::GET || m == Method::POST => {
+        paths::QUERY_SQL | paths::QUERY_V1 | paths::QUERY_INFLUXQL if m == Method::GET || m == Method::POST => {
             let _permit = api.queries.clone().try_acquire_owned().map_err(|_| {
                 ApiError::TooManyRequests(
                     "as many queries as allowed at once are running (--max-concurrent-queries); try again shortly".into(),
                 )
             })?;
             let started = std::time::Instant::now();
-            let r = query::query_sql(&api.query, principal, &parts, &qs, &body).await;
-            api.metrics.observe_query(started.elapsed(), r.is_ok());
-            r
-        }
-        paths::QUERY_V1 | paths::QUERY_INFLUXQL if m == Method::GET || m == Method::POST => {
-            let _permit = api.queries.clone().try_acquire_owned().map_err(|_| {
-                ApiError::TooManyRequests(
-                    "as many queries as allowed at once are running (--max-concurrent-queries); try again shortly".into(),
-                )
-            })?;
-            let started = std::time::Instant::now();
-            let r = if path == paths::QUERY_V1 {
-                influxql::query_v1(api, principal, &parts, &body).await
-            } else {
-                influxql::query_v3(api, principal, &parts, &qs, &body).await
+            let r = match path {
+                paths::QUERY_SQL => query::query_sql(&api.query, principal, &parts, &qs, &body).await,
+                paths::QUERY_V1 => influxql::query_v1(api, principal, &parts, &body).await,
+                _ => influxql::query_v3(api, principal, &parts, &qs, &body).await,
             };
             api.metrics.observe_query(started.elapsed(), r.is_ok());
             r
