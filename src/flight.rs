@@ -24,6 +24,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::auth::{Action as AuthAction, AuthError, Principal};
 use crate::http::Api;
+use crate::query::recent::Running;
 use crate::query::QueryError;
 
 /// The Flight service over the server's API state; Flight SQL's calls go to `sql`.
@@ -72,24 +73,66 @@ pub(crate) fn query_status(e: QueryError) -> Status {
     }
 }
 
+/// Who sent a Flight call: its `authorization` metadata, read as the HTTP `Authorization`
+/// header is (Flight SQL's calls too).
+pub(crate) fn principal<T>(api: &Api, request: &Request<T>) -> Result<Principal, Status> {
+    let headers = request.metadata().clone().into_headers();
+    api.auth.identify(&headers, &hyper::Uri::from_static("/flight"), false).map_err(auth_status)
+}
+
+/// SQL's answer as Flight data, streamed as DataFusion computes it (Flight SQL's statements too).
+pub(crate) async fn stream_sql(
+    api: &Api,
+    db: &str,
+    sql: &str,
+    params: Option<&serde_json::Map<String, serde_json::Value>>,
+) -> Result<Stream<FlightData>, Status> {
+    let (schema, stream) = api.query.sql_stream(db, sql, params).await.map_err(query_status)?;
+    let data = FlightDataEncoderBuilder::new()
+        .with_schema(schema)
+        .build(stream.map_err(|e| FlightError::Tonic(Box::new(query_status(e)))));
+    Ok(data.map_err(Status::from).boxed())
+}
+
+/// `answer` with its `system.queries` record ended: at once when it failed, else with the
+/// stream, at its first error or at its end.
+pub(crate) fn recorded(running: Running, answer: Result<Stream<FlightData>, Status>) -> Result<Stream<FlightData>, Status> {
+    let data = match answer {
+        Ok(d) => d,
+        Err(e) => {
+            running.finish(Some(e.message().to_string()));
+            return Err(e);
+        }
+    };
+    let running = Arc::new(parking_lot::Mutex::new(Some(running)));
+    let at_error = running.clone();
+    Ok(data
+        .inspect_err(move |e| {
+            if let Some(r) = at_error.lock().take() {
+                r.finish(Some(e.message().to_string()));
+            }
+        })
+        .chain(
+            futures::stream::once(async move {
+                if let Some(r) = running.lock().take() {
+                    r.finish(None);
+                }
+            })
+            .filter_map(|()| std::future::ready(None)),
+        )
+        .boxed())
+}
+
 impl WeirFlight {
-    /// Who sent the call: the `authorization` metadata, read as the HTTP `Authorization` header.
     fn principal<T>(&self, request: &Request<T>) -> Result<Principal, Status> {
-        let headers = request.metadata().clone().into_headers();
-        self.api.auth.identify(&headers, &hyper::Uri::from_static("/flight"), false).map_err(auth_status)
+        principal(&self.api, request)
     }
 
     /// The answer to a ticket, as Flight data streamed as it is computed.
     async fn answer(&self, principal: &Principal, ticket: &TicketJson) -> Result<Stream<FlightData>, Status> {
         let batches: BoxStream<'static, Result<arrow::record_batch::RecordBatch, FlightError>> =
             match ticket.query_type.as_deref().unwrap_or("sql").to_ascii_lowercase().as_str() {
-                "sql" => {
-                    let (schema, stream) =
-                        self.api.query.sql_stream(&ticket.database, &ticket.sql_query, ticket.params.as_ref()).await.map_err(query_status)?;
-                    let encoder = FlightDataEncoderBuilder::new().with_schema(schema);
-                    let data = encoder.build(stream.map_err(|e| FlightError::Tonic(Box::new(query_status(e)))));
-                    return Ok(data.map_err(Status::from).boxed());
-                }
+                "sql" => return stream_sql(&self.api, &ticket.database, &ticket.sql_query, ticket.params.as_ref()).await,
                 "influxql" => {
                     let rows = crate::http::influxql_rows(&self.api, principal, &ticket.database, &ticket.sql_query)
                         .await
@@ -145,31 +188,8 @@ impl FlightService for WeirFlight {
         principal.require(AuthAction::Read(&ticket.database)).map_err(auth_status)?;
         let kind = if ticket.query_type.as_deref().is_some_and(|t| t.eq_ignore_ascii_case("influxql")) { "influxql" } else { "sql" };
         let running = self.api.query.recent.start(kind, "flight", &ticket.database, &ticket.sql_query);
-        let data = match self.answer(&principal, &ticket).await {
-            Ok(d) => d,
-            Err(e) => {
-                running.finish(Some(e.message().to_string()));
-                return Err(e);
-            }
-        };
-        // The record ends with the stream: at its first error, or at its end.
-        let running = Arc::new(parking_lot::Mutex::new(Some(running)));
-        let at_error = running.clone();
-        let data = data
-            .inspect_err(move |e| {
-                if let Some(r) = at_error.lock().take() {
-                    r.finish(Some(e.message().to_string()));
-                }
-            })
-            .chain(
-                futures::stream::once(async move {
-                    if let Some(r) = running.lock().take() {
-                        r.finish(None);
-                    }
-                })
-                .filter_map(|()| std::future::ready(None)),
-            );
-        Ok(Response::new(data.boxed()))
+        let answer = self.answer(&principal, &ticket).await;
+        Ok(Response::new(recorded(running, answer)?))
     }
 
     async fn list_flights(&self, _: Request<Criteria>) -> Result<Response<Self::ListFlightsStream>, Status> {

@@ -33,7 +33,21 @@ const SCHEMAS: &[&str] = &["information_schema", "iox", "system"];
 
 pub struct WeirFlightSql {
     api: Arc<Api>,
-    info: SqlInfoData,
+}
+
+/// What `GetSqlInfo` answers: the same for every connection, so built once.
+fn sql_info() -> Result<&'static SqlInfoData, Status> {
+    static INFO: std::sync::OnceLock<Result<SqlInfoData, String>> = std::sync::OnceLock::new();
+    INFO.get_or_init(|| {
+        let mut b = SqlInfoDataBuilder::new();
+        b.append(SqlInfo::FlightSqlServerName, "Weir");
+        b.append(SqlInfo::FlightSqlServerVersion, env!("CARGO_PKG_VERSION"));
+        b.append(SqlInfo::FlightSqlServerArrowVersion, "59");
+        b.append(SqlInfo::FlightSqlServerReadOnly, true);
+        b.build().map_err(|e| e.to_string())
+    })
+    .as_ref()
+    .map_err(|e| Status::internal(e.clone()))
 }
 
 /// What a statement's ticket carries back to `DoGet`.
@@ -44,19 +58,12 @@ struct Handle {
 }
 
 impl WeirFlightSql {
-    pub fn new(api: Arc<Api>) -> Result<WeirFlightSql, Status> {
-        let mut b = SqlInfoDataBuilder::new();
-        b.append(SqlInfo::FlightSqlServerName, "Weir");
-        b.append(SqlInfo::FlightSqlServerVersion, env!("CARGO_PKG_VERSION"));
-        b.append(SqlInfo::FlightSqlServerArrowVersion, "59");
-        b.append(SqlInfo::FlightSqlServerReadOnly, true);
-        let info = b.build().map_err(|e| Status::internal(e.to_string()))?;
-        Ok(WeirFlightSql { api, info })
+    pub fn new(api: Arc<Api>) -> WeirFlightSql {
+        WeirFlightSql { api }
     }
 
     fn principal<T>(&self, request: &Request<T>) -> Result<Principal, Status> {
-        let headers = request.metadata().clone().into_headers();
-        self.api.auth.identify(&headers, &hyper::Uri::from_static("/flight"), false).map_err(super::flight::auth_status)
+        super::flight::principal(&self.api, request)
     }
 
     /// The database the call names in its headers, which the caller may read.
@@ -140,13 +147,8 @@ impl FlightSqlService for WeirFlightSql {
         let h: Handle = serde_json::from_slice(&ticket.statement_handle).map_err(|e| Status::invalid_argument(format!("invalid statement handle: {e}")))?;
         principal.require(AuthAction::Read(&h.database)).map_err(super::flight::auth_status)?;
         let running = self.api.query.recent.start("sql", "flight", &h.database, &h.query);
-        let answer = self.api.query.sql_stream(&h.database, &h.query, None).await;
-        running.finish(answer.as_ref().err().map(|e| e.to_string()));
-        let (schema, stream) = answer.map_err(super::flight::query_status)?;
-        let data = FlightDataEncoderBuilder::new()
-            .with_schema(schema)
-            .build(stream.map_err(|e| FlightError::Tonic(Box::new(super::flight::query_status(e)))));
-        Ok(Response::new(data.map_err(Status::from).boxed()))
+        let answer = super::flight::stream_sql(&self.api, &h.database, &h.query, None).await;
+        Ok(Response::new(super::flight::recorded(running, answer)?))
     }
 
     async fn get_flight_info_sql_info(&self, query: CommandGetSqlInfo, request: Request<FlightDescriptor>) -> Result<Response<FlightInfo>, Status> {
@@ -156,7 +158,7 @@ impl FlightSqlService for WeirFlightSql {
 
     async fn do_get_sql_info(&self, query: CommandGetSqlInfo, request: Request<Ticket>) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
         self.principal(&request)?;
-        let batch = query.into_builder(&self.info).build().map_err(|e| Status::internal(e.to_string()))?;
+        let batch = query.into_builder(sql_info()?).build().map_err(|e| Status::internal(e.to_string()))?;
         Ok(Self::batch_answer(batch))
     }
 

@@ -68,13 +68,7 @@ pub fn serve_on_runtime(runtime: &tokio::runtime::Handle, api: Arc<Api>, stream:
             return;
         }
         let Ok(stream) = tokio::net::TcpStream::from_std(std_stream) else { return };
-        let sql = match crate::flight_sql::WeirFlightSql::new(api.clone()) {
-            Ok(s) => Arc::new(s),
-            Err(e) => {
-                tracing::warn!(error = %e, "could not start Flight SQL for a connection");
-                return;
-            }
-        };
+        let sql = Arc::new(crate::flight_sql::WeirFlightSql::new(api.clone()));
         let svc = hyper_util::service::TowerToHyperService::new(crate::flight::service(api, sql));
         let mut builder = hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new());
         builder.timer(hyper_util::rt::TokioTimer::new()).keep_alive_interval(Some(Duration::from_secs(30)));
