@@ -213,7 +213,9 @@ impl PluginLoader {
     }
 }
 
-fn stamp(path: &Path) -> Stamp {
+/// The plugin's files (a package's `.py` files, hidden ones and caches left out, in path
+/// order), each with its modification time and size.
+pub(super) fn stamp(path: &Path) -> Stamp {
     let mut out = Vec::new();
     collect_stamp(path, &mut out, 0);
     out.sort();

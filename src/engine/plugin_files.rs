@@ -117,44 +117,21 @@ pub fn write_directory(dir: &Path, name: &str, files: &[(String, String)]) -> Re
 /// when the plugin cannot be found.
 pub fn files_of(loader: &PluginLoader, trigger: &str, plugin: &str) -> Vec<PluginFileRow> {
     let Ok(path) = loader.resolve(plugin) else { return Vec::new() };
-    let mut files = Vec::new();
-    if path.is_dir() {
-        let mut stack = vec![path.clone()];
-        while let Some(d) = stack.pop() {
-            let Ok(entries) = std::fs::read_dir(&d) else { continue };
-            for e in entries.flatten() {
-                let p = e.path();
-                let hidden = e.file_name().to_string_lossy().starts_with('.') || e.file_name() == "__pycache__";
-                if hidden || files.len() >= MAX_FILES {
-                    continue;
-                }
-                if p.is_dir() {
-                    stack.push(p);
-                } else if p.extension().is_some_and(|x| x == "py") {
-                    files.push(p);
-                }
-            }
-        }
-        files.sort();
-    } else {
-        files.push(path.clone());
-    }
-    files
+    // The files the loader watches for changes: the listing and the reloads agree.
+    super::plugin::stamp(&path)
         .into_iter()
-        .filter_map(|p| {
-            let meta = std::fs::metadata(&p).ok()?;
-            let modified = meta.modified().ok()?.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+        .map(|(p, modified, size_bytes)| {
             let file_name = match p.strip_prefix(&path) {
                 Ok(r) if !r.as_os_str().is_empty() => format!("{plugin}/{}", r.to_string_lossy()),
                 _ => plugin.to_string(),
             };
-            Some(PluginFileRow {
+            PluginFileRow {
                 trigger_name: trigger.to_string(),
                 file_name,
                 file_path: p.to_string_lossy().into_owned(),
-                size_bytes: meta.len(),
-                last_modified_ms: modified,
-            })
+                size_bytes,
+                last_modified_ms: modified.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64),
+            }
         })
         .collect()
 }
