@@ -119,29 +119,42 @@ fn many_of(e: &Expr) -> Result<Option<(Many, &Expr)>, PlanError> {
     }
 }
 
-/// A `SELECT` of one `distinct`, `top` or `bottom`: every value (or the N largest or smallest)
-/// of each group. `top` and `bottom` keep their points' times; `distinct` answers the bucket's
-/// (the range's start without `GROUP BY time`).
-fn plan_many(s: &Select, cols: &Columns, now: Nanos, many: Many, field: &Expr, name: String) -> Result<SelectPlan, PlanError> {
-    let group_tags: Vec<String> = if s.group_all_tags {
+/// The tags a `GROUP BY` names (`*`: every tag of the measurement).
+fn group_tags(s: &Select, cols: &Columns) -> Vec<String> {
+    if s.group_all_tags {
         cols.tags.iter().cloned().collect()
     } else {
         s.group_tags.iter().filter(|t| *t != "time").cloned().collect()
-    };
+    }
+}
+
+/// The grouped tags as the plan's `__g0..` columns (a tag the measurement lacks is null).
+fn group_columns(group_tags: &[String], cols: &Columns) -> Vec<String> {
+    group_tags
+        .iter()
+        .enumerate()
+        .map(|(i, t)| format!("{} AS __g{i}", if cols.tags.contains(t) { ident(t) } else { "CAST(NULL AS VARCHAR)".into() }))
+        .collect()
+}
+
+/// The start of a row's `GROUP BY time(every, offset)` bucket, in nanoseconds.
+fn bucket_sql(every: Nanos, offset: Nanos) -> String {
+    format!("CAST(date_bin(INTERVAL '{every} nanoseconds', time, {}) AS BIGINT)", timestamp(offset))
+}
+
+/// A `SELECT` of one `distinct`, `top`, `bottom`, `sample`, `mode` or `integral`, each needing
+/// more than one SQL aggregate can say. `top`, `bottom` and `sample` keep their points' times;
+/// the others answer the bucket's (the range's start without `GROUP BY time`).
+fn plan_many(s: &Select, cols: &Columns, now: Nanos, many: Many, field: &Expr, name: String) -> Result<SelectPlan, PlanError> {
+    let group_tags = group_tags(s, cols);
     let value = value_sql(field, cols)?;
     let (mut lower, mut upper) = (None, None);
     let mut conditions = vec![format!("{value} IS NOT NULL")];
     if let Some(c) = &s.condition {
         conditions.push(condition_sql(c, cols, now, true, &mut lower, &mut upper)?);
     }
-    let bucket = s
-        .group_time
-        .map(|(every, offset)| format!("CAST(date_bin(INTERVAL '{every} nanoseconds', time, {}) AS BIGINT)", timestamp(offset)));
-    let groups: Vec<String> = group_tags
-        .iter()
-        .enumerate()
-        .map(|(i, t)| format!("{} AS __g{i}", if cols.tags.contains(t) { ident(t) } else { "CAST(NULL AS VARCHAR)".into() }))
-        .collect();
+    let bucket = s.group_time.map(|(every, offset)| bucket_sql(every, offset));
+    let groups = group_columns(&group_tags, cols);
     let group_names: Vec<String> = (0..group_tags.len()).map(|i| format!("__g{i}")).collect();
     let table = ident(&s.from);
     let where_ = conditions.join(" AND ");
@@ -286,11 +299,7 @@ pub fn plan_select(s: &Select, cols: &Columns, now: Nanos) -> Result<SelectPlan,
     if s.group_time.is_some() && !aggregate {
         return Err(PlanError::Invalid("GROUP BY time requires an aggregate function".into()));
     }
-    let group_tags: Vec<String> = if s.group_all_tags {
-        cols.tags.iter().cloned().collect()
-    } else {
-        s.group_tags.iter().filter(|t| *t != "time").cloned().collect()
-    };
+    let group_tags = group_tags(s, cols);
     // The selected values: `*` expands to every field and tag (those grouped by excepted),
     // in name order, as InfluxDB does.
     let mut values: Vec<(String, String)> = Vec::new();
@@ -348,17 +357,12 @@ pub fn plan_select(s: &Select, cols: &Columns, now: Nanos) -> Result<SelectPlan,
     };
     let mut select = Vec::new();
     let time_expr = match (s.group_time, aggregate) {
-        (Some((every, offset)), _) => {
-            format!("CAST(date_bin(INTERVAL '{every} nanoseconds', time, {}) AS BIGINT)", timestamp(offset))
-        }
+        (Some((every, offset)), _) => bucket_sql(every, offset),
         (None, true) => "0".to_string(),
         (None, false) => "CAST(time AS BIGINT)".to_string(),
     };
     select.push(format!("{time_expr} AS __t"));
-    for (i, t) in group_tags.iter().enumerate() {
-        let e = if cols.tags.contains(t) { ident(t) } else { "CAST(NULL AS VARCHAR)".to_string() };
-        select.push(format!("{e} AS __g{i}"));
-    }
+    select.extend(group_columns(&group_tags, cols));
     for (i, (_, e)) in values.iter().enumerate() {
         select.push(format!("{e} AS __f{i}"));
     }
