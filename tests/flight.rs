@@ -8,16 +8,7 @@ mod common;
 
 use std::process::Command;
 
-use common::Server;
-
-fn python(script: &str) -> (bool, String, String) {
-    let out = Command::new(common::test_python()).arg("-c").arg(script).output().expect("run the test python");
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
-}
-
-fn port(s: &Server) -> String {
-    s.base.rsplit(':').next().expect("the base URL has a port").to_string()
-}
+use common::{run_python, Server};
 
 #[test]
 fn influxdb3_python_writes_and_queries_over_flight() {
@@ -36,11 +27,10 @@ assert t.to_pydict()["max"] == [4.0, 2.5], t.to_pydict()
 assert t.to_pydict()["iox::measurement"] == ["cpu", "cpu"]
 print("ok")
 "#,
-        port = port(&s),
+        port = s.port(),
         token = common::TOKEN
     );
-    let (ok, out, err) = python(&script);
-    assert!(ok && out.trim() == "ok", "{out}\n{err}\nserver log:\n{}", s.log());
+    s.python_prints_ok(&script);
 }
 
 /// The token is checked as on HTTP (none, a wrong one, one for another database); errors carry
@@ -75,10 +65,10 @@ for chunk in get("SELECT unnest(range(0, 300000)) AS v"):
     rows += chunk.data.num_rows
 print("streamed", rows, chunks > 10)
 "#,
-        port = port(&s),
+        port = s.port(),
         token = common::TOKEN
     );
-    let (ok, out, err) = python(&script);
+    let (ok, out, err) = run_python(&script);
     assert!(ok, "{out}\n{err}");
     let lines: Vec<&str> = out.lines().collect();
     assert!(lines[0].starts_with("FlightUnauthenticatedError") && lines[0].contains("needs a token"), "{out}");
@@ -128,7 +118,7 @@ for await (const row of client.query('SELECT count(usage) FROM cpu', 'js', {{ ty
 console.log(JSON.stringify({{ rows, iq }}))
 await client.close()
 "#,
-        port = port(&s),
+        port = s.port(),
         token = common::TOKEN
     );
     std::fs::write(dir.path().join("q.mjs"), script).unwrap();
@@ -174,9 +164,8 @@ for bad in ("wrong", None):
         assert "token" in str(e), e
 print("ok")
 "#,
-        port = port(&s),
+        port = s.port(),
         token = common::TOKEN
     );
-    let (ok, out, err) = python(&script);
-    assert!(ok && out.trim() == "ok", "{out}\n{err}\nserver log:\n{}", s.log());
+    s.python_prints_ok(&script);
 }

@@ -108,7 +108,7 @@ fn query_endpoints_formats_errors_and_credentials() {
 #[test]
 fn the_v1_influxdb_python_client_writes_and_reads_back() {
     let s = Server::start(&[]);
-    let port = s.base.rsplit(':').next().unwrap().to_string();
+    let port = s.port();
     let script = format!(
         r#"
 from influxdb import InfluxDBClient
@@ -128,7 +128,5 @@ print("ok")
 "#,
         token = common::TOKEN
     );
-    let out = std::process::Command::new(common::test_python()).arg("-c").arg(&script).output().expect("run the test python");
-    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success() && stdout.trim() == "ok", "the influxdb client failed:\n{stdout}\n{stderr}\nserver log:\n{}", s.log());
+    s.python_prints_ok(&script);
 }

@@ -291,6 +291,26 @@ pub fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T
     }
 }
 
+/// Runs `script` with the test python; answers whether it succeeded, and its stdout and stderr.
+pub fn run_python(script: &str) -> (bool, String, String) {
+    let out = Command::new(test_python()).arg("-c").arg(script).output().expect("run the test python");
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+impl Server {
+    /// The port the server listens on.
+    pub fn port(&self) -> String {
+        self.base.rsplit(':').next().expect("the base URL has a port").to_string()
+    }
+
+    /// Runs a client `script` that prints `ok` when all its checks pass; panics with its output
+    /// and this server's log otherwise.
+    pub fn python_prints_ok(&self, script: &str) {
+        let (ok, out, err) = run_python(script);
+        assert!(ok && out.trim() == "ok", "{out}\n{err}\nserver log:\n{}", self.log());
+    }
+}
+
 /// A fresh venv with pyarrow and moto, made by scripts/test.sh (`WEIR_TEST_PYTHON` names its python).
 pub fn test_python() -> PathBuf {
     let p = std::env::var_os("WEIR_TEST_PYTHON")
